@@ -1,0 +1,232 @@
+"""The facade: one `Digest` made by `make_digest`, running the stages in order.
+
+sources -> parse -> merge -> (classify) -> store. Each stage is its own module; this one
+only decides what to read and what to write.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Protocol
+
+from . import sources
+from .config import Config
+from .merge import entry_id, merge, visible_hash
+from .model import Entry, Item, Location, Problem
+from .parse import ParseResult, parse_lines
+from .store import SourceState, SqlStore, Store, StoreTransaction
+
+# Files read, parsed and merged per batch: bounds memory on large corpora while keeping
+# store round trips few. Merging is order-independent, so batching changes no result.
+_BATCH_FILES = 200
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC).replace(microsecond=0)
+
+
+@dataclass(frozen=True, slots=True)
+class BuildReport:
+    files_seen: int = 0
+    files_parsed: int = 0
+    files_unchanged: int = 0
+    files_failed: int = 0
+    files_renamed: int = 0
+    files_removed: int = 0
+    entries_new: int = 0
+    entries_updated: int = 0
+    entries_total: int = 0
+    problems: tuple[Problem, ...] = ()
+    changed_ids: frozenset[str] = frozenset()  # entries whose stored form changed
+    seconds: float = 0.0
+
+    @property
+    def wrote(self) -> bool:
+        return bool(
+            self.files_parsed or self.files_renamed or self.files_removed or self.changed_ids
+        )
+
+
+@dataclass
+class _Plan:
+    """What a scan found compared with the store."""
+
+    seen: int
+    unchanged: int
+    to_parse: list[sources.SourceFile] = field(default_factory=list)
+    touched: list[SourceState] = field(default_factory=list)
+    renamed: list[tuple[str, SourceState]] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.to_parse or self.touched or self.renamed or self.removed)
+
+
+def _state(f: sources.SourceFile, sha256: str, items: int) -> SourceState:
+    return SourceState(f.name, sha256, f.size, f.mtime_ns, items)
+
+
+class Digest:
+    def __init__(self, config: Config, store: Store, clock: Clock) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+
+    # -- ingest ---------------------------------------------------------------------------
+
+    def _plan(self) -> _Plan:
+        files = sources.scan(self.config.paths.seeds)
+        known = self.store.source_states()
+        present = {f.name for f in files}
+        gone = {name: state for name, state in known.items() if name not in present}
+        gone_by_hash = {state.sha256: name for name, state in sorted(gone.items())}
+        plan = _Plan(seen=len(files), unchanged=0)
+        for f in files:
+            old = known.get(f.name)
+            if old is not None and (old.size, old.mtime_ns) == (f.size, f.mtime_ns):
+                plan.unchanged += 1
+                continue
+            try:
+                data = f.path.read_bytes()
+            except OSError as exc:
+                plan.problems.append(Problem(f.name, 0, f"cannot read: {exc.strerror}; skipped"))
+                continue
+            digest = sources.sha256_bytes(data)
+            if old is not None and old.sha256 == digest:
+                plan.touched.append(_state(f, digest, old.items))
+                plan.unchanged += 1
+            elif old is None and digest in gone_by_hash:
+                previous = gone_by_hash.pop(digest)
+                plan.renamed.append((previous, _state(f, digest, gone[previous].items)))
+                del gone[previous]
+            else:
+                plan.to_parse.append(f)  # read again in its batch: keeps memory flat
+        plan.removed = sorted(gone)
+        return plan
+
+    def build(self) -> BuildReport:
+        """Ingest what changed in the seeds folder. Writes nothing when nothing changed."""
+        started = time.perf_counter()
+        plan = self._plan()
+        if plan.empty:
+            return BuildReport(
+                files_seen=plan.seen,
+                files_unchanged=plan.unchanged,
+                entries_total=self.store.count_entries(),
+                problems=tuple(plan.problems),
+                seconds=time.perf_counter() - started,
+            )
+        now = self.clock.now()
+        problems = list(plan.problems)
+        failed = 0
+        created: set[str] = set()
+        updated: set[str] = set()
+        changed: set[str] = set()
+        with self.store.transaction() as tx:
+            for old, state in plan.renamed:
+                tx.rename_source(old, state)
+            for state in plan.touched:
+                tx.touch_source(state)
+            for name in plan.removed:
+                tx.forget_source(name)
+            for start in range(0, len(plan.to_parse), _BATCH_FILES):
+                items: list[Item] = []
+                for f in plan.to_parse[start : start + _BATCH_FILES]:
+                    state, result, bad, usable = _parse_one(f)
+                    failed += not usable
+                    problems.extend(bad)
+                    found = [(i.source, entry_id(i.title, i.published)) for i in result.items]
+                    tx.save_source(state, found, bad)
+                    items.extend(result.items)
+                self._merge_batch(tx, items, now, created, updated, changed)
+        return BuildReport(
+            files_seen=plan.seen,
+            files_parsed=len(plan.to_parse),
+            files_unchanged=plan.unchanged,
+            files_failed=failed,
+            files_renamed=len(plan.renamed),
+            files_removed=len(plan.removed),
+            entries_new=len(created),
+            entries_updated=len(updated),
+            entries_total=self.store.count_entries(),
+            problems=tuple(sorted(problems)),
+            changed_ids=frozenset(changed),
+            seconds=time.perf_counter() - started,
+        )
+
+    def _merge_batch(
+        self,
+        tx: StoreTransaction,
+        items: Sequence[Item],
+        now: datetime,
+        created: set[str],
+        updated: set[str],
+        changed: set[str],
+    ) -> None:
+        by_id: dict[str, list[Item]] = {}
+        for item in items:
+            by_id.setdefault(entry_id(item.title, item.published), []).append(item)
+        existing = {e.id: e for e in tx.entries(list(by_id))}
+        new: list[Entry] = []
+        altered: list[Entry] = []
+        for eid, group in by_id.items():
+            old = existing.get(eid)
+            merged = merge(old, group, now=now)
+            if old is None:
+                new.append(merged)
+                created.add(eid)
+            elif merged != old:
+                if eid in created:
+                    # Still this build's first version: it is new, not updated.
+                    merged = replace(merged, changed_at=old.changed_at)
+                elif visible_hash(merged) != visible_hash(old):
+                    updated.add(eid)
+                altered.append(merged)
+            else:
+                continue
+            changed.add(eid)
+        tx.upsert_entries(new, altered)
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def entries(self) -> list[Entry]:
+        return self.store.entries()
+
+    def problems(self) -> list[Problem]:
+        return self.store.problems()
+
+
+def _parse_one(
+    f: sources.SourceFile,
+) -> tuple[SourceState, ParseResult, list[Problem], bool]:
+    """(state, items, problems, usable) of one file, read now."""
+    try:
+        data = f.path.read_bytes()
+    except OSError as exc:
+        problem = Problem(f.name, 0, f"cannot read: {exc.strerror}; skipped")
+        return _state(f, "", 0), ParseResult((), ()), [problem], False
+    decoded = sources.decode(f.name, data)
+    if not decoded.usable:
+        return _state(f, decoded.sha256, 0), ParseResult((), ()), list(decoded.problems), False
+    result = parse_lines(f.name, decoded.lines, last_line_cut=not decoded.ends_with_newline)
+    state = _state(f, decoded.sha256, len(result.items))
+    return state, result, [*decoded.problems, *result.problems], True
+
+
+def make_digest(config: Config, *, clock: Clock | None = None) -> Digest:
+    """The one way to get a Digest: opens the configured store."""
+    store = SqlStore.open_sqlite(config.paths.store)
+    return Digest(config, store, clock or SystemClock())
+
+
+__all__ = ["BuildReport", "Clock", "Digest", "Location", "SystemClock", "make_digest"]

@@ -1,0 +1,127 @@
+"""The `digest` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .app import BuildReport, Digest, make_digest
+from .config import Config, ConfigError, load
+from .model import VIETNAM, Entry, Problem, rfc3339
+from .store import StoreError
+
+EXIT_CONFIG = 2
+EXIT_STORE = 3
+
+
+def _display(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def _problem_line(config: Config, problem: Problem) -> str:
+    return f"{_display(config.paths.seeds / problem.file)}:{problem.line}: {problem.message}"
+
+
+def entry_json(entry: Entry) -> dict[str, Any]:
+    """The public JSON shape of an entry (`digest entries --json`); later stages rely on it."""
+    return {
+        "id": entry.id,
+        "title": entry.title,
+        "published": rfc3339(entry.published),
+        "updated": rfc3339(entry.updated),
+        "summary": entry.summary,
+        "summary_truncated": entry.summary_truncated,
+        "content": "\n\n".join(entry.content) if entry.content is not None else None,
+        "officials": list(entry.officials),
+        "topics": list(entry.topics),
+        "related": list(entry.related),
+        "sources": [{"file": s.file, "line": s.line} for s in entry.sources],
+    }
+
+
+def _print_report(config: Config, report: BuildReport) -> None:
+    for problem in report.problems:
+        print(_problem_line(config, problem), file=sys.stderr)
+    print(
+        f"files: {report.files_seen} seen, {report.files_parsed} parsed, "
+        f"{report.files_unchanged} unchanged, {report.files_failed} failed"
+        + (f", {report.files_renamed} renamed" if report.files_renamed else "")
+        + (f", {report.files_removed} removed" if report.files_removed else "")
+    )
+    print(
+        f"entries: {report.entries_new} new, {report.entries_updated} updated, "
+        f"{report.entries_total} total"
+    )
+    print(f"problems: {len(report.problems)}")
+
+
+def _cmd_build(app: Digest, _args: argparse.Namespace) -> int:
+    _print_report(app.config, app.build())
+    return 0
+
+
+def _cmd_entries(app: Digest, args: argparse.Namespace) -> int:
+    found = app.entries()
+    if args.json:
+        json.dump([entry_json(e) for e in found], sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for e in found:
+        when = e.published.astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M")
+        print(f"{when}  {e.id[:8]}  {e.title}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="digest",
+        description="Feeds, pages and e-mail digests of the Ministry of Health leadership.",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=Path(os.environ.get("DIGEST_CONFIG", "config.toml")),
+        help="config file (default: $DIGEST_CONFIG or ./config.toml)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("build", help="ingest new and changed seed files")
+    build.set_defaults(handler=_cmd_build)
+    entries = commands.add_parser("entries", help="list stored entries, newest first")
+    entries.add_argument("--json", action="store_true", help="print a JSON array")
+    entries.set_defaults(handler=_cmd_entries)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = load(args.config)
+        app = make_digest(config)
+    except ConfigError as exc:
+        print(f"digest: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StoreError as exc:
+        print(f"digest: {exc}", file=sys.stderr)
+        return EXIT_STORE
+    try:
+        code: int = args.handler(app, args)
+        return code
+    except StoreError as exc:
+        print(f"digest: {exc}", file=sys.stderr)
+        return EXIT_STORE
+    except BrokenPipeError:
+        # The reader (head, less) went away: not an error of ours, and nothing more to say.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""The data passed between stages. All frozen; instants are aware and in UTC."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Location:
+    file: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Problem:
+    """Something wrong with the input, reported as `path:line: message` and never fatal."""
+
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One occurrence of an article in one capture: a listing item or a full article."""
+
+    kind: Literal["listing", "article"]
+    title: str
+    published: datetime
+    summary: str
+    summary_truncated: bool
+    content: tuple[str, ...] | None
+    related: tuple[str, ...]
+    source: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One article as readers see it, merged from every item that shows it."""
+
+    id: str
+    title: str
+    title_from_article: bool
+    published: datetime
+    summary: str
+    summary_truncated: bool
+    content: tuple[str, ...] | None
+    related: tuple[str, ...]
+    officials: tuple[str, ...]
+    topics: tuple[str, ...]
+    seen_at: datetime  # when this service first stored it
+    changed_at: datetime | None  # last time its visible text changed after first being stored
+    sources: tuple[Location, ...] = ()
+
+    @property
+    def updated(self) -> datetime:
+        if self.changed_at is None:
+            return self.published
+        return max(self.published, self.changed_at)
+
+
+def utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: every instant must carry its time zone")
+    return moment.astimezone(UTC)
+
+
+def rfc3339(moment: datetime) -> str:
+    return utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")

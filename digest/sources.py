@@ -1,0 +1,103 @@
+"""Source files: which captures exist in the seeds folder, and their decoded text."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .model import Problem
+from .text import nfc
+
+# Editors' and downloaders' scratch files are not captures; neither are hidden files.
+_SCRATCH_SUFFIXES = (".tmp", ".part", ".crdownload", ".swp", "~")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    name: str  # relative to the seeds folder, with forward slashes
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A file's text as lines (1-based numbering is kept by position) and what was wrong."""
+
+    sha256: str
+    lines: tuple[str, ...]
+    ends_with_newline: bool
+    problems: tuple[Problem, ...]
+    usable: bool
+
+
+def is_capture(name: str) -> bool:
+    base = name.rsplit("/", 1)[-1]
+    return not base.startswith(".") and not base.endswith(_SCRATCH_SUFFIXES)
+
+
+def scan(folder: Path) -> list[SourceFile]:
+    """Every capture below `folder`, sorted by name; a missing folder is an empty one."""
+    found: list[SourceFile] = []
+    if not folder.is_dir():
+        return found
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for filename in filenames:
+            path = Path(dirpath, filename)
+            name = path.relative_to(folder).as_posix()
+            if not is_capture(name):
+                continue
+            try:
+                st = path.stat()
+            except OSError:
+                continue  # vanished between listing and stat: the next scan sees the truth
+            if path.is_file():
+                found.append(SourceFile(name, path, st.st_size, st.st_mtime_ns))
+    found.sort(key=lambda s: s.name)
+    return found
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def decode(name: str, data: bytes) -> Decoded:
+    """Bytes of a capture -> NFC lines; BOM, CRLF/CR and NFD are read as if they were not there.
+
+    A binary or empty file is unusable as a whole. A line that is not valid UTF-8 is reported
+    and left out, so one damaged byte does not cost the other entries of the file.
+    """
+    digest = sha256_bytes(data)
+    if not data.strip():
+        return Decoded(digest, (), False, (Problem(name, 1, "empty file; skipped"),), False)
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        problem = Problem(name, line, f"binary file (NUL byte at offset {nul}); skipped")
+        return Decoded(digest, (), False, (problem,), False)
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    raw_lines = data.split(b"\n")
+    ends_with_newline = data.endswith(b"\n")
+    if ends_with_newline:
+        raw_lines.pop()
+    lines: list[str] = []
+    problems: list[Problem] = []
+    for number, raw in enumerate(raw_lines, start=1):
+        try:
+            lines.append(nfc(raw.decode("utf-8")))
+        except UnicodeDecodeError as exc:
+            problems.append(
+                Problem(
+                    name, number, f"invalid UTF-8 at byte {exc.start} of the line; line skipped"
+                )
+            )
+            lines.append("")
+    usable = any(line.strip() for line in lines)
+    if not usable and not problems:
+        problems.append(Problem(name, 1, "empty file; skipped"))
+    return Decoded(digest, tuple(lines), ends_with_newline, tuple(problems), usable)

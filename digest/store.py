@@ -1,0 +1,335 @@
+"""The store: entries, where they came from, and what each source file looked like.
+
+SQLAlchemy 2 Core only, with portable types (instants as integer UTC seconds, lists as JSON),
+so a PostgreSQL URL can replace the SQLite file without touching the queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from .model import Entry, Location, Problem
+
+metadata = sa.MetaData()
+
+sources = sa.Table(
+    "sources",
+    metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("mtime_ns", sa.BigInteger, nullable=False),
+    sa.Column("items", sa.Integer, nullable=False),
+)
+
+entries = sa.Table(
+    "entries",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("title_from_article", sa.Boolean, nullable=False),
+    sa.Column("published", sa.BigInteger, nullable=False, index=True),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("summary_truncated", sa.Boolean, nullable=False),
+    sa.Column("content", sa.JSON, nullable=True),
+    sa.Column("related", sa.JSON, nullable=False),
+    sa.Column("officials", sa.JSON, nullable=False),
+    sa.Column("topics", sa.JSON, nullable=False),
+    sa.Column("seen_at", sa.BigInteger, nullable=False),
+    sa.Column("changed_at", sa.BigInteger, nullable=True),
+)
+
+provenance = sa.Table(
+    "provenance",
+    metadata,
+    sa.Column("source", sa.String, primary_key=True),
+    sa.Column("line", sa.Integer, primary_key=True),
+    sa.Column("entry_id", sa.String(36), nullable=False, index=True),
+)
+
+problems = sa.Table(
+    "problems",
+    metadata,
+    sa.Column("source", sa.String, primary_key=True),
+    sa.Column("line", sa.Integer, primary_key=True),
+    sa.Column("message", sa.Text, primary_key=True),
+)
+
+_CHUNK = 500  # bound IN lists and executemany batches well below SQLite's variable limit
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or written; the message says what to check."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    name: str
+    sha256: str
+    size: int
+    mtime_ns: int
+    items: int
+
+
+def _ts(moment: datetime) -> int:
+    return int(moment.astimezone(UTC).timestamp())
+
+
+def _dt(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def _entry_row(entry: Entry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "title": entry.title,
+        "title_from_article": entry.title_from_article,
+        "published": _ts(entry.published),
+        "summary": entry.summary,
+        "summary_truncated": entry.summary_truncated,
+        "content": list(entry.content) if entry.content is not None else None,
+        "related": list(entry.related),
+        "officials": list(entry.officials),
+        "topics": list(entry.topics),
+        "seen_at": _ts(entry.seen_at),
+        "changed_at": _ts(entry.changed_at) if entry.changed_at else None,
+    }
+
+
+def _entry(row: sa.Row[Any], locations: Sequence[Location] = ()) -> Entry:
+    return Entry(
+        id=row.id,
+        title=row.title,
+        title_from_article=bool(row.title_from_article),
+        published=_dt(row.published),
+        summary=row.summary,
+        summary_truncated=bool(row.summary_truncated),
+        content=tuple(row.content) if row.content is not None else None,
+        related=tuple(row.related),
+        officials=tuple(row.officials),
+        topics=tuple(row.topics),
+        seen_at=_dt(row.seen_at),
+        changed_at=_dt(row.changed_at) if row.changed_at is not None else None,
+        sources=tuple(locations),
+    )
+
+
+class Store(Protocol):
+    """What the pipeline needs from storage; SqlStore is the implementation."""
+
+    def source_states(self) -> dict[str, SourceState]: ...
+    def entries(self, ids: Sequence[str] | None = None) -> list[Entry]: ...
+    def problems(self) -> list[Problem]: ...
+    def count_entries(self) -> int: ...
+    def transaction(self) -> StoreTransaction: ...
+
+
+class StoreTransaction(Protocol):
+    def __enter__(self) -> StoreTransaction: ...
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None: ...
+    def entries(self, ids: Sequence[str]) -> list[Entry]: ...
+    def upsert_entries(self, new: Sequence[Entry], changed: Sequence[Entry]) -> None: ...
+    def set_tags(self, tags: Iterable[tuple[str, tuple[str, ...], tuple[str, ...]]]) -> None: ...
+    def save_source(
+        self, state: SourceState, found: Iterable[tuple[Location, str]], bad: Sequence[Problem]
+    ) -> None: ...
+    def touch_source(self, state: SourceState) -> None: ...
+    def rename_source(self, old: str, state: SourceState) -> None: ...
+    def forget_source(self, name: str) -> None: ...
+
+
+class SqlStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open_sqlite(cls, path: Path) -> SqlStore:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"{path.parent}: cannot create the store folder: {exc.strerror}"
+            ) from None
+        engine = sa.create_engine(f"sqlite:///{path}")
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            # WAL lets the HTTP server read while a build writes; NORMAL is durable in WAL mode
+            # across process crashes, which is what a daemon needs.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.close()
+
+        store = cls(engine)
+        try:
+            metadata.create_all(engine)
+        except sa.exc.DBAPIError as exc:
+            engine.dispose()
+            raise StoreError(
+                f"{path}: cannot open the store ({exc.orig}); check the path in config.toml "
+                "[paths] store, or move the damaged file away to rebuild from the seeds"
+            ) from None
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def source_states(self) -> dict[str, SourceState]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(sources)).all()
+        return {r.name: SourceState(r.name, r.sha256, r.size, r.mtime_ns, r.items) for r in rows}
+
+    def entries(self, ids: Sequence[str] | None = None) -> list[Entry]:
+        """Entries with their provenance, newest first."""
+        with self.engine.connect() as conn:
+            found = _load_entries(conn, ids, with_sources=True)
+        return sorted(found, key=lambda e: (e.published, e.id), reverse=True)
+
+    def count_entries(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(entries)).scalar_one())
+
+    def problems(self) -> list[Problem]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(problems).order_by(problems.c.source, problems.c.line))
+            return [Problem(r.source, r.line, r.message) for r in rows]
+
+    def transaction(self) -> StoreTransaction:
+        return _SqlTransaction(self.engine)
+
+
+def _load_entries(
+    conn: Connection, ids: Sequence[str] | None, *, with_sources: bool
+) -> list[Entry]:
+    rows: list[sa.Row[Any]] = []
+    if ids is None:
+        rows = list(conn.execute(sa.select(entries)))
+    else:
+        for chunk in _chunks(list(ids)):
+            rows.extend(conn.execute(sa.select(entries).where(entries.c.id.in_(chunk))))
+    located: dict[str, list[Location]] = {}
+    if with_sources:
+        query = sa.select(provenance).order_by(provenance.c.source, provenance.c.line)
+        if ids is None:
+            prov = list(conn.execute(query))
+        else:
+            prov = []
+            for chunk in _chunks(list(ids)):
+                prov.extend(conn.execute(query.where(provenance.c.entry_id.in_(chunk))))
+        for p in prov:
+            located.setdefault(p.entry_id, []).append(Location(p.source, p.line))
+    return [_entry(row, located.get(row.id, ())) for row in rows]
+
+
+class _SqlTransaction:
+    """One build's writes, committed together or not at all."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.conn: Connection | None = None
+
+    def __enter__(self) -> StoreTransaction:
+        self.conn = self.engine.connect()
+        self.conn.begin()
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        assert self.conn is not None
+        try:
+            if exc_type is None:
+                self.conn.commit()
+            else:
+                self.conn.rollback()
+        finally:
+            self.conn.close()
+            self.conn = None
+
+    @property
+    def c(self) -> Connection:
+        assert self.conn is not None, "use the transaction in a with block"
+        return self.conn
+
+    def entries(self, ids: Sequence[str]) -> list[Entry]:
+        return _load_entries(self.c, ids, with_sources=False)
+
+    def upsert_entries(self, new: Sequence[Entry], changed: Sequence[Entry]) -> None:
+        for chunk in _chunks([_entry_row(e) for e in new]):
+            self.c.execute(entries.insert(), list(chunk))
+        if changed:
+            stmt = (
+                entries.update()
+                .where(entries.c.id == sa.bindparam("_id"))
+                .values({c.name: sa.bindparam(c.name) for c in entries.c if c.name != "id"})
+            )
+            rows = [{**_entry_row(e), "_id": e.id} for e in changed]
+            for chunk in _chunks(rows):
+                self.c.execute(stmt, list(chunk))
+
+    def set_tags(self, tags: Iterable[tuple[str, tuple[str, ...], tuple[str, ...]]]) -> None:
+        stmt = (
+            entries.update()
+            .where(entries.c.id == sa.bindparam("_id"))
+            .values(officials=sa.bindparam("officials"), topics=sa.bindparam("topics"))
+        )
+        rows = [{"_id": i, "officials": list(o), "topics": list(t)} for i, o, t in tags]
+        for chunk in _chunks(rows):
+            self.c.execute(stmt, list(chunk))
+
+    def _state_row(self, state: SourceState) -> dict[str, Any]:
+        return {
+            "name": state.name,
+            "sha256": state.sha256,
+            "size": state.size,
+            "mtime_ns": state.mtime_ns,
+            "items": state.items,
+        }
+
+    def save_source(
+        self, state: SourceState, found: Iterable[tuple[Location, str]], bad: Sequence[Problem]
+    ) -> None:
+        """Replace what is known of one re-parsed file: its state, provenance and problems."""
+        self.forget_source(state.name)
+        self.c.execute(sources.insert(), [self._state_row(state)])
+        rows = [{"source": loc.file, "line": loc.line, "entry_id": eid} for loc, eid in found]
+        for chunk in _chunks(rows):
+            self.c.execute(provenance.insert(), list(chunk))
+        unique = sorted(set(bad))
+        for chunk in _chunks(
+            [{"source": p.file, "line": p.line, "message": p.message} for p in unique]
+        ):
+            self.c.execute(problems.insert(), list(chunk))
+
+    def touch_source(self, state: SourceState) -> None:
+        """Same content, new stat (touched or copied back): remember the stat, parse nothing."""
+        self.c.execute(
+            sources.update()
+            .where(sources.c.name == state.name)
+            .values(size=state.size, mtime_ns=state.mtime_ns)
+        )
+
+    def rename_source(self, old: str, state: SourceState) -> None:
+        """A file moved with the same content: move its records, parse nothing."""
+        for table in (provenance, problems):
+            self.c.execute(table.update().where(table.c.source == old).values(source=state.name))
+        self.c.execute(sources.delete().where(sources.c.name == old))
+        self.c.execute(sources.insert(), [self._state_row(state)])
+
+    def forget_source(self, name: str) -> None:
+        """The file is gone or being replaced; its entries stay published."""
+        for table in (provenance, problems):
+            self.c.execute(table.delete().where(table.c.source == name))
+        self.c.execute(sources.delete().where(sources.c.name == name))

@@ -1,0 +1,56 @@
+"""Vietnamese text normalisation shared by every stage: NFC, matching keys, slugs."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from slugify import slugify as _slugify
+
+_TONES = ("\u0300", "\u0301", "\u0309", "\u0303", "\u0323")  # huyền, sắc, hỏi, ngã, nặng
+
+
+def _tone_pairs() -> dict[str, str]:
+    # Old style puts the tone on the first vowel of oa/oe/uy (hòa, khỏe, thủy), new style
+    # on the second (hoà, khoẻ, thuỷ). Mapping old -> new makes both spell the same key.
+    pairs: dict[str, str] = {}
+    for first, second in (("o", "a"), ("o", "e"), ("u", "y")):
+        for tone in _TONES:
+            old = unicodedata.normalize("NFC", first + tone) + second
+            new = first + unicodedata.normalize("NFC", second + tone)
+            pairs[old] = new
+    return pairs
+
+
+_TONE_PAIRS = _tone_pairs()
+_TONE_RE = re.compile("|".join(map(re.escape, _TONE_PAIRS)))
+_DASHES = re.compile("[\u2010-\u2015\u2212]")
+_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "`": "'"})
+_SPACE = re.compile(r"\s+")
+# C0/C1 control characters other than tab and newline cannot appear in XML 1.0 at all.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def clean(text: str) -> str:
+    """NFC text without control characters and with runs of white space folded to one space."""
+    return _SPACE.sub(" ", _CONTROL.sub(" ", nfc(text))).strip()
+
+
+def fold(text: str) -> str:
+    """A matching key: equal for spellings a reader would call the same.
+
+    Case, NFC/NFD, the two tone-mark conventions, dash and quote variants and white space
+    are folded; the diacritics themselves are kept (Hà and Hạ are different names).
+    """
+    key = clean(text).casefold()
+    key = _TONE_RE.sub(lambda m: _TONE_PAIRS[m.group(0)], key)
+    return _DASHES.sub("-", key).translate(_QUOTES)
+
+
+def slugify(text: str) -> str:
+    """An ASCII, lower-case, file-name-safe slug: `Đào Hồng Lan` -> `dao-hong-lan`."""
+    return _slugify(nfc(text), max_length=80, word_boundary=True)
