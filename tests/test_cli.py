@@ -178,3 +178,47 @@ def test_teasers_cut_by_the_site_are_marked(seed_entries: list[dict[str, object]
     assert len(listing_only) == 95
     assert sum(bool(e["summary_truncated"]) for e in listing_only) >= 90
     assert not any(str(e["summary"]).endswith("...") for e in seed_entries)
+
+
+def test_related_titles_that_match_known_entries_are_linked(
+    seed_entries: list[dict[str, object]],
+) -> None:
+    from datetime import datetime
+
+    from digest.merge import link_related
+    from digest.model import Entry
+
+    entries = [
+        Entry(
+            id=str(e["id"]),
+            title=str(e["title"]),
+            title_from_article=False,
+            published=datetime.fromisoformat(str(e["published"])),
+            summary="",
+            summary_truncated=False,
+            content=None,
+            related=tuple(e["related"]),  # type: ignore[arg-type]
+            officials=(),
+            topics=(),
+            seen_at=datetime.fromisoformat(str(e["published"])),
+            changed_at=None,
+        )
+        for e in seed_entries
+    ]
+    by_title = {e.title: e.id for e in entries}
+    links = link_related(entries)
+    linked = {(title, target) for pairs in links.values() for title, target in pairs if target}
+    assert (
+        "Thứ trưởng Bộ Y tế Đỗ Xuân Tuyên kiểm tra công tác ứng phó, khắc phục hậu quả sau mưa lũ"
+        " tại thành phố Huế",
+        by_title[
+            "Thứ trưởng Bộ Y tế Đỗ Xuân Tuyên kiểm tra công tác ứng phó, khắc phục hậu quả sau"
+            " mưa lũ tại thành phố Huế"
+        ],
+    ) in linked
+    assert (
+        "Tiếp tục đẩy nhanh tiến độ chuyển đổi số ngành Y tế",
+        by_title["Tiếp tục đẩy nhanh tiến độ chuyển đổi số ngành Y tế"],
+    ) in linked
+    unlinked = {t for pairs in links.values() for t, target in pairs if target is None}
+    assert "Một đời làm ngọn đèn dẫn lối yêu thương" in unlinked
