@@ -7,13 +7,14 @@ only decides what to read and what to write.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Protocol
 
 from . import sources
-from .config import Config
+from .classify import Classifier
+from .config import Config, Official
 from .merge import entry_id, merge, visible_hash
 from .model import Entry, Item, Location, Problem
 from .parse import ParseResult, parse_lines
@@ -22,6 +23,8 @@ from .store import SourceState, SqlStore, Store, StoreTransaction
 # Files read, parsed and merged per batch: bounds memory on large corpora while keeping
 # store round trips few. Merging is order-independent, so batching changes no result.
 _BATCH_FILES = 200
+_RETAG_PAGE = 2000
+_CLASSIFIER_KEY = "classifier"
 
 
 class Clock(Protocol):
@@ -44,6 +47,7 @@ class BuildReport:
     entries_new: int = 0
     entries_updated: int = 0
     entries_total: int = 0
+    entries_retagged: int = 0
     problems: tuple[Problem, ...] = ()
     changed_ids: frozenset[str] = frozenset()  # entries whose stored form changed
     seconds: float = 0.0
@@ -81,6 +85,7 @@ class Digest:
         self.config = config
         self.store = store
         self.clock = clock
+        self.classifier = Classifier(config.classification)
 
     # -- ingest ---------------------------------------------------------------------------
 
@@ -118,7 +123,8 @@ class Digest:
         """Ingest what changed in the seeds folder. Writes nothing when nothing changed."""
         started = time.perf_counter()
         plan = self._plan()
-        if plan.empty:
+        retag = self.store.meta(_CLASSIFIER_KEY) != self.classifier.fingerprint
+        if plan.empty and not retag:
             return BuildReport(
                 files_seen=plan.seen,
                 files_unchanged=plan.unchanged,
@@ -132,7 +138,13 @@ class Digest:
         created: set[str] = set()
         updated: set[str] = set()
         changed: set[str] = set()
+        retagged: set[str] = set()
         with self.store.transaction() as tx:
+            if retag:
+                # Registry or taxonomy changed in config: re-tag from the store, parse nothing.
+                retagged = self._retag_all(tx)
+                changed |= retagged
+                tx.set_meta(_CLASSIFIER_KEY, self.classifier.fingerprint)
             for old, state in plan.renamed:
                 tx.rename_source(old, state)
             for state in plan.touched:
@@ -159,6 +171,7 @@ class Digest:
             entries_new=len(created),
             entries_updated=len(updated),
             entries_total=self.store.count_entries(),
+            entries_retagged=len(retagged),
             problems=tuple(sorted(problems)),
             changed_ids=frozenset(changed),
             seconds=time.perf_counter() - started,
@@ -179,9 +192,10 @@ class Digest:
         existing = {e.id: e for e in tx.entries(list(by_id))}
         new: list[Entry] = []
         altered: list[Entry] = []
+        found: list[tuple[str, str, str]] = []
         for eid, group in by_id.items():
             old = existing.get(eid)
-            merged = merge(old, group, now=now)
+            merged = self._tagged(merge(old, group, now=now), found)
             if old is None:
                 new.append(merged)
                 created.add(eid)
@@ -196,14 +210,87 @@ class Digest:
                 continue
             changed.add(eid)
         tx.upsert_entries(new, altered)
+        tx.add_discovered(found)
+
+    def _tagged(self, entry: Entry, found: list[tuple[str, str, str]]) -> Entry:
+        tags = self.classifier.tag(entry)
+        found.extend((d.slug, d.name, d.role) for d in tags.discovered)
+        if (tags.officials, tags.topics) == (entry.officials, entry.topics):
+            return entry
+        return replace(entry, officials=tags.officials, topics=tags.topics)
+
+    def _retag_all(self, tx: StoreTransaction) -> set[str]:
+        retagged: set[str] = set()
+        for page in self.store.entry_pages(_RETAG_PAGE):
+            found: list[tuple[str, str, str]] = []
+            updates = []
+            for entry in page:
+                tagged = self._tagged(entry, found)
+                if tagged is not entry:
+                    updates.append((entry.id, tagged.officials, tagged.topics))
+                    retagged.add(entry.id)
+            tx.set_tags(updates)
+            tx.add_discovered(found)
+        return retagged
 
     # -- queries ----------------------------------------------------------------------------
+
+    def officials(self) -> list[Subject]:
+        """Registry officials in config order, then officials discovered in the captures."""
+        counts = _counts(self.store.entries(), lambda e: e.officials)
+        found = [
+            Subject(o.slug, o.name, _role_now(o), *counts.get(o.slug, (0, None)), True)
+            for o in self.config.classification.officials
+        ]
+        known = {s.slug for s in found}
+        for slug, (name, role) in sorted(self.store.discovered().items()):
+            if slug not in known and slug in counts:
+                found.append(Subject(slug, name, role, *counts[slug], False))
+        return found
+
+    def topics(self) -> list[Subject]:
+        counts = _counts(self.store.entries(), lambda e: e.topics)
+        return [
+            Subject(t.slug, t.name, "", *counts.get(t.slug, (0, None)), True)
+            for t in self.config.classification.topics
+        ]
 
     def entries(self) -> list[Entry]:
         return self.store.entries()
 
     def problems(self) -> list[Problem]:
         return self.store.problems()
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """An official or a topic as listed to people: who or what, and how much there is."""
+
+    slug: str
+    name: str
+    role: str
+    entries: int
+    latest: datetime | None
+    in_config: bool
+
+
+def _counts(
+    entries: Sequence[Entry], slugs: Callable[[Entry], tuple[str, ...]]
+) -> dict[str, tuple[int, datetime | None]]:
+    counts: dict[str, tuple[int, datetime | None]] = {}
+    for entry in entries:
+        for slug in slugs(entry):
+            count, latest = counts.get(slug, (0, None))
+            newest = entry.published if latest is None else max(latest, entry.published)
+            counts[slug] = (count + 1, newest)
+    return counts
+
+
+def _role_now(official: Official) -> str:
+    """The official's latest role, for display."""
+    if not official.roles:
+        return ""
+    return max(official.roles, key=lambda t: (t.end is None, t.end or t.start or date.min)).role
 
 
 def _parse_one(
@@ -229,4 +316,4 @@ def make_digest(config: Config, *, clock: Clock | None = None) -> Digest:
     return Digest(config, store, clock or SystemClock())
 
 
-__all__ = ["BuildReport", "Clock", "Digest", "Location", "SystemClock", "make_digest"]
+__all__ = ["BuildReport", "Clock", "Digest", "Location", "Subject", "SystemClock", "make_digest"]

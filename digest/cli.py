@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .app import BuildReport, Digest, make_digest
+from .app import BuildReport, Digest, Subject, make_digest
 from .config import Config, ConfigError, load
 from .model import VIETNAM, Entry, Problem, rfc3339
 from .store import StoreError
@@ -59,6 +59,7 @@ def _print_report(config: Config, report: BuildReport) -> None:
     print(
         f"entries: {report.entries_new} new, {report.entries_updated} updated, "
         f"{report.entries_total} total"
+        + (f", {report.entries_retagged} re-tagged" if report.entries_retagged else "")
     )
     print(f"problems: {len(report.problems)}")
 
@@ -80,6 +81,36 @@ def _cmd_entries(app: Digest, args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_subjects(subjects: Sequence[Subject], *, officials: bool) -> None:
+    rows = [
+        [
+            s.slug,
+            f"{s.name} ({s.role})" if s.role else s.name,
+            str(s.entries),
+            s.latest.astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M") if s.latest else "-",
+            *([("yes" if s.in_config else "not in config")] if officials else []),
+        ]
+        for s in subjects
+    ]
+    header = ["slug", "name", "entries", "latest (Vietnam time)"]
+    header += ["in config"] if officials else []
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+def _cmd_officials(app: Digest, _args: argparse.Namespace) -> int:
+    _print_subjects(app.officials(), officials=True)
+    return 0
+
+
+def _cmd_topics(app: Digest, _args: argparse.Namespace) -> int:
+    _print_subjects(app.topics(), officials=False)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="digest",
@@ -97,6 +128,10 @@ def _parser() -> argparse.ArgumentParser:
     entries = commands.add_parser("entries", help="list stored entries, newest first")
     entries.add_argument("--json", action="store_true", help="print a JSON array")
     entries.set_defaults(handler=_cmd_entries)
+    officials = commands.add_parser("officials", help="leaders, their entries, and discoveries")
+    officials.set_defaults(handler=_cmd_officials)
+    topics = commands.add_parser("topics", help="topics and their entries")
+    topics.set_defaults(handler=_cmd_topics)
     return parser
 
 

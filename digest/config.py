@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
+
+from .text import clean
+
+# The Ministry's leadership roles, as the captures write them.
+ROLES = ("Bộ trưởng", "Thứ trưởng Thường trực", "Thứ trưởng")
+_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*\Z")
 
 
 class ConfigError(ValueError):
@@ -22,14 +30,59 @@ class Paths:
 
 
 @dataclass(frozen=True, slots=True)
+class Tenure:
+    role: str  # one of ROLES
+    start: date | None  # `from` in config.toml; None: since before the captures
+    end: date | None  # `to`; None: still in office
+
+    def covers(self, day: date) -> bool:
+        return (self.start is None or self.start <= day) and (self.end is None or day <= self.end)
+
+
+@dataclass(frozen=True, slots=True)
+class Official:
+    slug: str
+    name: str
+    variants: tuple[str, ...]
+    roles: tuple[Tenure, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    slug: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    topic: str
+    phrases: tuple[str, ...]
+    exclude: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    officials: tuple[Official, ...] = ()
+    topics: tuple[Topic, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    foreign_markers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path  # the config file itself; relative paths in it are relative to its folder
     paths: Paths
+    classification: Classification = Classification()
 
 
 _SECTIONS: dict[str, set[str]] = {
     "paths": {"seeds", "store", "public", "templates"},
+    "officials": {"slug", "name", "variants", "roles"},
+    "topics": {"slug", "name"},
+    "rules": {"topic", "phrases", "exclude"},
+    "classify": {"foreign_markers"},
 }
+_ARRAYS = {"officials", "topics", "rules"}
 _DEFAULT_PATHS = {
     "seeds": "seeds",
     "store": "var/digest.sqlite",
@@ -50,11 +103,101 @@ class _Reader:
         for section, value in self.data.items():
             if section not in _SECTIONS:
                 raise self.fail(section, f"unknown section; known: {', '.join(sorted(_SECTIONS))}")
-            if isinstance(value, Mapping):
-                for key in value:
+            tables = value if section in _ARRAYS and isinstance(value, list) else [value]
+            if section in _ARRAYS and not isinstance(value, list):
+                raise self.fail(section, f"must be an array of tables: write [[{section}]]")
+            for index, table in enumerate(tables):
+                where = f"{section}[{index}]" if section in _ARRAYS else section
+                if not isinstance(table, Mapping):
+                    raise self.fail(where, "must be a table")
+                for key in table:
                     if key not in _SECTIONS[section]:
                         known = ", ".join(sorted(_SECTIONS[section]))
-                        raise self.fail(f"{section}.{key}", f"unknown key; known: {known}")
+                        raise self.fail(f"{where}.{key}", f"unknown key; known: {known}")
+
+    def array(self, section: str) -> list[tuple[str, Mapping[str, Any]]]:
+        return [(f"{section}[{i}]", t) for i, t in enumerate(self.data.get(section, []))]
+
+    def text(self, where: str, table: Mapping[str, Any], key: str) -> str:
+        value = table.get(key)
+        if not isinstance(value, str) or not clean(value):
+            raise self.fail(f"{where}.{key}", "must be a non-empty string")
+        return clean(value)
+
+    def texts(self, where: str, table: Mapping[str, Any], key: str) -> tuple[str, ...]:
+        value = table.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and clean(v) for v in value):
+            raise self.fail(f"{where}.{key}", "must be a list of non-empty strings")
+        return tuple(clean(v) for v in value)
+
+    def slug(self, where: str, table: Mapping[str, Any], seen: set[str]) -> str:
+        value = self.text(where, table, "slug")
+        if not _SLUG.match(value):
+            raise self.fail(
+                f"{where}.slug", f"{value!r} must be lower-case ASCII words joined by -"
+            )
+        if value in seen:
+            raise self.fail(f"{where}.slug", f"duplicate slug {value!r}")
+        seen.add(value)
+        return value
+
+    def day(self, where: str, value: object) -> date | None:
+        if value is None:
+            return None
+        if isinstance(value, date) and not hasattr(value, "hour"):
+            return value
+        raise self.fail(where, f"must be a date written like 2024-06-01, not {value!r}")
+
+    def tenures(self, where: str, table: Mapping[str, Any]) -> tuple[Tenure, ...]:
+        value = table.get("roles", [])
+        if not isinstance(value, list):
+            raise self.fail(
+                f"{where}.roles", "must be a list of {role = ..., from = ..., to = ...}"
+            )
+        found: list[Tenure] = []
+        for i, role in enumerate(value):
+            at = f"{where}.roles[{i}]"
+            if not isinstance(role, Mapping) or set(role) - {"role", "from", "to"}:
+                raise self.fail(
+                    at, "must be a table with keys role, from (optional), to (optional)"
+                )
+            title = self.text(at, role, "role")
+            if title not in ROLES:
+                raise self.fail(f"{at}.role", f"{title!r} is not one of {', '.join(ROLES)}")
+            start = self.day(f"{at}.from", role.get("from"))
+            end = self.day(f"{at}.to", role.get("to"))
+            if start and end and end < start:
+                raise self.fail(f"{at}.to", f"{end} is before from = {start}")
+            found.append(Tenure(title, start, end))
+        return tuple(found)
+
+    def classification(self) -> Classification:
+        seen: set[str] = set()
+        officials = tuple(
+            Official(
+                slug=self.slug(w, t, seen),
+                name=self.text(w, t, "name"),
+                variants=self.texts(w, t, "variants"),
+                roles=self.tenures(w, t),
+            )
+            for w, t in self.array("officials")
+        )
+        topic_slugs: set[str] = set()
+        topics = tuple(
+            Topic(self.slug(w, t, topic_slugs), self.text(w, t, "name"))
+            for w, t in self.array("topics")
+        )
+        rules: list[Rule] = []
+        for w, t in self.array("rules"):
+            topic = self.text(w, t, "topic")
+            if topic not in topic_slugs:
+                raise self.fail(f"{w}.topic", f"unknown topic {topic!r}; add it under [[topics]]")
+            phrases = self.texts(w, t, "phrases")
+            if not phrases:
+                raise self.fail(f"{w}.phrases", "must list at least one phrase")
+            rules.append(Rule(topic, phrases, self.texts(w, t, "exclude")))
+        markers = self.texts("classify", self.table("classify"), "foreign_markers")
+        return Classification(officials, topics, tuple(rules), markers)
 
     def table(self, section: str) -> Mapping[str, Any]:
         value = self.data.get(section, {})
@@ -84,4 +227,4 @@ def load(path: Path) -> Config:
     reader = _Reader(source, data)
     reader.check_keys()
     paths = Paths(**{key: reader.path("paths", key, d) for key, d in _DEFAULT_PATHS.items()})
-    return Config(source=source, paths=paths)
+    return Config(source=source, paths=paths, classification=reader.classification())

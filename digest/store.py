@@ -62,6 +62,21 @@ problems = sa.Table(
     sa.Column("message", sa.Text, primary_key=True),
 )
 
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+discovered = sa.Table(
+    "discovered",
+    metadata,
+    sa.Column("slug", sa.String, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("role", sa.Text, nullable=False),
+)
+
 _CHUNK = 500  # bound IN lists and executemany batches well below SQLite's variable limit
 
 
@@ -133,6 +148,9 @@ class Store(Protocol):
     def entries(self, ids: Sequence[str] | None = None) -> list[Entry]: ...
     def problems(self) -> list[Problem]: ...
     def count_entries(self) -> int: ...
+    def meta(self, key: str) -> str | None: ...
+    def discovered(self) -> dict[str, tuple[str, str]]: ...
+    def entry_pages(self, size: int) -> Iterator[list[Entry]]: ...
     def transaction(self) -> StoreTransaction: ...
 
 
@@ -148,6 +166,8 @@ class StoreTransaction(Protocol):
     def touch_source(self, state: SourceState) -> None: ...
     def rename_source(self, old: str, state: SourceState) -> None: ...
     def forget_source(self, name: str) -> None: ...
+    def set_meta(self, key: str, value: str) -> None: ...
+    def add_discovered(self, found: Iterable[tuple[str, str, str]]) -> None: ...
 
 
 class SqlStore:
@@ -202,6 +222,28 @@ class SqlStore:
     def count_entries(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(entries)).scalar_one())
+
+    def meta(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).scalar()
+        return None if value is None else str(value)
+
+    def discovered(self) -> dict[str, tuple[str, str]]:
+        """slug -> (name, role) of officials found in entries but not in the config."""
+        with self.engine.connect() as conn:
+            return {r.slug: (r.name, r.role) for r in conn.execute(sa.select(discovered))}
+
+    def entry_pages(self, size: int) -> Iterator[list[Entry]]:
+        """All entries, `size` at a time, in id order: bounded memory for large stores."""
+        after = ""
+        while True:
+            with self.engine.connect() as conn:
+                query = sa.select(entries).where(entries.c.id > after).order_by(entries.c.id)
+                rows = list(conn.execute(query.limit(size)))
+            if not rows:
+                return
+            yield [_entry(row) for row in rows]
+            after = rows[-1].id
 
     def problems(self) -> list[Problem]:
         with self.engine.connect() as conn:
@@ -327,6 +369,16 @@ class _SqlTransaction:
             self.c.execute(table.update().where(table.c.source == old).values(source=state.name))
         self.c.execute(sources.delete().where(sources.c.name == old))
         self.c.execute(sources.insert(), [self._state_row(state)])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.c.execute(meta.delete().where(meta.c.key == key))
+        self.c.execute(meta.insert(), [{"key": key, "value": value}])
+
+    def add_discovered(self, found: Iterable[tuple[str, str, str]]) -> None:
+        rows = {slug: {"slug": slug, "name": name, "role": role} for slug, name, role in found}
+        for chunk in _chunks(sorted(rows)):
+            self.c.execute(discovered.delete().where(discovered.c.slug.in_(chunk)))
+            self.c.execute(discovered.insert(), [rows[slug] for slug in chunk])
 
     def forget_source(self, name: str) -> None:
         """The file is gone or being replaced; its entries stay published."""

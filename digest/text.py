@@ -46,7 +46,18 @@ def fold(text: str) -> str:
     Case, NFC/NFD, the two tone-mark conventions, dash and quote variants and white space
     are folded; the diacritics themselves are kept (Hà and Hạ are different names).
     """
-    key = clean(text).casefold()
+    return fold_aligned(clean(text))
+
+
+def _lower_char(char: str) -> str:
+    lowered = char.lower()
+    return lowered if len(lowered) == 1 else char
+
+
+def fold_aligned(text: str) -> str:
+    """`fold` of already clean text, character for character: a match found in the result
+    has the same span in `text`, so names can be read back with their capitals."""
+    key = "".join(map(_lower_char, text)) if not text.islower() else text
     key = _TONE_RE.sub(lambda m: _TONE_PAIRS[m.group(0)], key)
     return _DASHES.sub("-", key).translate(_QUOTES)
 
