@@ -393,3 +393,14 @@ def test_officials_command_lists_discovered_as_not_in_config(project: Project) -
     assert "Phạm Văn Mới (Thứ trưởng)" in row and row.endswith("not in config")
     assert "16/11/2026 09:00" in row
     assert project.entries()[0]["officials"] == ["pham-van-moi"]
+
+
+def test_names_match_across_tone_conventions() -> None:
+    rules = Classification(
+        officials=(
+            Official("nguyen-thi-thuy", "Nguyễn Thị Thuỳ", (), (Tenure("Thứ trưởng", None, None),)),
+        )
+    )
+    classifier = Classifier(rules)
+    for spelling in ("Nguyễn Thị Thuỳ", "Nguyễn Thị Thùy", "NGUYỄN THỊ THÙY"):
+        assert classifier.tag(entry(f"Thứ trưởng {spelling} dự")).officials == ("nguyen-thi-thuy",)
