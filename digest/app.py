@@ -7,17 +7,18 @@ only decides what to read and what to write.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from . import sources
-from .classify import Classifier
-from .config import Config, Official
+from .classify import Classifier, Subject, subjects
+from .config import Config
 from .merge import entry_id, merge, visible_hash
 from .model import Entry, Item, Location, Problem
 from .parse import ParseResult, parse_lines
+from .site import PublishReport, Publisher
 from .store import SourceState, SqlStore, Store, StoreTransaction
 
 # Files read, parsed and merged per batch: bounds memory on large corpora while keeping
@@ -86,6 +87,7 @@ class Digest:
         self.store = store
         self.clock = clock
         self.classifier = Classifier(config.classification)
+        self.publisher = Publisher(config, store)
 
     # -- ingest ---------------------------------------------------------------------------
 
@@ -227,70 +229,28 @@ class Digest:
             for entry in page:
                 tagged = self._tagged(entry, found)
                 if tagged is not entry:
-                    updates.append((entry.id, tagged.officials, tagged.topics))
+                    updates.append(tagged)
                     retagged.add(entry.id)
             tx.set_tags(updates)
             tx.add_discovered(found)
         return retagged
 
+    def publish(self) -> PublishReport:
+        """Bring the public folder up to date with the store; rewrites only what changed."""
+        return self.publisher.publish()
+
     # -- queries ----------------------------------------------------------------------------
 
-    def officials(self) -> list[Subject]:
-        """Registry officials in config order, then officials discovered in the captures."""
-        counts = _counts(self.store.entries(), lambda e: e.officials)
-        found = [
-            Subject(o.slug, o.name, _role_now(o), *counts.get(o.slug, (0, None)), True)
-            for o in self.config.classification.officials
-        ]
-        known = {s.slug for s in found}
-        for slug, (name, role) in sorted(self.store.discovered().items()):
-            if slug not in known and slug in counts:
-                found.append(Subject(slug, name, role, *counts[slug], False))
-        return found
-
-    def topics(self) -> list[Subject]:
-        counts = _counts(self.store.entries(), lambda e: e.topics)
-        return [
-            Subject(t.slug, t.name, "", *counts.get(t.slug, (0, None)), True)
-            for t in self.config.classification.topics
-        ]
+    def subjects(self) -> tuple[list[Subject], list[Subject]]:
+        """(officials, topics) with their entry counts and latest entries."""
+        heads = self.store.heads()
+        return subjects(self.config.classification, heads, self.store.discovered())
 
     def entries(self) -> list[Entry]:
         return self.store.entries()
 
     def problems(self) -> list[Problem]:
         return self.store.problems()
-
-
-@dataclass(frozen=True, slots=True)
-class Subject:
-    """An official or a topic as listed to people: who or what, and how much there is."""
-
-    slug: str
-    name: str
-    role: str
-    entries: int
-    latest: datetime | None
-    in_config: bool
-
-
-def _counts(
-    entries: Sequence[Entry], slugs: Callable[[Entry], tuple[str, ...]]
-) -> dict[str, tuple[int, datetime | None]]:
-    counts: dict[str, tuple[int, datetime | None]] = {}
-    for entry in entries:
-        for slug in slugs(entry):
-            count, latest = counts.get(slug, (0, None))
-            newest = entry.published if latest is None else max(latest, entry.published)
-            counts[slug] = (count + 1, newest)
-    return counts
-
-
-def _role_now(official: Official) -> str:
-    """The official's latest role, for display."""
-    if not official.roles:
-        return ""
-    return max(official.roles, key=lambda t: (t.end is None, t.end or t.start or date.min)).role
 
 
 def _parse_one(

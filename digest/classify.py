@@ -18,12 +18,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, datetime
 
 from .config import Classification, Official
-from .model import VIETNAM, Entry
+from .model import VIETNAM, Entry, EntryHead
 from .text import clean, fold, fold_aligned, slugify
 
 TITLE_WEIGHT, SUMMARY_WEIGHT, BODY_WEIGHT, TOPIC_THRESHOLD = 3, 2, 1, 3
@@ -211,6 +211,48 @@ class Classifier:
             topics=tuple(self.topics(entry.title, entry.summary, body)),
             discovered=tuple(unique[s] for s in sorted(unique)),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """An official or a topic as listed to people: who or what, and how much there is."""
+
+    slug: str
+    name: str
+    role: str
+    entries: int
+    latest: datetime | None
+    in_config: bool
+
+
+def subjects(
+    rules: Classification,
+    heads: Sequence[EntryHead],
+    discovered: Mapping[str, tuple[str, str]],
+) -> tuple[list[Subject], list[Subject]]:
+    """(officials, topics) with entry counts: the registry in config order, then officials
+    discovered in the captures that still have entries."""
+    counts: dict[str, tuple[int, datetime | None]] = {}
+    for head in heads:
+        for key in (*head.officials, *(f"#{t}" for t in head.topics)):
+            count, latest = counts.get(key, (0, None))
+            counts[key] = (
+                count + 1,
+                head.published if latest is None else max(latest, head.published),
+            )
+    officials = [
+        Subject(o.slug, o.name, o.role, *counts.get(o.slug, (0, None)), True)
+        for o in rules.officials
+    ]
+    known = {o.slug for o in rules.officials}
+    for slug, (name, role) in sorted(discovered.items()):
+        if slug not in known and slug in counts:
+            officials.append(Subject(slug, name, role, *counts[slug], False))
+    topics = [
+        Subject(t.slug, t.name, "", *counts.get(f"#{t.slug}", (0, None)), True)
+        for t in rules.topics
+    ]
+    return officials, topics
 
 
 def _blank(match: re.Match[str]) -> str:

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .app import BuildReport, Digest, Subject, make_digest
+from .app import BuildReport, Digest, make_digest
+from .classify import Subject
 from .config import Config, ConfigError, load
 from .model import VIETNAM, Entry, Problem, rfc3339
 from .store import StoreError
@@ -66,6 +67,11 @@ def _print_report(config: Config, report: BuildReport) -> None:
 
 def _cmd_build(app: Digest, _args: argparse.Namespace) -> int:
     _print_report(app.config, app.build())
+    published = app.publish()
+    print(
+        f"published: {published.written} written, {published.unchanged} unchanged, "
+        f"{published.removed} removed"
+    )
     return 0
 
 
@@ -102,12 +108,12 @@ def _print_subjects(subjects: Sequence[Subject], *, officials: bool) -> None:
 
 
 def _cmd_officials(app: Digest, _args: argparse.Namespace) -> int:
-    _print_subjects(app.officials(), officials=True)
+    _print_subjects(app.subjects()[0], officials=True)
     return 0
 
 
 def _cmd_topics(app: Digest, _args: argparse.Namespace) -> int:
-    _print_subjects(app.topics(), officials=False)
+    _print_subjects(app.subjects()[1], officials=False)
     return 0
 
 

@@ -46,6 +46,14 @@ class Official:
     variants: tuple[str, ...]
     roles: tuple[Tenure, ...]
 
+    @property
+    def role(self) -> str:
+        """The latest role, for display."""
+        if not self.roles:
+            return ""
+        latest = max(self.roles, key=lambda t: (t.end is None, t.end or t.start or date.min))
+        return latest.role
+
 
 @dataclass(frozen=True, slots=True)
 class Topic:
@@ -69,9 +77,17 @@ class Classification:
 
 
 @dataclass(frozen=True, slots=True)
+class Site:
+    base_url: str  # where the public folder is served, ending in "/"
+    title: str
+    feed_size: int  # entries in each current feed document
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path  # the config file itself; relative paths in it are relative to its folder
     paths: Paths
+    site: Site
     classification: Classification = Classification()
 
 
@@ -81,6 +97,7 @@ _SECTIONS: dict[str, set[str]] = {
     "topics": {"slug", "name"},
     "rules": {"topic", "phrases", "exclude"},
     "classify": {"foreign_markers"},
+    "site": {"base_url", "title", "feed_size"},
 }
 _ARRAYS = {"officials", "topics", "rules"}
 _DEFAULT_PATHS = {
@@ -171,6 +188,21 @@ class _Reader:
             found.append(Tenure(title, start, end))
         return tuple(found)
 
+    def site(self) -> Site:
+        table = self.table("site")
+        base_url = table.get("base_url", "http://127.0.0.1:8080/")
+        if not isinstance(base_url, str) or not re.match(
+            r"https?://[^\s/?#]+(/[^\s?#]*)?\Z", base_url
+        ):
+            raise self.fail("site.base_url", "must be an http(s) URL such as https://example.org/")
+        title = table.get("title", "Hoạt động của lãnh đạo Bộ Y tế")
+        if not isinstance(title, str) or not clean(title):
+            raise self.fail("site.title", "must be a non-empty string")
+        size = table.get("feed_size", 50)
+        if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 1000:
+            raise self.fail("site.feed_size", "must be a whole number from 1 to 1000")
+        return Site(base_url.rstrip("/") + "/", clean(title), size)
+
     def classification(self) -> Classification:
         seen: set[str] = set()
         officials = tuple(
@@ -227,4 +259,6 @@ def load(path: Path) -> Config:
     reader = _Reader(source, data)
     reader.check_keys()
     paths = Paths(**{key: reader.path("paths", key, d) for key, d in _DEFAULT_PATHS.items()})
-    return Config(source=source, paths=paths, classification=reader.classification())
+    return Config(
+        source=source, paths=paths, site=reader.site(), classification=reader.classification()
+    )

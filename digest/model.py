@@ -67,6 +67,22 @@ class Entry:
         return max(self.published, self.changed_at)
 
 
+@dataclass(frozen=True, slots=True)
+class EntryHead:
+    """An entry without its body: enough to decide what to publish and to list it."""
+
+    id: str
+    title: str
+    published: datetime
+    updated: datetime
+    summary: str
+    summary_truncated: bool
+    related: tuple[str, ...]
+    officials: tuple[str, ...]
+    topics: tuple[str, ...]
+    rev: str  # changes whenever anything a page or feed shows of the entry changes
+
+
 def utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise ValueError("naive datetime: every instant must carry its time zone")

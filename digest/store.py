@@ -6,7 +6,9 @@ so a PostgreSQL URL can replace the SQLite file without touching the queries.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .model import Entry, Location, Problem
+from .model import Entry, EntryHead, Location, Problem
 
 metadata = sa.MetaData()
 
@@ -44,6 +46,14 @@ entries = sa.Table(
     sa.Column("topics", sa.JSON, nullable=False),
     sa.Column("seen_at", sa.BigInteger, nullable=False),
     sa.Column("changed_at", sa.BigInteger, nullable=True),
+    sa.Column("rev", sa.String(16), nullable=False),
+)
+
+published = sa.Table(
+    "published",
+    metadata,
+    sa.Column("path", sa.String, primary_key=True),
+    sa.Column("signature", sa.String(64), nullable=False),
 )
 
 provenance = sa.Table(
@@ -77,6 +87,7 @@ discovered = sa.Table(
     sa.Column("role", sa.Text, nullable=False),
 )
 
+SCHEMA_VERSION = "1"
 _CHUNK = 500  # bound IN lists and executemany batches well below SQLite's variable limit
 
 
@@ -106,8 +117,24 @@ def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield values[start : start + _CHUNK]
 
 
+def entry_rev(entry: Entry) -> str:
+    shown = [
+        entry.title,
+        entry.summary,
+        entry.summary_truncated,
+        entry.content,
+        entry.related,
+        entry.officials,
+        entry.topics,
+        _ts(entry.published),
+        _ts(entry.updated),
+    ]
+    return hashlib.sha256(json.dumps(shown, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
 def _entry_row(entry: Entry) -> dict[str, Any]:
     return {
+        "rev": entry_rev(entry),
         "id": entry.id,
         "title": entry.title,
         "title_from_article": entry.title_from_article,
@@ -151,6 +178,9 @@ class Store(Protocol):
     def meta(self, key: str) -> str | None: ...
     def discovered(self) -> dict[str, tuple[str, str]]: ...
     def entry_pages(self, size: int) -> Iterator[list[Entry]]: ...
+    def heads(self) -> list[EntryHead]: ...
+    def published(self) -> dict[str, str]: ...
+    def save_published(self, changed: Mapping[str, str], removed: Iterable[str]) -> None: ...
     def transaction(self) -> StoreTransaction: ...
 
 
@@ -159,7 +189,7 @@ class StoreTransaction(Protocol):
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None: ...
     def entries(self, ids: Sequence[str]) -> list[Entry]: ...
     def upsert_entries(self, new: Sequence[Entry], changed: Sequence[Entry]) -> None: ...
-    def set_tags(self, tags: Iterable[tuple[str, tuple[str, ...], tuple[str, ...]]]) -> None: ...
+    def set_tags(self, tags: Iterable[Entry]) -> None: ...
     def save_source(
         self, state: SourceState, found: Iterable[tuple[Location, str]], bad: Sequence[Problem]
     ) -> None: ...
@@ -196,7 +226,7 @@ class SqlStore:
 
         store = cls(engine)
         try:
-            metadata.create_all(engine)
+            store._check_schema(path)
         except sa.exc.DBAPIError as exc:
             engine.dispose()
             raise StoreError(
@@ -204,6 +234,27 @@ class SqlStore:
                 "[paths] store, or move the damaged file away to rebuild from the seeds"
             ) from None
         return store
+
+    def _check_schema(self, path: Path) -> None:
+        with self.engine.connect() as conn:
+            has_meta = sa.inspect(conn).has_table("meta")
+            version = (
+                conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema")).scalar()
+                if has_meta
+                else None
+            )
+        if version == SCHEMA_VERSION:
+            return
+        if has_meta and version != SCHEMA_VERSION:
+            self.engine.dispose()
+            raise StoreError(
+                f"{path}: the store has schema {version or 'unknown'}, this version needs "
+                f"{SCHEMA_VERSION}; move the file away and run `digest build` to rebuild it "
+                "from the seeds (entry ids stay the same)"
+            )
+        with self.engine.begin() as conn:
+            metadata.create_all(conn)
+            conn.execute(meta.insert(), [{"key": "schema", "value": SCHEMA_VERSION}])
 
     def close(self) -> None:
         self.engine.dispose()
@@ -244,6 +295,41 @@ class SqlStore:
                 return
             yield [_entry(row) for row in rows]
             after = rows[-1].id
+
+    def heads(self) -> list[EntryHead]:
+        """Every entry without its body, newest first."""
+        columns = [c for c in entries.c if c.name not in ("content", "title_from_article")]
+        query = sa.select(*columns).order_by(entries.c.published.desc(), entries.c.id.desc())
+        with self.engine.connect() as conn:
+            return [
+                EntryHead(
+                    id=r.id,
+                    title=r.title,
+                    published=_dt(r.published),
+                    updated=_dt(max(r.published, r.changed_at or r.published)),
+                    summary=r.summary,
+                    summary_truncated=bool(r.summary_truncated),
+                    related=tuple(r.related),
+                    officials=tuple(r.officials),
+                    topics=tuple(r.topics),
+                    rev=r.rev,
+                )
+                for r in conn.execute(query)
+            ]
+
+    def published(self) -> dict[str, str]:
+        """Path -> signature of every file last published."""
+        with self.engine.connect() as conn:
+            return {r.path: r.signature for r in conn.execute(sa.select(published))}
+
+    def save_published(self, changed: Mapping[str, str], removed: Iterable[str]) -> None:
+        gone = sorted(set(removed) | set(changed))
+        with self.engine.begin() as conn:
+            for chunk in _chunks(gone):
+                conn.execute(published.delete().where(published.c.path.in_(chunk)))
+            rows = [{"path": p, "signature": s} for p, s in sorted(changed.items())]
+            for chunk in _chunks(rows):
+                conn.execute(published.insert(), list(chunk))
 
     def problems(self) -> list[Problem]:
         with self.engine.connect() as conn:
@@ -321,13 +407,26 @@ class _SqlTransaction:
             for chunk in _chunks(rows):
                 self.c.execute(stmt, list(chunk))
 
-    def set_tags(self, tags: Iterable[tuple[str, tuple[str, ...], tuple[str, ...]]]) -> None:
+    def set_tags(self, tags: Iterable[Entry]) -> None:
+        """Store re-tagged entries' officials and topics (and so their rev), nothing else."""
         stmt = (
             entries.update()
             .where(entries.c.id == sa.bindparam("_id"))
-            .values(officials=sa.bindparam("officials"), topics=sa.bindparam("topics"))
+            .values(
+                officials=sa.bindparam("officials"),
+                topics=sa.bindparam("topics"),
+                rev=sa.bindparam("rev"),
+            )
         )
-        rows = [{"_id": i, "officials": list(o), "topics": list(t)} for i, o, t in tags]
+        rows = [
+            {
+                "_id": e.id,
+                "officials": list(e.officials),
+                "topics": list(e.topics),
+                "rev": entry_rev(e),
+            }
+            for e in tags
+        ]
         for chunk in _chunks(rows):
             self.c.execute(stmt, list(chunk))
 
