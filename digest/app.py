@@ -18,7 +18,7 @@ from .config import Config
 from .merge import entry_id, merge, visible_hash
 from .model import Entry, Item, Location, Problem
 from .parse import ParseResult, parse_lines
-from .site import PublishReport, Publisher
+from .site import Publisher, PublishReport
 from .store import SourceState, SqlStore, Store, StoreTransaction
 
 # Files read, parsed and merged per batch: bounds memory on large corpora while keeping

@@ -259,6 +259,9 @@ def load(path: Path) -> Config:
     reader = _Reader(source, data)
     reader.check_keys()
     paths = Paths(**{key: reader.path("paths", key, d) for key, d in _DEFAULT_PATHS.items()})
-    return Config(
+    config = Config(
         source=source, paths=paths, site=reader.site(), classification=reader.classification()
     )
+    if not (paths.templates / "site").is_dir():
+        raise reader.fail("paths.templates", f"{paths.templates} has no site/ templates folder")
+    return config

@@ -76,6 +76,14 @@ def base_config(extra: str = "") -> str:
     )
 
 
+def real_config() -> str:
+    """The shipped config.toml, with its templates found from anywhere."""
+    text = (ROOT / "config.toml").read_text(encoding="utf-8")
+    return text.replace(
+        'templates = "templates"', f'templates = "{(ROOT / "templates").as_posix()}"'
+    )
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     """An empty project: config and seeds folder, no store yet."""

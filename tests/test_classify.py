@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from conftest import DATA, ROOT, Project
+from conftest import DATA, ROOT, Project, real_config
 
 from digest.classify import Classifier
 from digest.config import Classification, ConfigError, Official, Tenure, load
@@ -53,7 +53,7 @@ def seed_entries(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str
 
     root = tmp_path_factory.mktemp("tags")
     shutil.copytree(ROOT / "seeds", root / "seeds")
-    shutil.copy(ROOT / "config.toml", root / "config.toml")
+    (root / "config.toml").write_text(real_config(), encoding="utf-8")
     p = Project(root)
     p.digest("build")
     by_first: dict[str, dict[str, object]] = {}
@@ -353,7 +353,7 @@ def test_config_change_retags_without_parsing_or_bumping_updated(
 
     p: Project = make_project()
     shutil.copytree(ROOT / "seeds", p.seeds, dirs_exist_ok=True)
-    config = (ROOT / "config.toml").read_text(encoding="utf-8")
+    config = real_config()
     p.config.write_text(config, encoding="utf-8")
     p.digest("build")
     before = {e["id"]: e for e in p.entries()}
@@ -378,9 +378,8 @@ def test_config_change_retags_without_parsing_or_bumping_updated(
 
 
 def test_officials_command_lists_discovered_as_not_in_config(project: Project) -> None:
-    import shutil
 
-    shutil.copy(ROOT / "config.toml", project.config)
+    project.config.write_text(real_config(), encoding="utf-8")
     project.write_seed(
         "new.txt",
         "HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ\n"
