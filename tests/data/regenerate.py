@@ -47,7 +47,19 @@ def seed_tags() -> None:
     (DATA / "seed_tags.json").write_text(text + "\n", encoding="utf-8")
 
 
-TARGETS = {"seed_tags": seed_tags}
+def golden() -> None:
+    sys.path.insert(0, str(DATA.parent))
+    from feed_samples import sample_doc
+
+    from digest.feeds import RENDERERS
+
+    folder = DATA / "golden"
+    folder.mkdir(exist_ok=True)
+    for fmt, render in RENDERERS.items():
+        (folder / f"feed.{fmt}").write_bytes(render(sample_doc()))
+
+
+TARGETS = {"seed_tags": seed_tags, "golden": golden}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or list(TARGETS):

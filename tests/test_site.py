@@ -1,0 +1,159 @@
+"""Publishing: paths, determinism, atomic and minimal rewrites, OPML, autodiscovery."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, Project, real_config
+from lxml import etree, html
+
+from digest.site import PublicDir
+
+
+@pytest.fixture
+def site(make_project) -> Project:  # type: ignore[no-untyped-def]
+    p: Project = make_project()
+    shutil.copytree(ROOT / "seeds", p.seeds, dirs_exist_ok=True)
+    p.config.write_text(real_config(), encoding="utf-8")
+    p.digest("build")
+    return p
+
+
+def snapshot(public: Path) -> dict[str, tuple[int, bytes]]:
+    return {
+        p.relative_to(public).as_posix(): (p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted(public.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_public_paths_are_the_documented_interface(site: Project) -> None:
+    public = site.public
+    for ext in ("atom", "rss", "json"):
+        assert (public / f"feeds/all.{ext}").is_file()
+        assert (public / f"feeds/officials/dao-hong-lan.{ext}").is_file()
+        assert (public / f"feeds/topics/chuyen-doi-so.{ext}").is_file()
+    for slug in ("dao-hong-lan", "vu-manh-ha", "le-duc-luan"):
+        assert (public / f"officials/{slug}.html").is_file()
+    assert (public / "topics/dan-so.html").is_file()
+    assert len(list((public / "entries").glob("*.html"))) == 100
+    assert (public / "feeds.opml").is_file() and (public / "index.html").is_file()
+
+
+def test_second_build_rewrites_nothing(site: Project) -> None:
+    before = snapshot(site.public)
+    out = site.digest("build").stdout
+    assert "published: 0 written" in out
+    assert snapshot(site.public) == before
+
+
+def test_a_change_rewrites_only_the_files_that_show_it(site: Project) -> None:
+    before = snapshot(site.public)
+    site.write_seed(
+        "005_new.txt",
+        "HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ\n"
+        "Thứ trưởng Bộ Y tế Lê Đức Luận thăm Bệnh viện Bạch Mai\n"
+        "Thứ Hai, ngày 16/11/2026 02:00Sáng 16/11/2026, Thứ trưởng...\n",
+    )
+    site.digest("build")
+    after = snapshot(site.public)
+    changed = {p for p in after if p not in before or after[p] != before[p]}
+    assert "feeds/all.atom" in changed and "feeds/officials/le-duc-luan.atom" in changed
+    assert "topics/kham-chua-benh.html" in changed  # the new entry's topic
+    assert "feeds/officials/dao-hong-lan.atom" not in changed
+    assert "feeds/topics/dan-so.rss" not in changed
+    untouched_entries = [p for p in before if p.startswith("entries/") and p not in changed]
+    assert len(untouched_entries) == 100
+    assert len(changed) < 40
+
+
+def test_removed_topic_files_are_deleted(site: Project) -> None:
+    config = site.config.read_text(encoding="utf-8")
+    config = config.replace('[[topics]]\nslug = "dan-so"\nname = "Dân số"\n', "")
+    start = config.index('[[rules]]\ntopic = "dan-so"')
+    end = config.index("[[rules]]", start + 5)
+    site.config.write_text(config[:start] + config[end:], encoding="utf-8")
+    out = site.digest("build").stdout
+    assert "removed" in out and "0 removed" not in out
+    assert not list(site.public.rglob("*dan-so*"))
+    assert "dan-so" not in (site.public / "feeds.opml").read_text(encoding="utf-8")
+
+
+def test_a_deleted_public_file_is_written_again(site: Project) -> None:
+    (site.public / "feeds/all.atom").unlink()
+    site.digest("build")
+    assert (site.public / "feeds/all.atom").is_file()
+
+
+def test_opml_lists_every_current_feed(site: Project) -> None:
+    opml = etree.parse(str(site.public / "feeds.opml")).getroot()
+    urls = {o.get("xmlUrl") for o in opml.iter("outline") if o.get("xmlUrl")}
+    on_disk = {
+        "http://127.0.0.1:8080/" + p.relative_to(site.public).as_posix()
+        for p in (site.public / "feeds").rglob("*.atom")
+        if "archive" not in p.parts
+    }
+    assert urls == on_disk
+    assert all(
+        o.get("type") == "rss" and o.get("htmlUrl") for o in opml.iter("outline") if o.get("xmlUrl")
+    )
+
+
+def test_index_autodiscovery_and_listings(site: Project) -> None:
+    page = html.parse(str(site.public / "index.html")).getroot()
+    alternates = {
+        (x.get("type"), x.get("href")) for x in page.iter("link") if x.get("rel") == "alternate"
+    }
+    assert alternates == {
+        ("application/atom+xml", "http://127.0.0.1:8080/feeds/all.atom"),
+        ("application/rss+xml", "http://127.0.0.1:8080/feeds/all.rss"),
+        ("application/feed+json", "http://127.0.0.1:8080/feeds/all.json"),
+    }
+    text = page.text_content()
+    assert "Đào Hồng Lan" in text and "Bộ trưởng" in text and "15 tin" in text
+    assert "Chuyển đổi số" in text
+    assert page.get("lang") == "vi"
+
+
+def test_entry_page_links_related_titles_that_are_known(site: Project) -> None:
+    entry = next(
+        e
+        for e in site.entries()
+        if e["title"].startswith("Thứ trưởng Bộ Y tế Nguyễn Thị Liên Hương làm việc với Chủ tịch")
+    )
+    page = html.parse(str(site.public / f"entries/{entry['id']}.html")).getroot()
+    related = page.find(".//section[@class='related']")
+    assert related is not None
+    links = {a.text_content(): a.get("href") for a in related.iter("a")}
+    target = next(
+        e
+        for e in site.entries()
+        if e["title"].startswith("Thứ trưởng Bộ Y tế Đỗ Xuân Tuyên kiểm tra")
+    )
+    assert links == {target["title"]: f"{target['id']}.html"}
+    assert "Thứ Bảy, 20/04/2024 21:33" in page.text_content()  # Vietnam time
+
+
+def test_public_dir_writes_atomically_and_only_when_different(tmp_path: Path) -> None:
+    public = PublicDir(tmp_path)
+    assert public.write("a/b.txt", b"one") is True
+    mtime = (tmp_path / "a/b.txt").stat().st_mtime_ns
+    assert public.write("a/b.txt", b"one") is False
+    assert (tmp_path / "a/b.txt").stat().st_mtime_ns == mtime
+    assert public.write("a/b.txt", b"two") is True
+    assert (tmp_path / "a/b.txt").read_bytes() == b"two"
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["b.txt"]  # no temporary left
+    with pytest.raises(ValueError):
+        public.write("../escape.txt", b"x")
+    assert not (tmp_path.parent / "escape.txt").exists()
+    os.chmod(tmp_path / "a", 0o500)
+    try:
+        if os.geteuid() != 0:
+            with pytest.raises(OSError):
+                public.write("a/b.txt", b"three")
+            assert (tmp_path / "a/b.txt").read_bytes() == b"two"
+    finally:
+        os.chmod(tmp_path / "a", 0o700)
