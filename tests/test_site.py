@@ -157,3 +157,13 @@ def test_public_dir_writes_atomically_and_only_when_different(tmp_path: Path) ->
             assert (tmp_path / "a/b.txt").read_bytes() == b"two"
     finally:
         os.chmod(tmp_path / "a", 0o700)
+
+
+def test_two_builds_from_scratch_are_byte_identical(site: Project, make_project) -> None:  # type: ignore[no-untyped-def]
+    other: Project = make_project()
+    shutil.copytree(ROOT / "seeds", other.seeds, dirs_exist_ok=True)
+    other.config.write_text(real_config(), encoding="utf-8")
+    other.digest("build")
+    first = {k: v[1] for k, v in snapshot(site.public).items()}
+    second = {k: v[1] for k, v in snapshot(other.public).items()}
+    assert first == second
