@@ -17,11 +17,11 @@ $(STAMP): pyproject.toml
 	touch $@
 
 run: $(STAMP)
-	$(BIN)/digest --config $(CONFIG) build
+	$(BIN)/digest --config $(CONFIG) run
 
 lint: $(STAMP)
-	$(BIN)/ruff check digest tests
-	$(BIN)/ruff format --check digest tests
+	$(BIN)/ruff check digest tests bench
+	$(BIN)/ruff format --check digest tests bench
 	$(BIN)/mypy --strict digest
 
 test: lint

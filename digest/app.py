@@ -6,8 +6,11 @@ only decides what to read and what to write.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
@@ -270,10 +273,47 @@ def _parse_one(
     return state, result, [*decoded.problems, *result.problems], True
 
 
+class LockedError(RuntimeError):
+    """Another digest process is writing the same store and public folder."""
+
+
+@contextmanager
+def writer_lock(config: Config) -> Iterator[None]:
+    """Only one writer of a store and its public folder at a time: a daemon or a build."""
+    path = config.paths.store.with_name(config.paths.store.name + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            raise LockedError(
+                f"{path}: another digest process (pid {holder}) is writing "
+                f"{config.paths.store} and {config.paths.public}; stop it (a running "
+                "`digest run` already rebuilds on every change) or wait for it to finish"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock, also when the process dies
+
+
 def make_digest(config: Config, *, clock: Clock | None = None) -> Digest:
     """The one way to get a Digest: opens the configured store."""
     store = SqlStore.open_sqlite(config.paths.store)
     return Digest(config, store, clock or SystemClock())
 
 
-__all__ = ["BuildReport", "Clock", "Digest", "Location", "Subject", "SystemClock", "make_digest"]
+__all__ = [
+    "BuildReport",
+    "Clock",
+    "Digest",
+    "Location",
+    "LockedError",
+    "Subject",
+    "SystemClock",
+    "make_digest",
+    "writer_lock",
+]

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .app import BuildReport, Digest, make_digest
+from .app import BuildReport, Digest, LockedError, make_digest, writer_lock
 from .classify import Subject
 from .config import Config, ConfigError, load
 from .model import VIETNAM, Entry, Problem, rfc3339
@@ -18,6 +20,34 @@ from .store import StoreError
 
 EXIT_CONFIG = 2
 EXIT_STORE = 3
+EXIT_LOCKED = 4
+
+_RECORD_FIELDS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the event's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        body: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        body.update({k: v for k, v in vars(record).items() if k not in _RECORD_FIELDS})
+        if record.exc_info:
+            body["error"] = self.formatException(record.exc_info)
+        return json.dumps(body, ensure_ascii=False, default=str)
+
+
+def setup_logging(fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
 def _display(path: Path) -> str:
@@ -66,8 +96,10 @@ def _print_report(config: Config, report: BuildReport) -> None:
 
 
 def _cmd_build(app: Digest, _args: argparse.Namespace) -> int:
-    _print_report(app.config, app.build())
-    published = app.publish()
+    with writer_lock(app.config):
+        report = app.build()
+        published = app.publish()
+    _print_report(app.config, report)
     print(
         f"published: {published.written} written, {published.unchanged} unchanged, "
         f"{published.removed} removed"
@@ -107,6 +139,13 @@ def _print_subjects(subjects: Sequence[Subject], *, officials: bool) -> None:
         )
 
 
+def _cmd_run(app: Digest, _args: argparse.Namespace) -> int:
+    from .daemon import run  # the server stack is only needed by the daemon
+
+    with writer_lock(app.config):
+        return run(app)
+
+
 def _cmd_officials(app: Digest, _args: argparse.Namespace) -> int:
     _print_subjects(app.subjects()[0], officials=True)
     return 0
@@ -128,7 +167,15 @@ def _parser() -> argparse.ArgumentParser:
         default=Path(os.environ.get("DIGEST_CONFIG", "config.toml")),
         help="config file (default: $DIGEST_CONFIG or ./config.toml)",
     )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="log lines as text for people or JSON for machines (default: text)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="build, then watch seeds/, serve the site and mail")
+    run.set_defaults(handler=_cmd_run)
     build = commands.add_parser("build", help="ingest new and changed seed files")
     build.set_defaults(handler=_cmd_build)
     entries = commands.add_parser("entries", help="list stored entries, newest first")
@@ -143,6 +190,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    setup_logging(args.log_format)
     try:
         config = load(args.config)
         app = make_digest(config)
@@ -158,6 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreError as exc:
         print(f"digest: {exc}", file=sys.stderr)
         return EXIT_STORE
+    except LockedError as exc:
+        print(f"digest: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
     except BrokenPipeError:
         # The reader (head, less) went away: not an error of ours, and nothing more to say.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -84,10 +84,25 @@ class Site:
 
 
 @dataclass(frozen=True, slots=True)
+class Server:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    poll: bool  # poll the folder instead of inotify (network and container file systems)
+    debounce_ms: int  # how long a burst of changes may last to become one build
+    settle_ms: int  # how long a changed file must stay the same before it is read
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path  # the config file itself; relative paths in it are relative to its folder
     paths: Paths
     site: Site
+    server: Server = Server("127.0.0.1", 8080)
+    watch: Watch = Watch(poll=False, debounce_ms=50, settle_ms=200)
     classification: Classification = Classification()
 
 
@@ -98,6 +113,8 @@ _SECTIONS: dict[str, set[str]] = {
     "rules": {"topic", "phrases", "exclude"},
     "classify": {"foreign_markers"},
     "site": {"base_url", "title", "feed_size"},
+    "server": {"host", "port"},
+    "watch": {"poll", "debounce_ms", "settle_ms"},
 }
 _ARRAYS = {"officials", "topics", "rules"}
 _DEFAULT_PATHS = {
@@ -203,6 +220,28 @@ class _Reader:
             raise self.fail("site.feed_size", "must be a whole number from 1 to 1000")
         return Site(base_url.rstrip("/") + "/", clean(title), size)
 
+    def whole(self, section: str, key: str, default: int, low: int, high: int) -> int:
+        value = self.table(section).get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise self.fail(f"{section}.{key}", f"must be a whole number from {low} to {high}")
+        return value
+
+    def server(self) -> Server:
+        host = self.table("server").get("host", "127.0.0.1")
+        if not isinstance(host, str) or not host.strip():
+            raise self.fail("server.host", "must be a host name or address such as 127.0.0.1")
+        return Server(host.strip(), self.whole("server", "port", 8080, 0, 65535))
+
+    def watch(self) -> Watch:
+        poll = self.table("watch").get("poll", False)
+        if not isinstance(poll, bool):
+            raise self.fail("watch.poll", "must be true or false")
+        return Watch(
+            poll,
+            self.whole("watch", "debounce_ms", 50, 1, 60_000),
+            self.whole("watch", "settle_ms", 200, 0, 60_000),
+        )
+
     def classification(self) -> Classification:
         seen: set[str] = set()
         officials = tuple(
@@ -260,7 +299,12 @@ def load(path: Path) -> Config:
     reader.check_keys()
     paths = Paths(**{key: reader.path("paths", key, d) for key, d in _DEFAULT_PATHS.items()})
     config = Config(
-        source=source, paths=paths, site=reader.site(), classification=reader.classification()
+        source=source,
+        paths=paths,
+        site=reader.site(),
+        server=reader.server(),
+        watch=reader.watch(),
+        classification=reader.classification(),
     )
     if not (paths.templates / "site").is_dir():
         raise reader.fail("paths.templates", f"{paths.templates} has no site/ templates folder")

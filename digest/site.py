@@ -227,13 +227,14 @@ class Publisher:
             )
         )
         site_updated = max((h.updated for h in heads), default=_EMPTY_UPDATED)
-        outputs: list[_Output] = []
-        for channel in channels:
-            outputs.extend(self._channel_outputs(channel, names, context, site_updated))
-        outputs.extend(self._entry_outputs(heads, names, context))
-        outputs.append(self._opml_output(channels, context))
+        # Order matters to a reader polling during a publish: what is linked to is written
+        # before what links to it, so `all` (which readers poll most) comes last.
         css = (self.config.paths.templates / "site" / "style.css").read_bytes()
-        outputs.append(_Output("style.css", context.sign("css", css.decode()), lambda _: css))
+        outputs = [_Output("style.css", context.sign("css", css.decode()), lambda _: css)]
+        outputs.extend(self._entry_outputs(heads, names, context))
+        for channel in [*channels[1:], channels[0]]:
+            outputs.extend(self._channel_outputs(channel, names, context, site_updated))
+        outputs.append(self._opml_output(channels, context))
         return outputs
 
     def _channel_outputs(

@@ -212,7 +212,9 @@ class SqlStore:
             raise StoreError(
                 f"{path.parent}: cannot create the store folder: {exc.strerror}"
             ) from None
-        engine = sa.create_engine(f"sqlite:///{path}")
+        # Builds run in a worker thread of the daemon; the pool hands a connection to one
+        # thread at a time, so SQLite's same-thread check can go.
+        engine = sa.create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -1,0 +1,317 @@
+"""The real daemon as a subprocess: serving, watching, HTTP semantics, signals and the lock."""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import feedparser
+import pytest
+from conftest import ROOT, real_config
+
+NEW = (
+    "HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ\n"
+    "Thứ trưởng Bộ Y tế Lê Đức Luận thăm Bệnh viện Bạch Mai\n"
+    "Thứ Hai, ngày 16/11/2026 02:00Sáng 16/11/2026, Thứ trưởng...\n"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Daemon:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        config = real_config().replace("port = 8080", f"port = {self.port}")
+        config = config.replace("settle_ms = 200", "settle_ms = 400")
+        (root / "config.toml").write_text(config, encoding="utf-8")
+        self.log = (root / "daemon.log").open("w+", encoding="utf-8")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "digest",
+                "--config",
+                "config.toml",
+                "--log-format",
+                "json",
+                "run",
+            ],
+            cwd=self.root,
+            stdout=self.log,
+            stderr=self.log,
+        )
+        self.process = process
+        self.wait_for(lambda: self.health()[0] == 200, what="first build")
+        return process
+
+    def events(self, name: str) -> list[dict[str, object]]:
+        lines = (self.root / "daemon.log").read_text(encoding="utf-8").splitlines()
+        found = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if record.get("event") == name:
+                found.append(record)
+        return found
+
+    def request(
+        self, path: str, method: str = "GET", headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.putrequest(method, path, skip_accept_encoding=True)
+            for k, v in (headers or {}).items():
+                conn.putheader(k, v)
+            conn.endheaders()
+            response = conn.getresponse()
+            body = response.read()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, body
+        finally:
+            conn.close()
+
+    def health(self) -> tuple[int, dict[str, object]]:
+        try:
+            status, _, body = self.request("/healthz")
+        except OSError:
+            return 0, {}
+        return status, json.loads(body)
+
+    def wait_for(self, condition, *, what: str, timeout: float = 20) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"daemon exited {self.process.returncode}: {self.tail()}")
+            if condition():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}: {self.tail()}")
+
+    def tail(self) -> str:
+        return (self.root / "daemon.log").read_text(encoding="utf-8")[-3000:]
+
+    def stop(self) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
+    d = Daemon(tmp_path)
+    d.start()
+    yield d
+    d.stop()
+
+
+def in_feed(d: Daemon, text: str) -> bool:
+    return text in d.request("/feeds/all.atom")[2].decode()
+
+
+def test_serves_pages_and_feeds_with_their_types(daemon: Daemon) -> None:
+    expected = {
+        "/": "text/html; charset=utf-8",
+        "/index.html": "text/html; charset=utf-8",
+        "/feeds/all.atom": "application/atom+xml; charset=utf-8",
+        "/feeds/all.rss": "application/rss+xml; charset=utf-8",
+        "/feeds/all.json": "application/feed+json; charset=utf-8",
+        "/feeds/officials/dao-hong-lan.atom": "application/atom+xml; charset=utf-8",
+        "/feeds.opml": "text/x-opml; charset=utf-8",
+        "/style.css": "text/css; charset=utf-8",
+    }
+    for path, content_type in expected.items():
+        status, headers, body = daemon.request(path)
+        assert status == 200, path
+        assert headers["content-type"] == content_type
+        assert headers["etag"].startswith('W/"') and headers["last-modified"].endswith("GMT")
+        assert headers["cache-control"] == "public, max-age=60"
+        assert int(headers["content-length"]) == len(body) > 0
+    assert not feedparser.parse(daemon.request("/feeds/all.atom")[2]).bozo
+
+
+def test_conditional_get_on_both_validators_head_and_gzip(daemon: Daemon) -> None:
+    _, headers, body = daemon.request("/feeds/all.atom")
+    etag, modified = headers["etag"], headers["last-modified"]
+    assert daemon.request("/feeds/all.atom", headers={"If-None-Match": etag})[0] == 304
+    assert (
+        daemon.request("/feeds/all.atom", headers={"If-None-Match": etag.removeprefix("W/")})[0]
+        == 304
+    )
+    assert daemon.request("/feeds/all.atom", headers={"If-None-Match": '"other"'})[0] == 200
+    assert daemon.request("/feeds/all.atom", headers={"If-Modified-Since": modified})[0] == 304
+    later = "Fri, 01 Jan 2100 00:00:00 GMT"
+    assert daemon.request("/feeds/all.atom", headers={"If-Modified-Since": later})[0] == 304
+    earlier = "Mon, 01 Jan 2001 00:00:00 GMT"
+    assert daemon.request("/feeds/all.atom", headers={"If-Modified-Since": earlier})[0] == 200
+    head_status, head_headers, head_body = daemon.request("/feeds/all.atom", method="HEAD")
+    assert head_status == 200 and head_body == b""
+    assert head_headers["content-length"] == headers["content-length"]
+    gz_status, gz_headers, gz_body = daemon.request(
+        "/feeds/all.atom", headers={"Accept-Encoding": "br;q=1, gzip;q=0.8"}
+    )
+    assert gz_status == 200 and gz_headers["content-encoding"] == "gzip"
+    assert gzip.decompress(gz_body) == body and len(gz_body) < len(body) / 2
+    assert gz_headers["vary"] == "accept-encoding"
+    no = daemon.request("/feeds/all.atom", headers={"Accept-Encoding": "gzip;q=0"})[1]
+    assert "content-encoding" not in no
+    assert daemon.request("/feeds/all.atom", method="POST")[0] == 405
+
+
+def test_every_way_out_of_the_public_folder_is_404(daemon: Daemon) -> None:
+    public = daemon.root / "public"
+    os.symlink("/etc/passwd", public / "link-out.txt")
+    os.symlink("/etc", public / "dir-out")
+    os.symlink(daemon.root / "config.toml", public / "config.html")
+    attempts = [
+        "/../config.toml",
+        "/%2e%2e/config.toml",
+        "/%2E%2E%2Fconfig.toml",
+        "/feeds/../../config.toml",
+        "/feeds/%2e%2e/%2e%2e/config.toml",
+        "//etc/passwd",
+        "/./index.html",
+        "/index.html%00",
+        "/..%5Cconfig.toml",
+        "/link-out.txt",
+        "/dir-out/passwd",
+        "/config.html",
+        "/feeds/",
+        "/missing.html",
+        "/var/digest.sqlite",
+    ]
+    for path in attempts:
+        status, _, body = daemon.request(path)
+        assert status == 404, path
+        assert b"root:" not in body and b"[paths]" not in body
+    requests = daemon.events("request")
+    assert len(requests) >= len(attempts)
+
+
+def test_healthz_reports_the_last_build(daemon: Daemon) -> None:
+    status, body = daemon.health()
+    assert status == 200
+    assert body["status"] == "ok"
+    assert body["entries"] == 100 and body["problems"] == 0
+    assert body["last_build"]["result"] == "ok"  # type: ignore[index]
+
+
+def test_new_file_appears_in_served_feed_and_broken_one_is_reported(daemon: Daemon) -> None:
+    (daemon.root / "seeds" / "005_new.txt").write_text(NEW, encoding="utf-8")
+    daemon.wait_for(
+        lambda: in_feed(daemon, "Lê Đức Luận thăm Bệnh viện Bạch Mai"), what="new entry"
+    )
+    assert "Lê Đức Luận thăm" in daemon.request("/feeds/officials/le-duc-luan.atom")[2].decode()
+    (daemon.root / "seeds" / "006_broken.txt").write_bytes(b"\x00\x01binary")
+    daemon.wait_for(lambda: daemon.health()[1].get("problems") == 1, what="problem counted")
+    problems = daemon.events("problem")
+    assert problems[-1]["file"] == "006_broken.txt"
+    assert "binary file" in str(problems[-1]["message"])
+    assert daemon.health()[0] == 200 and in_feed(daemon, "Lê Đức Luận thăm")
+
+
+def test_file_written_in_chunks_is_parsed_once_complete(daemon: Daemon) -> None:
+    builds_before = len(daemon.events("build"))
+    lines = NEW.splitlines(keepends=True)
+    second = (
+        "Thứ trưởng Bộ Y tế Đỗ Xuân Tuyên làm việc tại Huế\n"
+        "Thứ Ba, ngày 17/11/2026 03:00Sáng 17/11/2026, Thứ trưởng...\n"
+    )
+    path = daemon.root / "seeds" / "007_chunked.txt"
+    with path.open("w", encoding="utf-8") as f:
+        for chunk in ("".join(lines[:2]), lines[2] + second[:40], second[40:]):
+            f.write(chunk)
+            f.flush()
+            time.sleep(0.15)
+    daemon.wait_for(lambda: in_feed(daemon, "Đỗ Xuân Tuyên làm việc tại Huế"), what="chunked file")
+    time.sleep(0.5)
+    builds = [b for b in daemon.events("build")[builds_before:] if b["files_parsed"]]
+    assert len(builds) == 1, builds
+    assert builds[0]["entries_new"] == 2 and builds[0]["problems"] == 0
+
+
+def test_rename_changes_nothing_and_delete_keeps_entries(daemon: Daemon) -> None:
+    seeds = daemon.root / "seeds"
+    before = daemon.request("/feeds/all.atom")[2]
+    builds = len(daemon.events("build"))
+    (seeds / "001_21f9db5134b92a1d.txt").rename(seeds / "renamed.txt")
+    daemon.wait_for(lambda: len(daemon.events("build")) > builds, what="rename build")
+    last = daemon.events("build")[-1]
+    assert last["files_parsed"] == 0 and last["written"] == 0
+    (seeds / "renamed.txt").unlink()
+    daemon.wait_for(lambda: len(daemon.events("build")) > builds + 1, what="delete build")
+    assert daemon.request("/feeds/all.atom")[2] == before
+
+
+def test_sigterm_mid_build_exits_zero_and_leaves_whole_files(daemon: Daemon) -> None:
+    for i in range(20):
+        text = NEW.replace("Bạch Mai", f"số {i}").replace("02:00", f"02:{i:02d}")
+        (daemon.root / "seeds" / f"bulk-{i}.txt").write_text(text, encoding="utf-8")
+    time.sleep(0.5)  # the watcher has seen the burst; a build is about to run or running
+    started = time.monotonic()
+    assert daemon.stop() == 0
+    assert time.monotonic() - started < 5
+    public = daemon.root / "public"
+    assert not [p for p in public.rglob("*") if p.name.endswith(".tmp")]
+    for feed in public.rglob("*.atom"):
+        assert not feedparser.parse(feed.read_bytes()).bozo, feed
+    assert daemon.events("stop")
+
+
+def test_a_second_writer_is_refused(daemon: Daemon) -> None:
+    second = subprocess.run(
+        [sys.executable, "-m", "digest", "--config", "config.toml", "run"],
+        cwd=daemon.root,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert second.returncode == 4
+    assert "another digest process (pid" in second.stderr and "is writing" in second.stderr
+    build = subprocess.run(
+        [sys.executable, "-m", "digest", "--config", "config.toml", "build"],
+        cwd=daemon.root,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert build.returncode == 4 and "another digest process" in build.stderr
+    assert daemon.health()[0] == 200
+
+
+def test_tells_systemd_it_is_ready_and_stopping(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
+    sock_path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(sock_path))
+        sock.settimeout(30)
+        d = Daemon(tmp_path)
+        os.environ["NOTIFY_SOCKET"] = str(sock_path)
+        try:
+            d.start()
+        finally:
+            del os.environ["NOTIFY_SOCKET"]
+        assert sock.recv(100) == b"READY=1"
+        assert d.stop() == 0
+        assert sock.recv(100) == b"STOPPING=1"
