@@ -20,6 +20,7 @@ from .classify import Classifier, Subject, subjects
 from .config import Config
 from .merge import entry_id, merge, visible_hash
 from .model import Entry, Item, Location, Problem
+from .outbox import Sender
 from .parse import ParseResult, parse_lines
 from .site import Publisher, PublishReport
 from .store import SourceState, SqlStore, Store, StoreTransaction
@@ -237,6 +238,11 @@ class Digest:
             tx.set_tags(updates)
             tx.add_discovered(found)
         return retagged
+
+    def sender(self) -> Sender:
+        """The digest sender over this store (the mail stage)."""
+        assert isinstance(self.store, SqlStore), "the outbox needs the SQL store"
+        return Sender(self.config, self.store, self.clock.now)
 
     def publish(self) -> PublishReport:
         """Bring the public folder up to date with the store; rewrites only what changed."""

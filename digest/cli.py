@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
 import sys
+from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +148,67 @@ def _cmd_run(app: Digest, _args: argparse.Namespace) -> int:
         return run(app)
 
 
+def _cmd_send(app: Digest, args: argparse.Namespace) -> int:
+    sender = app.sender()
+    if args.dry_run:
+        for letter in sender.dry_run(schedule=args.period):
+            what = f"{len(letter.entries)} items" if letter.message else "empty, no e-mail"
+            print(f"{letter.subscriber.email}  {letter.period.key}  {what}")
+        return 0
+    with writer_lock(app.config):
+        outcomes = asyncio.run(sender.run(schedule=args.period, recover=True))
+    for o in outcomes:
+        print(f"{o.subscriber}  {o.period}  {o.state}  {o.items} items")
+    counts = Counter(o.state for o in outcomes)
+    print("digests: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none due"))
+    return 0 if not (counts["dead"] or counts["unknown"] or counts["failed"]) else 1
+
+
+def _cmd_preview(app: Digest, args: argparse.Namespace) -> int:
+    found = [s for s in app.config.subscribers if s.email.lower() == args.email.lower()]
+    if not found:
+        print(
+            f"digest: {args.email} is not a subscriber; add a [[subscribers]] block to "
+            f"{app.config.source}",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    subscriber = found[0]
+    since = None
+    if args.since:
+        try:
+            since = datetime.combine(date.fromisoformat(args.since), time(), tzinfo=VIETNAM)
+        except ValueError:
+            print(f"digest: --since {args.since!r}: write a date like 2025-01-31", file=sys.stderr)
+            return EXIT_CONFIG
+    letter = app.sender().preview(subscriber, args.period or subscriber.schedule, since)
+    if letter.message is None:
+        print(f"no entries for {subscriber.email} in {letter.period.label()}: no e-mail")
+        return 0
+    html = letter.message.get_body(("html",))
+    text = letter.message.get_body(("plain",))
+    assert html is not None and text is not None
+    if args.html:
+        Path(args.html).write_text(html.get_content(), encoding="utf-8")
+    if args.text or not args.html:
+        print(f"Subject: {letter.message['Subject']}\n")
+        print(text.get_content())
+    return 0
+
+
+def _cmd_outbox(app: Digest, args: argparse.Namespace) -> int:
+    rows = app.sender().store.outbox_rows(args.limit)
+    print(f"{'subscriber':32}  {'period':18}  {'state':8}  tries  items  updated (Vietnam)  error")
+    for r in rows:
+        when = r.updated.astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M")
+        items = str(r.items) if r.items is not None else "-"
+        print(
+            f"{r.subscriber:32}  {r.period:18}  {r.state:8}  {r.attempts:5}  "
+            f"{items:>5}  {when:17}  {r.error or ''}"
+        )
+    return 0
+
+
 def _cmd_officials(app: Digest, _args: argparse.Namespace) -> int:
     _print_subjects(app.subjects()[0], officials=True)
     return 0
@@ -185,6 +248,20 @@ def _parser() -> argparse.ArgumentParser:
     officials.set_defaults(handler=_cmd_officials)
     topics = commands.add_parser("topics", help="topics and their entries")
     topics.set_defaults(handler=_cmd_topics)
+    send = commands.add_parser("send", help="send the digests that are due now")
+    send.add_argument("--period", choices=("daily", "weekly"), help="only this schedule")
+    send.add_argument("--dry-run", action="store_true", help="print what would be sent")
+    send.set_defaults(handler=_cmd_send)
+    preview = commands.add_parser("preview", help="render one subscriber's digest, send nothing")
+    preview.add_argument("email")
+    preview.add_argument("--period", choices=("daily", "weekly"), help="default: theirs")
+    preview.add_argument("--since", metavar="DATE", help="entries published since DATE instead")
+    preview.add_argument("--html", metavar="FILE", help="write the HTML part to FILE")
+    preview.add_argument("--text", action="store_true", help="print the text part")
+    preview.set_defaults(handler=_cmd_preview)
+    outbox = commands.add_parser("outbox", help="recent digests and their states")
+    outbox.add_argument("--limit", type=int, default=50)
+    outbox.set_defaults(handler=_cmd_outbox)
     return parser
 
 

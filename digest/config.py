@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ class Paths:
     store: Path
     public: Path
     templates: Path
+    outbox: Path  # Maildir that receives digests when no SMTP host is set
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,50 @@ class Watch:
 
 
 @dataclass(frozen=True, slots=True)
+class Subscriber:
+    email: str
+    name: str
+    schedule: str  # "daily" | "weekly"
+    officials: tuple[str, ...]  # empty: every official
+    topics: tuple[str, ...]  # empty: every topic
+
+
+@dataclass(frozen=True, slots=True)
+class Digests:
+    daily_at: time  # Vietnam time
+    weekly_day: int  # 0 = Monday
+    weekly_at: time
+    max_items: int
+    max_attempts: int  # transient failures before a digest is given up as dead
+
+
+@dataclass(frozen=True, slots=True)
+class Smtp:
+    host: str | None  # None: deliver into the Maildir outbox instead
+    port: int
+    security: str  # "starttls" | "tls" | "none"
+    username: str | None
+    from_address: str
+    from_name: str
+    timeout: float
+    password_file: Path | None  # a path, never the secret itself
+
+    def password(self) -> str | None:
+        """From DIGEST_SMTP_PASSWORD, a systemd credential, or password_file; never logged."""
+        if "DIGEST_SMTP_PASSWORD" in os.environ:
+            return os.environ["DIGEST_SMTP_PASSWORD"]
+        candidates = [self.password_file] if self.password_file else []
+        if "CREDENTIALS_DIRECTORY" in os.environ:
+            candidates.append(Path(os.environ["CREDENTIALS_DIRECTORY"]) / "smtp-password")
+        for path in candidates:
+            try:
+                return path.read_text(encoding="utf-8").strip()
+            except OSError:
+                continue
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path  # the config file itself; relative paths in it are relative to its folder
     paths: Paths
@@ -104,10 +150,13 @@ class Config:
     server: Server = Server("127.0.0.1", 8080)
     watch: Watch = Watch(poll=False, debounce_ms=50, settle_ms=200)
     classification: Classification = Classification()
+    subscribers: tuple[Subscriber, ...] = ()
+    digests: Digests = Digests(time(7), 0, time(7), 50, 6)
+    smtp: Smtp = Smtp(None, 587, "starttls", None, "digest@localhost", "", 30.0, None)
 
 
 _SECTIONS: dict[str, set[str]] = {
-    "paths": {"seeds", "store", "public", "templates"},
+    "paths": {"seeds", "store", "public", "templates", "outbox"},
     "officials": {"slug", "name", "variants", "roles"},
     "topics": {"slug", "name"},
     "rules": {"topic", "phrases", "exclude"},
@@ -115,13 +164,29 @@ _SECTIONS: dict[str, set[str]] = {
     "site": {"base_url", "title", "feed_size"},
     "server": {"host", "port"},
     "watch": {"poll", "debounce_ms", "settle_ms"},
+    "subscribers": {"email", "name", "schedule", "officials", "topics"},
+    "digests": {"daily_at", "weekly_day", "weekly_at", "max_items", "max_attempts"},
+    "smtp": {
+        "host",
+        "port",
+        "security",
+        "username",
+        "from_address",
+        "from_name",
+        "timeout",
+        "password_file",
+        "password",  # known only to be refused with a message saying where it belongs
+    },
 }
-_ARRAYS = {"officials", "topics", "rules"}
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_EMAIL = re.compile(r"[^@\s<>\x00-\x1f,;]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\Z")
+_ARRAYS = {"officials", "topics", "rules", "subscribers"}
 _DEFAULT_PATHS = {
     "seeds": "seeds",
     "store": "var/digest.sqlite",
     "public": "public",
     "templates": "templates",
+    "outbox": "var/outbox",
 }
 
 
@@ -242,6 +307,95 @@ class _Reader:
             self.whole("watch", "settle_ms", 200, 0, 60_000),
         )
 
+    def subscribers(self, rules: Classification) -> tuple[Subscriber, ...]:
+        officials = {o.slug for o in rules.officials}
+        topics = {t.slug for t in rules.topics}
+        seen: set[str] = set()
+        found = []
+        for where, table in self.array("subscribers"):
+            email = self.text(where, table, "email")
+            if not _EMAIL.match(email):
+                raise self.fail(f"{where}.email", f"{email!r} is not an e-mail address")
+            if email.lower() in seen:
+                raise self.fail(f"{where}.email", f"{email!r} is listed twice")
+            seen.add(email.lower())
+            name = self.text(where, table, "name") if "name" in table else ""
+            schedule = table.get("schedule", "daily")
+            if schedule not in ("daily", "weekly"):
+                raise self.fail(f"{where}.schedule", 'must be "daily" or "weekly"')
+            wanted = {"officials": officials, "topics": topics}
+            filters = {}
+            for key, known in wanted.items():
+                filters[key] = self.texts(where, table, key)
+                for slug in filters[key]:
+                    if slug not in known:
+                        raise self.fail(
+                            f"{where}.{key}", f"unknown slug {slug!r}; see `digest {key}`"
+                        )
+            found.append(Subscriber(email, name, schedule, filters["officials"], filters["topics"]))
+        return tuple(found)
+
+    def clock_time(self, section: str, key: str, default: str) -> time:
+        value = self.table(section).get(key, default)
+        if isinstance(value, time):
+            return value
+        try:
+            return time.fromisoformat(str(value))
+        except ValueError:
+            raise self.fail(f"{section}.{key}", 'must be a time such as "07:00"') from None
+
+    def digests(self) -> Digests:
+        day = self.table("digests").get("weekly_day", "monday")
+        if not isinstance(day, str) or day.lower() not in _WEEKDAYS:
+            raise self.fail("digests.weekly_day", f"must be one of {', '.join(_WEEKDAYS)}")
+        return Digests(
+            self.clock_time("digests", "daily_at", "07:00"),
+            _WEEKDAYS.index(day.lower()),
+            self.clock_time("digests", "weekly_at", "07:00"),
+            self.whole("digests", "max_items", 50, 1, 1000),
+            self.whole("digests", "max_attempts", 6, 1, 100),
+        )
+
+    def smtp(self) -> Smtp:
+        table = self.table("smtp")
+        if "password" in table:
+            raise self.fail(
+                "smtp.password",
+                "secrets never go in config.toml: set DIGEST_SMTP_PASSWORD, a systemd "
+                "credential named smtp-password, or smtp.password_file",
+            )
+        host = table.get("host") or None
+        if host is not None and (not isinstance(host, str) or not host.strip()):
+            raise self.fail("smtp.host", "must be a host name, or empty for the Maildir outbox")
+        security = table.get("security", "starttls")
+        if security not in ("starttls", "tls", "none"):
+            raise self.fail("smtp.security", 'must be "starttls", "tls" or "none"')
+        default_port = {"starttls": 587, "tls": 465, "none": 25}[security]
+        from_address = table.get("from_address", "digest@localhost")
+        if not isinstance(from_address, str) or not (
+            _EMAIL.match(from_address) or from_address.endswith("@localhost")
+        ):
+            raise self.fail("smtp.from_address", f"{from_address!r} is not an e-mail address")
+        username = table.get("username") or None
+        if username is not None and not isinstance(username, str):
+            raise self.fail("smtp.username", "must be a string")
+        from_name = table.get("from_name", "Bản tin lãnh đạo Bộ Y tế")
+        if not isinstance(from_name, str):
+            raise self.fail("smtp.from_name", "must be a string")
+        password_file = (
+            self.path("smtp", "password_file", "") if table.get("password_file") else None
+        )
+        return Smtp(
+            host.strip() if host else None,
+            self.whole("smtp", "port", default_port, 1, 65535),
+            security,
+            username,
+            from_address,
+            clean(from_name),
+            float(self.whole("smtp", "timeout", 30, 1, 600)),
+            password_file,
+        )
+
     def classification(self) -> Classification:
         seen: set[str] = set()
         officials = tuple(
@@ -305,7 +459,11 @@ def load(path: Path) -> Config:
         server=reader.server(),
         watch=reader.watch(),
         classification=reader.classification(),
+        subscribers=(),
+        digests=reader.digests(),
+        smtp=reader.smtp(),
     )
+    config = replace(config, subscribers=reader.subscribers(config.classification))
     if not (paths.templates / "site").is_dir():
         raise reader.fail("paths.templates", f"{paths.templates} has no site/ templates folder")
     return config

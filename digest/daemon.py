@@ -91,10 +91,18 @@ def sd_notify(state: str) -> None:
 
 
 class Daemon:
-    def __init__(self, app: Digest, services: tuple[Service, ...] = ()) -> None:
+    def __init__(
+        self,
+        app: Digest,
+        services: tuple[Service, ...] = (),
+        *,
+        health_extra: Callable[[], dict[str, Any]] | None = None,
+        unsubscribe: Callable[[str, str], bool] | None = None,
+    ) -> None:
         self.app = app
         self.services = services
-        self.health = Health(started=datetime.now(UTC))
+        self.health = Health(started=datetime.now(UTC), extra=health_extra)
+        self.unsubscribe = unsubscribe
         self._building = asyncio.Lock()
 
     def _build(self) -> tuple[BuildReport, PublishReport]:
@@ -156,7 +164,7 @@ class Daemon:
             loop.add_signal_handler(sig, stop.set)
         server = _Server(
             uvicorn.Config(
-                PublicApp(config.paths.public, self.health.report),
+                PublicApp(config.paths.public, self.health.report, self.unsubscribe),
                 host=config.server.host,
                 port=config.server.port,
                 lifespan="off",
@@ -204,10 +212,15 @@ class Daemon:
         return 0
 
 
-def run(app: Digest, services: tuple[Service, ...] = ()) -> int:
+def run(app: Digest) -> int:
+    """The daemon with the digest sender as its service."""
+    sender = app.sender()
+    daemon = Daemon(
+        app, (sender.service,), health_extra=sender.health, unsubscribe=sender.unsubscribe
+    )
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvicorn[standard] installs it on Linux
-        return asyncio.run(Daemon(app, services).run())
+        return asyncio.run(daemon.run())
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(Daemon(app, services).run())
+        return runner.run(daemon.run())

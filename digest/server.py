@@ -15,8 +15,10 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
+from html import escape
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 
 log = logging.getLogger("digest.server")
 
@@ -55,19 +57,33 @@ class _File:
 HealthCheck = Callable[[], tuple[int, dict[str, Any]]]
 
 
+Unsubscribe = Callable[[str, str], bool]
+
+_UNSUBSCRIBE_PAGE = """<!doctype html><html lang="vi"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Hủy đăng ký</title>
+</head><body style="font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto">
+<h1>{heading}</h1><p>{text}</p>{form}</body></html>"""
+
+
 class PublicApp:
-    def __init__(self, root: Path, health: HealthCheck) -> None:
+    def __init__(
+        self, root: Path, health: HealthCheck, unsubscribe: Unsubscribe | None = None
+    ) -> None:
         self.root = root.resolve()
         self.health = health
+        self.unsubscribe = unsubscribe
         self._cache: dict[str, _File] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # uvicorn runs with lifespan="off"
             return
         method = scope["method"]
+        if scope["path"] == "/unsubscribe" and self.unsubscribe is not None:
+            await self._unsubscribe(scope, receive, send)
+            return
         if method not in ("GET", "HEAD"):
+            self._log_error(scope, 405)  # logged before answering: the line exists once seen
             await _plain(send, 405, b"Method not allowed\n", [(b"allow", b"GET, HEAD")])
-            self._log_error(scope, 405)
             return
         if scope["path"] == "/healthz":
             status, body = self.health()
@@ -82,10 +98,41 @@ class PublicApp:
             return
         found = self._lookup(scope["path"])
         if found is None:
-            await _plain(send, 404, b"Not found\n")
             self._log_error(scope, 404)
+            await _plain(send, 404, b"Not found\n")
             return
         await self._answer(scope, send, found)
+
+    async def _unsubscribe(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """RFC 8058 one-click unsubscribe: POST does it; GET only shows a button, because
+        mail scanners follow links."""
+        assert self.unsubscribe is not None
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        email = (query.get("email") or [""])[0]
+        token = (query.get("token") or [""])[0]
+        html = b"text/html; charset=utf-8"
+        if scope["method"] == "POST":
+            while (await receive()).get("more_body"):
+                pass  # the body is "List-Unsubscribe=One-Click"; the URL carries the token
+            if email and token and self.unsubscribe(email, token):
+                text = f"{escape(email)} sẽ không nhận bản tin nữa."
+                page = _UNSUBSCRIBE_PAGE.format(heading="Đã hủy đăng ký", text=text, form="")
+                await _plain(send, 200, page.encode(), content_type=html)
+                return
+            self._log_error(scope, 400)
+            await _plain(send, 400, b"Invalid unsubscribe link\n")
+            return
+        if scope["method"] not in ("GET", "HEAD"):
+            await _plain(send, 405, b"Method not allowed\n", [(b"allow", b"GET, POST")])
+            return
+        action = "/unsubscribe?" + urlencode({"email": email, "token": token})
+        form = (
+            f'<form method="post" action="{escape(action)}">'
+            '<button type="submit">Hủy đăng ký</button></form>'
+        )
+        text = f"Hủy nhận bản tin cho {escape(email)}?"
+        page = _UNSUBSCRIBE_PAGE.format(heading="Hủy đăng ký", text=text, form=form)
+        await _plain(send, 200, page.encode(), content_type=html)
 
     def _log_error(self, scope: Scope, status: int) -> None:
         client = scope.get("client") or ("-", 0)
@@ -182,10 +229,15 @@ def _accepts_gzip(header: bytes) -> bool:
 
 
 async def _plain(
-    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+    send: Send,
+    status: int,
+    body: bytes,
+    extra: list[tuple[bytes, bytes]] | None = None,
+    *,
+    content_type: bytes = b"text/plain; charset=utf-8",
 ) -> None:
     headers = [
-        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-type", content_type),
         (b"content-length", str(len(body)).encode()),
         (b"cache-control", b"no-store"),
         *(extra or []),

@@ -87,12 +87,65 @@ discovered = sa.Table(
     sa.Column("role", sa.Text, nullable=False),
 )
 
-SCHEMA_VERSION = "1"
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("subscriber", sa.String, primary_key=True),
+    sa.Column("period", sa.String, primary_key=True),  # "daily:2026-11-22", "weekly:2026-11-23"
+    sa.Column("slot", sa.BigInteger, nullable=False, index=True),
+    sa.Column("state", sa.String(8), nullable=False, index=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt", sa.BigInteger, nullable=True),
+    sa.Column("items", sa.Integer, nullable=True),
+    sa.Column("message_id", sa.String, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+)
+
+subscribers = sa.Table(
+    "subscribers",
+    metadata,
+    sa.Column("email", sa.String, primary_key=True),
+    sa.Column("first_seen", sa.BigInteger, nullable=False),
+    sa.Column("unsubscribed", sa.BigInteger, nullable=True),
+)
+
+SCHEMA_VERSION = "2"
+OUTBOX_STATES = ("pending", "sending", "sent", "empty", "failed", "dead", "unknown")
 _CHUNK = 500  # bound IN lists and executemany batches well below SQLite's variable limit
 
 
 class StoreError(RuntimeError):
     """The store cannot be opened or written; the message says what to check."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    subscriber: str
+    period: str
+    slot: datetime
+    state: str
+    attempts: int
+    next_attempt: datetime | None
+    items: int | None
+    message_id: str | None
+    error: str | None
+    updated: datetime
+
+
+def _outbox_row(r: sa.Row[Any]) -> OutboxRow:
+    return OutboxRow(
+        r.subscriber,
+        r.period,
+        _dt(r.slot),
+        r.state,
+        r.attempts,
+        _dt(r.next_attempt) if r.next_attempt is not None else None,
+        r.items,
+        r.message_id,
+        r.error,
+        _dt(r.updated),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,8 +353,13 @@ class SqlStore:
 
     def heads(self) -> list[EntryHead]:
         """Every entry without its body, newest first."""
+        return self._heads(None)
+
+    def _heads(self, where: sa.ColumnElement[bool] | None) -> list[EntryHead]:
         columns = [c for c in entries.c if c.name not in ("content", "title_from_article")]
         query = sa.select(*columns).order_by(entries.c.published.desc(), entries.c.id.desc())
+        if where is not None:
+            query = query.where(where)
         with self.engine.connect() as conn:
             return [
                 EntryHead(
@@ -332,6 +390,172 @@ class SqlStore:
             rows = [{"path": p, "signature": s} for p, s in sorted(changed.items())]
             for chunk in _chunks(rows):
                 conn.execute(published.insert(), list(chunk))
+
+    # -- the outbox: the source of truth for digests ---------------------------------------------
+
+    def first_seen(
+        self, emails: Sequence[str], now: datetime, *, record: bool = True
+    ) -> dict[str, datetime]:
+        """When each subscriber first appeared in config (`now`, recorded unless a dry run)."""
+        keys = [e.lower() for e in emails]
+        with self.engine.begin() as conn:
+            known = {
+                r.email: r.first_seen
+                for chunk in _chunks(keys)
+                for r in conn.execute(sa.select(subscribers).where(subscribers.c.email.in_(chunk)))
+            }
+            new = [{"email": k, "first_seen": _ts(now)} for k in keys if k not in known]
+            for chunk in _chunks(new if record else []):
+                conn.execute(subscribers.insert(), list(chunk))
+        return {k: _dt(known.get(k, _ts(now))) for k in keys}
+
+    def unsubscribed(self) -> set[str]:
+        with self.engine.connect() as conn:
+            query = sa.select(subscribers.c.email).where(subscribers.c.unsubscribed.is_not(None))
+            return {r.email for r in conn.execute(query)}
+
+    def unsubscribe(self, email: str, now: datetime) -> None:
+        key = email.lower()
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                subscribers.update().where(subscribers.c.email == key).values(unsubscribed=_ts(now))
+            ).rowcount
+            if not done:
+                conn.execute(
+                    subscribers.insert(),
+                    [{"email": key, "first_seen": _ts(now), "unsubscribed": _ts(now)}],
+                )
+
+    def last_slots(self) -> dict[str, datetime]:
+        """Each subscriber's latest recorded period slot, whatever its state."""
+        with self.engine.connect() as conn:
+            query = sa.select(outbox.c.subscriber, sa.func.max(outbox.c.slot)).group_by(
+                outbox.c.subscriber
+            )
+            return {r[0]: _dt(r[1]) for r in conn.execute(query)}
+
+    def add_periods(self, rows: Sequence[tuple[str, str, datetime]], now: datetime) -> None:
+        """Record periods as pending; a period already recorded is left as it is."""
+        with self.engine.begin() as conn:
+            for chunk in _chunks(list(rows)):
+                existing = {
+                    (r.subscriber, r.period)
+                    for r in conn.execute(
+                        sa.select(outbox.c.subscriber, outbox.c.period).where(
+                            sa.tuple_(outbox.c.subscriber, outbox.c.period).in_(
+                                [(s, p) for s, p, _ in chunk]
+                            )
+                        )
+                    )
+                }
+                new = [
+                    {
+                        "subscriber": s,
+                        "period": p,
+                        "slot": _ts(slot),
+                        "state": "pending",
+                        "attempts": 0,
+                        "updated": _ts(now),
+                    }
+                    for s, p, slot in chunk
+                    if (s, p) not in existing
+                ]
+                if new:
+                    conn.execute(outbox.insert(), new)
+
+    def due(self, now: datetime) -> list[OutboxRow]:
+        """Pending periods and failed ones whose retry time has come, oldest slot first."""
+        ready = sa.or_(
+            outbox.c.state == "pending",
+            sa.and_(outbox.c.state == "failed", outbox.c.next_attempt <= _ts(now)),
+        )
+        query = sa.select(outbox).where(ready).order_by(outbox.c.slot, outbox.c.subscriber)
+        with self.engine.connect() as conn:
+            return [_outbox_row(r) for r in conn.execute(query)]
+
+    def next_retry(self) -> datetime | None:
+        query = sa.select(sa.func.min(outbox.c.next_attempt)).where(outbox.c.state == "failed")
+        with self.engine.connect() as conn:
+            value = conn.execute(query).scalar()
+        return _dt(value) if value is not None else None
+
+    def claim(self, subscriber: str, period: str, now: datetime) -> bool:
+        """pending/failed -> sending, committed before any mail is sent; False if taken."""
+        ready = sa.or_(
+            outbox.c.state == "pending",
+            sa.and_(outbox.c.state == "failed", outbox.c.next_attempt <= _ts(now)),
+        )
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                outbox.update()
+                .where(outbox.c.subscriber == subscriber, outbox.c.period == period, ready)
+                .values(state="sending", attempts=outbox.c.attempts + 1, updated=_ts(now))
+            ).rowcount
+        return bool(done == 1)
+
+    def finish(
+        self,
+        subscriber: str,
+        period: str,
+        state: str,
+        now: datetime,
+        *,
+        items: int | None = None,
+        message_id: str | None = None,
+        error: str | None = None,
+        next_attempt: datetime | None = None,
+    ) -> None:
+        assert state in OUTBOX_STATES
+        with self.engine.begin() as conn:
+            conn.execute(
+                outbox.update()
+                .where(outbox.c.subscriber == subscriber, outbox.c.period == period)
+                .values(
+                    state=state,
+                    items=items,
+                    message_id=message_id,
+                    error=error,
+                    next_attempt=_ts(next_attempt) if next_attempt else None,
+                    updated=_ts(now),
+                )
+            )
+
+    def interrupted(self) -> list[OutboxRow]:
+        """Rows left in `sending` by a process that died while sending them."""
+        query = sa.select(outbox).where(outbox.c.state == "sending")
+        with self.engine.connect() as conn:
+            return [_outbox_row(r) for r in conn.execute(query)]
+
+    def outbox_rows(self, limit: int = 50) -> list[OutboxRow]:
+        query = sa.select(outbox).order_by(outbox.c.updated.desc(), outbox.c.slot.desc())
+        with self.engine.connect() as conn:
+            return [_outbox_row(r) for r in conn.execute(query.limit(limit))]
+
+    def outbox_counts(self) -> dict[str, int]:
+        query = sa.select(outbox.c.state, sa.func.count()).group_by(outbox.c.state)
+        with self.engine.connect() as conn:
+            found = {r[0]: int(r[1]) for r in conn.execute(query)}
+        return {state: found.get(state, 0) for state in OUTBOX_STATES}
+
+    def heads_new(
+        self, after: datetime, until: datetime, *, published_after: datetime | None = None
+    ) -> list[EntryHead]:
+        """Entries that became new (first stored, or visible text changed) in (after, until],
+        plus, with `published_after`, entries published in (published_after, until] that
+        were stored by then; newest first."""
+        a, u = _ts(after), _ts(until)
+        new = sa.or_(
+            sa.and_(entries.c.seen_at > a, entries.c.seen_at <= u),
+            sa.and_(entries.c.changed_at > a, entries.c.changed_at <= u),
+        )
+        if published_after is not None:
+            recent = sa.and_(
+                entries.c.published > _ts(published_after),
+                entries.c.published <= u,
+                entries.c.seen_at <= u,
+            )
+            new = sa.or_(new, recent)
+        return self._heads(new)
 
     def problems(self) -> list[Problem]:
         with self.engine.connect() as conn:

@@ -315,3 +315,61 @@ def test_tells_systemd_it_is_ready_and_stopping(tmp_path: Path) -> None:
         assert sock.recv(100) == b"READY=1"
         assert d.stop() == 0
         assert sock.recv(100) == b"STOPPING=1"
+
+
+def test_dropped_file_reaches_the_next_scheduled_digest_once(tmp_path: Path) -> None:
+    """The scheduler fires for real: the send time is set a few seconds ahead."""
+    import email
+    import sqlite3
+    import urllib.parse
+    from datetime import datetime, timedelta
+    from email import policy
+
+    from digest.model import VIETNAM
+
+    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
+    d = Daemon(tmp_path)
+    config = (tmp_path / "config.toml").read_text(encoding="utf-8")
+    d.start()  # the example subscriber is first seen now
+    d.stop()
+    send_at = datetime.now(VIETNAM) + timedelta(seconds=8)
+    config = config.replace('daily_at = "07:00"', f'daily_at = "{send_at:%H:%M:%S}"')
+    (tmp_path / "config.toml").write_text(config, encoding="utf-8")
+    d.start()
+    (tmp_path / "seeds" / "005_new.txt").write_text(NEW, encoding="utf-8")
+    d.wait_for(lambda: in_feed(d, "Lê Đức Luận thăm Bệnh viện Bạch Mai"), what="new entry")
+    inbox = tmp_path / "var" / "outbox" / "new"
+    d.wait_for(lambda: inbox.is_dir() and any(inbox.iterdir()), what="digest", timeout=30)
+    time.sleep(1)
+    (message_file,) = list(inbox.iterdir())
+    message = email.message_from_bytes(message_file.read_bytes(), policy=policy.default)
+    assert message["Subject"].endswith("(1 tin)")
+    assert "Lê Đức Luận thăm Bệnh viện Bạch Mai" in message.get_body(("plain",)).get_content()
+    status, health = d.health()
+    assert status == 200 and health["digests"] == {
+        "dead": 0,
+        "failed": 0,
+        "pending": 0,
+        "unknown": 0,
+    }
+    assert [e for e in d.events("mail") if e.get("state") == "sent"]
+    # One-click unsubscribe with the link from the message (RFC 8058: POST).
+    link = next(u.strip(" <>") for u in message["List-Unsubscribe"].split(",") if "http" in u)
+    parts = urllib.parse.urlsplit(link)
+    path = f"{parts.path}?{parts.query}"
+    assert d.request(path)[0] == 200  # GET only shows the button
+    with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
+        assert db.execute(
+            "select count(*) from subscribers where unsubscribed is not null"
+        ).fetchone() == (0,)
+    status, _, body = d.request(path, method="POST", headers={"Content-Length": "0"})
+    assert status == 200 and "Đã hủy đăng ký".encode() in body
+    forged = path.replace(
+        urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)["token"][0], "0" * 32
+    )
+    assert d.request(forged, method="POST", headers={"Content-Length": "0"})[0] == 400
+    with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
+        assert db.execute(
+            "select email from subscribers where unsubscribed is not null"
+        ).fetchall() == [("ban-bien-tap@example.org",)]
+    assert d.stop() == 0

@@ -1,0 +1,216 @@
+"""Composing a digest: which entries a subscriber gets for a period, and the message itself.
+
+Entries are grouped by official (in registry order; an entry with several officials goes
+under the first and shows all as tags), entries with no official last, newest first in each
+group. The HTML (table layout, about 600 px, CSS inlined with css-inline) and the plain text
+come from autoescaped Jinja2 templates. Headers are built by the standard library's e-mail
+policy, which RFC 2047-encodes the Vietnamese subject and refuses line breaks; values from
+config or seeds are stripped of every line-break character before they reach a header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import css_inline
+import jinja2
+
+from .config import Config, Subscriber
+from .model import VIETNAM, EntryHead
+from .site import vietnam_time
+
+_LINE_BREAKS = re.compile("[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
+_INLINER = css_inline.CSSInliner(keep_style_tags=False)
+
+
+def header_safe(text: str) -> str:
+    """A value fit for a header: no line break of any kind, so nothing can be injected."""
+    return _LINE_BREAKS.sub(" ", text).strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    schedule: str  # "daily" | "weekly"
+    slot: datetime  # the send time (UTC) that closes the period
+
+    @property
+    def length(self) -> timedelta:
+        return timedelta(days=1 if self.schedule == "daily" else 7)
+
+    @property
+    def key(self) -> str:
+        return f"{self.schedule}:{self.slot.astimezone(VIETNAM):%Y-%m-%d}"
+
+    def label(self) -> str:
+        end = self.slot.astimezone(VIETNAM)
+        if self.schedule == "daily":
+            return f"Ngày {end:%d/%m/%Y}"
+        start = end - timedelta(days=6)
+        return f"Tuần {start:%d/%m}–{end:%d/%m/%Y}"
+
+
+@dataclass(frozen=True, slots=True)
+class Letter:
+    """One subscriber's digest for one period."""
+
+    subscriber: Subscriber
+    period: Period
+    entries: tuple[EntryHead, ...]  # all matching, newest first (before the cap)
+    message: EmailMessage | None  # None when there is nothing to send
+
+
+def matches(subscriber: Subscriber, entry: EntryHead) -> bool:
+    """Empty filters mean everything; otherwise the entry must match both lists."""
+    if subscriber.officials and not set(subscriber.officials) & set(entry.officials):
+        return False
+    return not (subscriber.topics and not set(subscriber.topics) & set(entry.topics))
+
+
+def unsubscribe_token(secret: str, email: str) -> str:
+    return hmac.new(secret.encode(), email.lower().encode(), hashlib.sha256).hexdigest()[:32]
+
+
+class Composer:
+    def __init__(self, config: Config, secret: str) -> None:
+        self.config = config
+        self.site = config.site
+        self.secret = secret
+        loader = jinja2.FileSystemLoader(str(config.paths.templates))
+        self.env = jinja2.Environment(
+            loader=loader,
+            autoescape=jinja2.select_autoescape(["html"], default_for_string=False),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.html = self.env.get_template("mail/digest.html")
+        self.text = self.env.get_template("mail/digest.txt")
+        names = config.classification
+        self.official_names = {o.slug: o.name for o in names.officials}
+        self.official_order = {o.slug: i for i, o in enumerate(names.officials)}
+        self.topic_names = {t.slug: t.name for t in names.topics}
+        self.domain = config.smtp.from_address.rpartition("@")[2] or "localhost"
+
+    def message_id(self, subscriber: Subscriber, period: Period) -> str:
+        key = f"{subscriber.email.lower()}|{period.key}"
+        return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{self.domain}>"
+
+    def unsubscribe_url(self, subscriber: Subscriber) -> str:
+        query = urlencode(
+            {
+                "email": subscriber.email,
+                "token": unsubscribe_token(self.secret, subscriber.email),
+            }
+        )
+        return f"{self.site.base_url}unsubscribe?{query}"
+
+    def _groups(self, entries: Sequence[EntryHead]) -> list[dict[str, Any]]:
+        buckets: dict[str, list[EntryHead]] = {}
+        for entry in entries:
+            known = [s for s in entry.officials if s in self.official_order]
+            lead = min(known, key=self.official_order.__getitem__) if known else ""
+            if not lead and entry.officials:
+                lead = entry.officials[0]  # a discovered official
+            buckets.setdefault(lead, []).append(entry)
+        order = sorted(buckets, key=lambda s: (s == "", self.official_order.get(s, 999), s))
+        groups = []
+        for slug in order:
+            label = self.official_names.get(slug, slug) if slug else "Tin khác của Bộ Y tế"
+            items = [self._item(e) for e in buckets[slug]]
+            groups.append({"label": label, "count": len(items), "items": items})
+        return groups
+
+    def _item(self, entry: EntryHead) -> dict[str, str]:
+        tags = [self.official_names.get(s, s) for s in entry.officials]
+        tags += [self.topic_names.get(s, s) for s in entry.topics]
+        return {
+            "title": entry.title,
+            "url": f"{self.site.base_url}entries/{entry.id}.html",
+            "when": vietnam_time(entry.published),
+            "summary": entry.summary + (" …" if entry.summary_truncated else ""),
+            "tags": " · ".join(tags),
+        }
+
+    def _feeds(self, subscriber: Subscriber) -> list[dict[str, str]]:
+        base = self.site.base_url
+        feeds = [
+            {"label": self.official_names.get(s, s), "url": f"{base}feeds/officials/{s}.atom"}
+            for s in subscriber.officials
+        ] + [
+            {"label": self.topic_names.get(s, s), "url": f"{base}feeds/topics/{s}.atom"}
+            for s in subscriber.topics
+        ]
+        return feeds or [{"label": "Tất cả", "url": f"{base}feeds/all.atom"}]
+
+    def subject(self, period: Period, total: int, label: str | None = None) -> str:
+        kind = "Bản tin" if period.schedule == "daily" else "Bản tin tuần"
+        when = (label or period.label()).removeprefix("Ngày ").removeprefix("Tuần ")
+        return f"{kind} hoạt động lãnh đạo Bộ Y tế — {when} ({total} tin)"
+
+    def compose(
+        self,
+        subscriber: Subscriber,
+        period: Period,
+        entries: Sequence[EntryHead],
+        *,
+        now: datetime,
+        label: str | None = None,
+    ) -> Letter:
+        chosen = tuple(e for e in entries if matches(subscriber, e))
+        if not chosen:
+            return Letter(subscriber, period, chosen, None)
+        cap = self.config.digests.max_items
+        shown = chosen[:cap]
+        subject = self.subject(period, len(chosen), label)
+        context = {
+            "subject": subject,
+            "heading": "Hoạt động của lãnh đạo Bộ Y tế",
+            "period_label": label or period.label(),
+            "total": len(chosen),
+            "name": subscriber.name,
+            "groups": self._groups(shown),
+            "more": len(chosen) - len(shown),
+            "site_url": f"{self.site.base_url}index.html",
+            "site_title": self.site.title,
+            "feeds": self._feeds(subscriber),
+            "unsubscribe_url": self.unsubscribe_url(subscriber),
+        }
+        message = EmailMessage()
+        smtp = self.config.smtp
+        message["Subject"] = header_safe(subject)
+        message["From"] = Address(header_safe(smtp.from_name), addr_spec=smtp.from_address)
+        message["To"] = Address(header_safe(subscriber.name), addr_spec=subscriber.email)
+        message["Date"] = format_datetime(now)
+        message["Message-ID"] = self.message_id(subscriber, period)
+        message["List-Id"] = f"{header_safe(self.site.title)} <digest.{self.domain}>"
+        token = unsubscribe_token(self.secret, subscriber.email)
+        mailto = f"mailto:{smtp.from_address}?subject={quote(f'unsubscribe {token}')}"
+        message["List-Unsubscribe"] = f"<{mailto}>, <{self.unsubscribe_url(subscriber)}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        message["Auto-Submitted"] = "auto-generated"
+        message.set_content(self.text.render(context))
+        message.add_alternative(_INLINER.inline(self.html.render(context)), subtype="html")
+        return Letter(subscriber, period, chosen, message)
+
+
+def window(subscriber_first_seen: datetime, period: Period) -> tuple[datetime, datetime | None]:
+    """(new after, published after) for a period: a subscriber's first digest holds what
+    became new since they subscribed and what was published in the last period, never the
+    whole history; later ones what became new since the previous period."""
+    start = period.slot - period.length
+    if subscriber_first_seen <= start:
+        return start, None
+    return subscriber_first_seen, start
+
+
+__all__ = ["Composer", "Letter", "Period", "header_safe", "matches", "window"]

@@ -1,0 +1,183 @@
+"""Delivering a rendered message: over SMTP with aiosmtplib, or into a Maildir.
+
+What matters for "exactly once" is knowing what happened. SMTP is driven step by step
+(MAIL, RCPT, DATA) so a failure is classified precisely:
+
+- before DATA, or a 4xx answer at any step: TransientMailError (a ConnectionError): retry;
+- a 5xx answer, e.g. a refused recipient: PermanentMailError: do not retry;
+- the connection dropping or timing out during DATA: UnknownOutcomeError (a TimeoutError):
+  the server may have accepted the message, so it is never sent again.
+
+The Maildir writes each message under a name derived from its Message-ID, through tmp/ and a
+rename into new/, so delivery is atomic and a second delivery of the same message is a no-op.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Protocol
+
+import aiosmtplib
+
+from .config import Smtp
+
+
+class MailError(Exception):
+    """A message was not delivered; the subclass says whether trying again is right."""
+
+
+class TransientMailError(MailError, ConnectionError):
+    """Not delivered, and trying later may work (4xx, refused or dropped connection)."""
+
+
+class PermanentMailError(MailError):
+    """Not delivered, and trying again will not help (5xx, a refused recipient)."""
+
+
+class UnknownOutcomeError(MailError, TimeoutError):
+    """The server may or may not have accepted the message: never send it again."""
+
+
+class Mailer(Protocol):
+    async def send(self, message: EmailMessage) -> None: ...
+    def delivered(self, message_id: str) -> bool | None: ...
+    async def close(self) -> None: ...
+
+
+def _classify(exc: aiosmtplib.SMTPResponseException, what: str) -> MailError:
+    text = f"{what}: {exc.code} {exc.message}"
+    if 500 <= exc.code < 600:
+        return PermanentMailError(text)
+    return TransientMailError(text)
+
+
+class SmtpMailer:
+    """One SMTP connection, opened on first use and reused for the following messages."""
+
+    def __init__(self, settings: Smtp, *, password: str | None) -> None:
+        self.settings = settings
+        self._password = password  # kept out of every message and log line
+        self._smtp: aiosmtplib.SMTP | None = None
+
+    def __repr__(self) -> str:
+        return f"SmtpMailer({self.settings.host}:{self.settings.port}, {self.settings.security})"
+
+    async def _connection(self) -> aiosmtplib.SMTP:
+        if self._smtp is not None and self._smtp.is_connected:
+            return self._smtp
+        s = self.settings
+        smtp = aiosmtplib.SMTP(
+            hostname=s.host,
+            port=s.port,
+            use_tls=s.security == "tls",
+            # True insists on STARTTLS (aiosmtplib's None would fall back to plain text).
+            start_tls=s.security == "starttls",
+            timeout=s.timeout,
+        )
+        try:
+            await smtp.connect()
+            if s.username:
+                await smtp.login(s.username, self._password or "")
+        except aiosmtplib.SMTPResponseException as exc:
+            await _quietly_close(smtp)
+            raise TransientMailError(
+                f"connect to {s.host}:{s.port}: {exc.code} {exc.message}"
+            ) from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            await _quietly_close(smtp)
+            raise TransientMailError(f"connect to {s.host}:{s.port}: {exc}") from None
+        self._smtp = smtp
+        return smtp
+
+    async def send(self, message: EmailMessage) -> None:
+        smtp = await self._connection()
+        sender = self.settings.from_address
+        recipient = message["To"].addresses[0].addr_spec
+        try:
+            await smtp.mail(sender)
+            await smtp.rcpt(recipient)
+        except aiosmtplib.SMTPResponseException as exc:
+            await _reset(smtp)
+            raise _classify(exc, f"refused {recipient}") from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            await self._drop()
+            raise TransientMailError(f"before the message was sent: {exc}") from None
+        try:
+            await smtp.data(message.as_bytes())
+        except aiosmtplib.SMTPResponseException as exc:
+            await _reset(smtp)
+            raise _classify(exc, "message refused") from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            await self._drop()
+            raise UnknownOutcomeError(f"connection lost while sending the message: {exc}") from None
+
+    def delivered(self, message_id: str) -> bool | None:
+        return None  # an SMTP server cannot be asked
+
+    async def _drop(self) -> None:
+        if self._smtp is not None:
+            await _quietly_close(self._smtp)
+        self._smtp = None
+
+    async def close(self) -> None:
+        if self._smtp is not None and self._smtp.is_connected:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await self._smtp.quit()
+        await self._drop()
+
+
+async def _reset(smtp: aiosmtplib.SMTP) -> None:
+    try:
+        await smtp.rset()
+    except (aiosmtplib.SMTPException, OSError):
+        await _quietly_close(smtp)
+
+
+async def _quietly_close(smtp: aiosmtplib.SMTP) -> None:
+    with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+        smtp.close()
+
+
+class MaildirMailer:
+    """Delivery into a Maildir (tmp/, new/, cur/), readable by any mail client."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        for folder in ("tmp", "new", "cur"):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"MaildirMailer({self.root})"
+
+    @staticmethod
+    def _name(message_id: str) -> str:
+        return hashlib.sha256(message_id.encode()).hexdigest()[:32] + ".digest"
+
+    def delivered(self, message_id: str) -> bool:
+        name = self._name(message_id)
+        if (self.root / "new" / name).exists():
+            return True
+        return any((self.root / "cur").glob(name + "*"))  # a client adds ":2,S" when read
+
+    async def send(self, message: EmailMessage) -> None:
+        message_id = str(message["Message-ID"])
+        if self.delivered(message_id):
+            return
+        name = self._name(message_id)
+        temporary = self.root / "tmp" / f"{name}.{os.getpid()}"
+        try:
+            with temporary.open("wb") as f:
+                f.write(message.as_bytes())
+                f.flush()
+                os.fsync(f.fileno())
+            temporary.replace(self.root / "new" / name)
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            raise TransientMailError(f"cannot write to {self.root}: {exc.strerror}") from None
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,360 @@
+"""Digests exactly once: periods, the outbox state machine, delivery and catch-up.
+
+The outbox table, keyed by (subscriber, period), is the source of truth:
+
+    pending -> sending -> sent | empty | failed -> (retry) sending ... | dead | unknown
+
+A period is claimed (pending/failed -> sending) in a committed transaction before any mail
+leaves, so two processes or two runs never send the same period. After the attempt:
+delivered -> sent; nothing matched -> empty (no e-mail); a transient failure -> failed with a
+growing wait, dead after max_attempts; a permanent one -> dead; an unknown outcome -> unknown,
+never sent again. A row still `sending` at start-up belonged to a process that died: with a
+Maildir, whose delivery is atomic and named after the Message-ID, it is resolved by looking;
+over SMTP nobody can tell, so it becomes unknown rather than risk a second message. A row
+without a recorded Message-ID never reached the mailer and is simply retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import secrets as secrets_module
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from .compose import Composer, Letter, Period, unsubscribe_token, window
+from .config import Config, Digests, Subscriber
+from .mail import (
+    MaildirMailer,
+    Mailer,
+    PermanentMailError,
+    SmtpMailer,
+    TransientMailError,
+    UnknownOutcomeError,
+)
+from .model import VIETNAM
+from .schedule import Timer
+from .store import OutboxRow, SqlStore
+
+log = logging.getLogger("digest.mail")
+
+_SECRET_KEY = "unsubscribe_secret"  # noqa: S105 - the meta key's name, not a secret
+_BACKOFF = (60, 300, 1800, 7200, 21600)  # seconds before retry 1, 2, 3, …
+_IDLE = 60.0  # the sender looks at the outbox at least this often (retries)
+
+
+def slots(schedule: str, digests: Digests, after: datetime, until: datetime) -> list[datetime]:
+    """Send times of `schedule` in (after, until], as UTC instants."""
+    at = digests.daily_at if schedule == "daily" else digests.weekly_at
+    day = after.astimezone(VIETNAM).date()
+    found: list[datetime] = []
+    while True:
+        local = datetime.combine(day, at, tzinfo=VIETNAM)
+        if local > until:
+            return found
+        if local > after and (schedule == "daily" or local.weekday() == digests.weekly_day):
+            found.append(local)
+        day += timedelta(days=1)
+
+
+def make_mailer(config: Config) -> Mailer:
+    if config.smtp.host is None:
+        return MaildirMailer(config.paths.outbox)
+    return SmtpMailer(config.smtp, password=config.smtp.password())
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    subscriber: str
+    period: str
+    state: str
+    items: int
+
+
+class Sender:
+    def __init__(
+        self,
+        config: Config,
+        store: SqlStore,
+        now: Callable[[], datetime],
+        mailer_factory: Callable[[Config], Mailer] = make_mailer,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.now = now
+        self.mailer_factory = mailer_factory
+        secret = store.meta(_SECRET_KEY)
+        if secret is None:
+            secret = secrets_module.token_hex(32)
+            with store.transaction() as tx:
+                tx.set_meta(_SECRET_KEY, secret)
+        self.composer = Composer(config, secret)
+        self.by_email = {s.email.lower(): s for s in config.subscribers}
+
+    # -- planning -------------------------------------------------------------------------------
+
+    def plan(
+        self, now: datetime, *, schedule: str | None = None, record: bool = True
+    ) -> list[tuple[Subscriber, Period]]:
+        """Every period due by `now` not yet recorded (catch-up included); recorded as pending
+        unless this is a dry run."""
+        unsubscribed = self.store.unsubscribed()
+        active = [
+            s
+            for s in self.config.subscribers
+            if s.email.lower() not in unsubscribed and (schedule is None or s.schedule == schedule)
+        ]
+        first = self.store.first_seen([s.email for s in active], now, record=record)
+        last = self.store.last_slots()
+        found = []
+        for s in active:
+            key = s.email.lower()
+            start = max(first[key], last.get(key, first[key]))
+            for slot in slots(s.schedule, self.config.digests, start, now):
+                found.append((s, Period(s.schedule, slot)))
+        if record:
+            self.store.add_periods([(s.email.lower(), p.key, p.slot) for s, p in found], now)
+        return found
+
+    def dry_run(self, *, schedule: str | None = None) -> list[Letter]:
+        """The letters a send now would deliver, without recording or sending anything."""
+        now = self.now()
+        due = [
+            (self.by_email[r.subscriber], Period(r.period.partition(":")[0], r.slot))
+            for r in self.store.due(now)
+            if r.subscriber in self.by_email
+            and (schedule is None or r.period.startswith(schedule + ":"))
+        ]
+        due += self.plan(now, schedule=schedule, record=False)
+        return [self.letter(s, p, now, record=False) for s, p in due]
+
+    def preview(self, subscriber: Subscriber, schedule: str, since: datetime | None) -> Letter:
+        """A subscriber's next digest as it stands now, or one over any window since `since`."""
+        now = self.now()
+        period = preview_period(schedule, now, self.config.digests)
+        if since is None:
+            return self.letter(subscriber, period, now, record=False)
+        entries = [h for h in self.store.heads() if since <= h.published <= now]
+        label = f"Từ {since.astimezone(VIETNAM):%d/%m/%Y} đến {now.astimezone(VIETNAM):%d/%m/%Y}"
+        return self.composer.compose(subscriber, period, entries, now=now, label=label)
+
+    def unsubscribe(self, email: str, token: str) -> bool:
+        """One-click unsubscribe (RFC 8058): True when the token is this address's."""
+        expected = unsubscribe_token(self.composer.secret, email)
+        if not hmac.compare_digest(expected, token):
+            return False
+        self.store.unsubscribe(email, self.now())
+        log.info("unsubscribed %s", email, extra={"event": "mail", "state": "unsubscribed"})
+        return True
+
+    def letter(
+        self, subscriber: Subscriber, period: Period, now: datetime, *, record: bool = True
+    ) -> Letter:
+        seen = self.store.first_seen([subscriber.email], now, record=record)
+        first = seen[subscriber.email.lower()]
+        after, published_after = window(first, period)
+        entries = self.store.heads_new(after, period.slot, published_after=published_after)
+        return self.composer.compose(subscriber, period, entries, now=now)
+
+    # -- sending ----------------------------------------------------------------------------------
+
+    def recover(self, mailer: Mailer) -> None:
+        """Settle rows a dead process left in `sending`."""
+        now = self.now()
+        for row in self.store.interrupted():
+            # The Message-ID is recorded just before the mailer is called: without one,
+            # nothing left this process for that period and it is safe to try again.
+            delivered = mailer.delivered(row.message_id) if row.message_id else False
+            if delivered is True:
+                self.store.finish(
+                    row.subscriber,
+                    row.period,
+                    "sent",
+                    now,
+                    items=row.items,
+                    message_id=row.message_id,
+                )
+            elif delivered is False:
+                self.store.finish(
+                    row.subscriber,
+                    row.period,
+                    "failed",
+                    now,
+                    error="interrupted; not delivered",
+                    next_attempt=now,
+                )
+            else:
+                self.store.finish(
+                    row.subscriber,
+                    row.period,
+                    "unknown",
+                    now,
+                    items=row.items,
+                    message_id=row.message_id,
+                    error="interrupted while sending; not sent again",
+                )
+                log.error(
+                    "digest %s for %s: outcome unknown after an interruption; not sent again",
+                    row.period,
+                    row.subscriber,
+                    extra={"event": "mail", "state": "unknown", "period": row.period},
+                )
+
+    async def deliver(self, row: OutboxRow, mailer: Mailer) -> Outcome | None:
+        subscriber = self.by_email.get(row.subscriber)
+        now = self.now()
+        if subscriber is None:  # removed from config since the period was recorded
+            self.store.finish(row.subscriber, row.period, "dead", now, error="no longer subscribed")
+            return Outcome(row.subscriber, row.period, "dead", 0)
+        schedule, _, _ = row.period.partition(":")
+        period = Period(schedule, row.slot)
+        letter = self.letter(subscriber, period, now)
+        message_id = self.composer.message_id(subscriber, period)
+        if not self.store.claim(row.subscriber, row.period, now):
+            return None  # another run took it
+        if letter.message is None:
+            self.store.finish(row.subscriber, row.period, "empty", now, items=0)
+            return self._logged(row, "empty", 0)
+        # Record the Message-ID first: a crash from here on can be resolved by looking.
+        self.store.finish(
+            row.subscriber,
+            row.period,
+            "sending",
+            now,
+            items=len(letter.entries),
+            message_id=message_id,
+        )
+        try:
+            await mailer.send(letter.message)
+        except TransientMailError as exc:
+            attempts = row.attempts + 1
+            if attempts >= self.config.digests.max_attempts:
+                state, retry = "dead", None
+            else:
+                state = "failed"
+                retry = now + timedelta(seconds=_BACKOFF[min(attempts - 1, len(_BACKOFF) - 1)])
+            self.store.finish(
+                row.subscriber,
+                row.period,
+                state,
+                self.now(),
+                items=len(letter.entries),
+                message_id=message_id,
+                error=str(exc),
+                next_attempt=retry,
+            )
+            return self._logged(row, state, len(letter.entries), str(exc))
+        except PermanentMailError as exc:
+            self.store.finish(
+                row.subscriber,
+                row.period,
+                "dead",
+                self.now(),
+                items=len(letter.entries),
+                message_id=message_id,
+                error=str(exc),
+            )
+            return self._logged(row, "dead", len(letter.entries), str(exc))
+        except UnknownOutcomeError as exc:
+            self.store.finish(
+                row.subscriber,
+                row.period,
+                "unknown",
+                self.now(),
+                items=len(letter.entries),
+                message_id=message_id,
+                error=str(exc),
+            )
+            return self._logged(row, "unknown", len(letter.entries), str(exc))
+        self.store.finish(
+            row.subscriber,
+            row.period,
+            "sent",
+            self.now(),
+            items=len(letter.entries),
+            message_id=message_id,
+        )
+        return self._logged(row, "sent", len(letter.entries))
+
+    def _logged(self, row: OutboxRow, state: str, items: int, error: str = "") -> Outcome:
+        level = logging.INFO if state in ("sent", "empty") else logging.ERROR
+        log.log(
+            level,
+            "digest %s for %s: %s (%d items)%s",
+            row.period,
+            row.subscriber,
+            state,
+            items,
+            f": {error}" if error else "",
+            extra={"event": "mail", "state": state, "period": row.period, "items": items},
+        )
+        return Outcome(row.subscriber, row.period, state, items)
+
+    async def run(self, *, schedule: str | None = None, recover: bool = False) -> list[Outcome]:
+        """Plan what is due now and deliver it; one bad recipient never blocks the others."""
+        now = self.now()
+        self.plan(now, schedule=schedule)
+        mailer = self.mailer_factory(self.config)
+        outcomes: list[Outcome] = []
+        try:
+            if recover:
+                self.recover(mailer)
+            for row in self.store.due(now):
+                if schedule is not None and not row.period.startswith(schedule + ":"):
+                    continue
+                outcome = await self.deliver(row, mailer)
+                if outcome is not None:
+                    outcomes.append(outcome)
+        finally:
+            await mailer.close()
+        return outcomes
+
+    def health(self) -> dict[str, object]:
+        counts = self.store.outbox_counts()
+        digests = {k: counts[k] for k in ("pending", "failed", "unknown", "dead")}
+        return {"digests": digests, "degraded": bool(counts["unknown"] or counts["dead"])}
+
+    # -- the daemon service ------------------------------------------------------------------------
+
+    async def service(self, stop: asyncio.Event) -> None:
+        """Send at the configured times, retry failures, catch up after downtime."""
+        wake = asyncio.Event()
+        timer = Timer(self.config.digests, wake)
+        timer.start()
+        try:
+            await self._guarded(recover=True)  # missed periods are sent once, now
+            while not stop.is_set():
+                retry = self.store.next_retry()
+                wait = _IDLE
+                if retry is not None:
+                    wait = min(_IDLE, max(0.0, (retry - self.now()).total_seconds()))
+                waiters = [asyncio.create_task(wake.wait()), asyncio.create_task(stop.wait())]
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED), wait
+                    )
+                for task in waiters:
+                    task.cancel()
+                wake.clear()
+                if not stop.is_set():
+                    await self._guarded()
+        finally:
+            timer.shutdown()
+
+    async def _guarded(self, *, recover: bool = False) -> None:
+        try:
+            await self.run(recover=recover)
+        except Exception as exc:  # the daemon and the next attempt go on
+            log.exception("digest run failed: %s", exc, extra={"event": "mail", "state": "error"})
+
+
+def preview_period(schedule: str, now: datetime, digests: Digests) -> Period:
+    """The next period of `schedule` after `now` (what the next digest will be)."""
+    upcoming = slots(schedule, digests, now, now + timedelta(days=8))
+    return Period(schedule, upcoming[0])
+
+
+__all__ = ["Outcome", "Sender", "make_mailer", "preview_period", "slots"]

@@ -1,0 +1,471 @@
+"""Digests against a real aiosmtpd server on 127.0.0.1: content, headers, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from conftest import ROOT, real_config
+
+from digest.app import make_digest
+from digest.config import ConfigError, load
+from digest.model import VIETNAM
+from digest.outbox import Sender, slots
+from digest.schedule import Timer
+
+
+def vn(*args: int) -> datetime:
+    return datetime(*args, tzinfo=VIETNAM)
+
+
+class Clock:
+    def __init__(self, moment: datetime) -> None:
+        self.moment = moment
+
+    def now(self) -> datetime:
+        return self.moment.astimezone(UTC)
+
+
+class Handler:
+    """Records what arrives; can refuse recipients (code per address, a count of times) or
+    drop the connection during DATA."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.refuse: dict[str, tuple[str, int]] = {}
+        self.drop_after: int | None = None
+        self.gone = False
+
+    async def handle_MAIL(self, server, session, envelope, address, options):  # type: ignore[no-untyped-def]
+        if self.gone:  # shutting down: every new transaction is turned away
+            return "421 4.3.2 service shutting down"
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, options):  # type: ignore[no-untyped-def]
+        reply, times = self.refuse.get(address, ("", 0))
+        if times:
+            self.refuse[address] = (reply, times - 1)
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        if self.drop_after is not None and len(self.messages) >= self.drop_after:
+            self.gone = True
+            server.transport.close()  # the server goes away while the data is in flight
+            return "421 going away"
+        parsed = email.message_from_bytes(envelope.content, policy=policy.default)
+        self.messages.append(parsed)  # type: ignore[arg-type]
+        return "250 Message accepted"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def smtp() -> Any:
+    handler = Handler()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield handler, controller
+    controller.stop()
+
+
+SUBSCRIBERS = """
+[[subscribers]]
+email = "all@example.org"
+name = "Tất cả"
+schedule = "daily"
+
+[[subscribers]]
+email = "lan@example.org"
+name = "Theo dõi Bộ trưởng"
+schedule = "daily"
+officials = ["dao-hong-lan"]
+
+[[subscribers]]
+email = "weekly@example.org"
+name = "Hằng tuần"
+schedule = "weekly"
+topics = ["hop-tac-quoc-te"]
+"""
+
+
+def write_config(root: Path, port: int | None, extra: str = "") -> Path:
+    config = real_config()
+    start = config.index("[[subscribers]]")
+    config = config[:start] + SUBSCRIBERS + extra
+    if port is not None:
+        config = config.replace('host = ""', 'host = "127.0.0.1"').replace(
+            'security = "starttls"', 'security = "none"'
+        )
+        config = config.replace("port = 587", f"port = {port}")
+    (root / "config.toml").write_text(config, encoding="utf-8")
+    return root / "config.toml"
+
+
+class World:
+    """A project with the seeds ingested at a known time and a sender on a fake clock."""
+
+    def __init__(self, root: Path, port: int | None, extra: str = "") -> None:
+        self.root = root
+        shutil.copytree(ROOT / "seeds", root / "seeds")
+        self.config = load(write_config(root, port, extra))
+        self.clock = Clock(vn(2026, 11, 20, 10, 0))
+        self.app = make_digest(self.config, clock=self.clock)
+        self.sender = Sender(self.config, self.app.sender().store, self.clock.now)
+        self.sender.plan(self.clock.now())  # the subscribers appear in config now
+        self.at(vn(2026, 11, 20, 11, 0))
+        self.app.build()
+
+    def at(self, moment: datetime) -> None:
+        self.clock.moment = moment
+
+    def run(self) -> list[Any]:
+        return asyncio.run(self.sender.run(recover=True))
+
+    def states(self) -> dict[tuple[str, str], str]:
+        return {(r.subscriber, r.period): r.state for r in self.sender.store.outbox_rows(500)}
+
+
+@pytest.fixture
+def world(tmp_path: Path, smtp: Any) -> World:
+    return World(tmp_path, smtp[1].port)
+
+
+def test_first_digests_arrive_multipart_in_vietnamese_with_filters(world: World, smtp: Any) -> None:
+    handler, _ = smtp
+    world.at(vn(2026, 11, 21, 7, 0, 5))
+    outcomes = world.run()
+    assert {(o.subscriber, o.state) for o in outcomes} == {
+        ("all@example.org", "sent"),
+        ("lan@example.org", "sent"),
+    }
+    by_to = {m["To"].addresses[0].addr_spec: m for m in handler.messages}
+    assert set(by_to) == {"all@example.org", "lan@example.org"}
+    lan = by_to["lan@example.org"]
+    assert lan["Subject"] == "Bản tin hoạt động lãnh đạo Bộ Y tế — 21/11/2026 (15 tin)"
+    assert lan.get_content_type() == "multipart/alternative"
+    text = lan.get_body(("plain",)).get_content()
+    html = lan.get_body(("html",)).get_content()
+    assert (
+        "Đào Hồng Lan (15)" in text
+        and "Thứ trưởng Bộ Y tế Trần Văn Thuấn" not in text.split("==")[1]
+    )
+    assert 'style="' in html and "<style" not in html  # CSS inlined
+    assert "Chăm sóc sức khỏe nhân dân toàn diện" in html
+    everything = by_to["all@example.org"]
+    assert everything["Subject"].endswith("(100 tin)")
+    assert "và 50 tin khác" in everything.get_body(("plain",)).get_content()
+    for message in handler.messages:
+        assert message["Message-ID"].endswith("@localhost>")
+        assert message["List-Id"] and message["Date"]
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        unsubscribe = message["List-Unsubscribe"]
+        assert "<mailto:" in unsubscribe and "<http://127.0.0.1:8080/unsubscribe?" in unsubscribe
+
+
+def test_no_mail_for_an_empty_period_and_one_message_per_period(world: World, smtp: Any) -> None:
+    handler, _ = smtp
+    world.at(vn(2026, 11, 21, 7, 0, 5))
+    world.run()
+    world.run()  # the same period again: nothing more
+    assert len(handler.messages) == 2
+    world.at(vn(2026, 11, 22, 7, 1))
+    world.run()
+    assert len(handler.messages) == 2  # nothing new since yesterday's digest
+    assert world.states()[("all@example.org", "daily:2026-11-22")] == "empty"
+
+
+def test_weekly_digest_on_monday(world: World, smtp: Any) -> None:
+    handler, _ = smtp
+    world.at(vn(2026, 11, 23, 7, 0, 1))  # a Monday
+    world.run()
+    weekly = [m for m in handler.messages if m["To"].addresses[0].addr_spec == "weekly@example.org"]
+    assert len(weekly) == 1
+    assert weekly[0]["Subject"].startswith(
+        "Bản tin tuần hoạt động lãnh đạo Bộ Y tế — 17/11–23/11/2026"
+    )
+    assert "Hợp tác quốc tế" in weekly[0].get_body(("plain",)).get_content()
+
+
+def add_capture(world: World, name: str, title: str, when: str) -> None:
+    (world.root / "seeds" / name).write_text(
+        f"HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ\n{title}\nThứ Hai, ngày {when}Sáng nay, Bộ trưởng...\n",
+        encoding="utf-8",
+    )
+    world.app.build()
+
+
+def test_downtime_of_two_periods_is_caught_up_once_each(world: World, smtp: Any) -> None:
+    handler, _ = smtp
+    world.at(vn(2026, 11, 21, 7, 0, 5))
+    world.run()
+    world.at(vn(2026, 11, 21, 12, 0))
+    add_capture(world, "a.txt", "Bộ trưởng Bộ Y tế Đào Hồng Lan thăm Huế", "21/11/2026 03:00")
+    world.at(vn(2026, 11, 22, 12, 0))  # the daemon is down through the 22nd and 23rd
+    add_capture(world, "b.txt", "Bộ trưởng Bộ Y tế Đào Hồng Lan thăm Hà Giang", "22/11/2026 03:00")
+    handler.messages.clear()
+    world.at(vn(2026, 11, 23, 9, 30))
+    world.run()
+    lan = [m for m in handler.messages if m["To"].addresses[0].addr_spec == "lan@example.org"]
+    assert [m["Subject"] for m in lan] == [
+        "Bản tin hoạt động lãnh đạo Bộ Y tế — 22/11/2026 (1 tin)",
+        "Bản tin hoạt động lãnh đạo Bộ Y tế — 23/11/2026 (1 tin)",
+    ]
+    assert "thăm Huế" in lan[0].get_body(("plain",)).get_content()
+    assert "thăm Hà Giang" in lan[1].get_body(("plain",)).get_content()
+    world.run()
+    assert len([m for m in handler.messages if "lan@" in str(m["To"])]) == 2
+
+
+def test_4xx_is_retried_with_backoff_then_sent_once(world: World, smtp: Any) -> None:
+    handler, _ = smtp
+    handler.refuse["lan@example.org"] = ("451 4.3.0 try again later", 1)
+    world.at(vn(2026, 11, 21, 7, 0, 5))
+    world.run()
+    assert world.states()[("lan@example.org", "daily:2026-11-21")] == "failed"
+    assert [m["To"].addresses[0].addr_spec for m in handler.messages] == ["all@example.org"]
+    world.at(vn(2026, 11, 21, 7, 0, 30))
+    world.run()  # too early for the retry
+    assert len(handler.messages) == 1
+    world.at(vn(2026, 11, 21, 7, 2))
+    world.run()
+    assert world.states()[("lan@example.org", "daily:2026-11-21")] == "sent"
+    assert sorted(m["To"].addresses[0].addr_spec for m in handler.messages) == [
+        "all@example.org",
+        "lan@example.org",
+    ]
+
+
+def test_5xx_for_one_recipient_while_the_others_arrive(world: World, smtp: Any) -> None:
+    handler, _ = smtp
+    handler.refuse["all@example.org"] = ("550 5.1.1 no such user", 99)
+    world.at(vn(2026, 11, 21, 7, 0, 5))
+    world.run()
+    states = world.states()
+    assert states[("all@example.org", "daily:2026-11-21")] == "dead"
+    assert states[("lan@example.org", "daily:2026-11-21")] == "sent"
+    world.at(vn(2026, 11, 22, 8, 0))
+    world.run()
+    assert [m["To"].addresses[0].addr_spec for m in handler.messages] == ["lan@example.org"]
+    (row,) = [r for r in world.sender.store.outbox_rows() if r.state == "dead"]
+    assert "550" in (row.error or "")
+    assert world.sender.health()["digests"] == {"pending": 0, "failed": 0, "unknown": 0, "dead": 1}
+
+
+def test_server_going_away_mid_batch(tmp_path: Path, smtp: Any) -> None:
+    handler, controller = smtp
+    extra = "".join(
+        f'\n[[subscribers]]\nemail = "r{i}@example.org"\nschedule = "daily"\n' for i in range(4)
+    )
+    world = World(tmp_path, controller.port, extra)
+    handler.drop_after = 2
+    world.at(vn(2026, 11, 21, 7, 0, 5))
+    world.run()
+    states = [s for (who, _), s in sorted(world.states().items()) if who != "weekly@example.org"]
+    assert states.count("sent") == 2
+    assert states.count("unknown") == 1  # dropped while the data was in flight
+    assert states.count("failed") == 3  # the rest: not sent, to be retried
+    handler.drop_after, handler.gone = None, False  # back up
+    world.at(vn(2026, 11, 21, 7, 5))
+    world.run()
+    final = [s for (who, _), s in world.states().items() if who != "weekly@example.org"]
+    assert final.count("sent") == 5 and final.count("unknown") == 1
+    delivered = [m["To"].addresses[0].addr_spec for m in handler.messages]
+    assert len(delivered) == len(set(delivered)) == 5
+
+
+def test_crlf_injection_stays_out_of_headers(tmp_path: Path, smtp: Any) -> None:
+    handler, controller = smtp
+    extra = '\n[[subscribers]]\nemail = "x@example.org"\nname = "Ann\\r\\nBcc: evil@example.org"\n'
+    world = World(tmp_path, controller.port, extra)
+    with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
+        db.execute(
+            "update entries set title = ? where published = (select max(published) from entries)",
+            ("Tiêu đề\r\nBcc: evil@example.org\r\nSubject: hacked",),
+        )
+    world.at(vn(2026, 11, 21, 7, 0, 5))
+    world.run()
+    (message,) = [m for m in handler.messages if m["To"].addresses[0].addr_spec == "x@example.org"]
+    assert message["Bcc"] is None
+    assert message.get_all("Subject") == [message["Subject"]] and "hacked" not in message["Subject"]
+    assert str(message["To"]) == '"Ann Bcc: evil@example.org" <x@example.org>'
+    assert b"\r\nBcc:" not in message.as_bytes()
+    assert "Tiêu đề" in message.get_body(("plain",)).get_content()
+
+
+def test_maildir_by_default_delivers_once_and_resolves_interruptions(tmp_path: Path) -> None:
+    world = World(tmp_path, None)
+    world.at(vn(2026, 11, 21, 7, 0, 5))
+    world.run()
+    new = tmp_path / "var" / "outbox" / "new"
+    files = sorted(new.iterdir())
+    assert len(files) == 2
+    parsed = email.message_from_bytes(files[0].read_bytes(), policy=policy.default)
+    assert parsed["Subject"].startswith("Bản tin hoạt động lãnh đạo Bộ Y tế — 21/11/2026")
+    # A process that died after delivering but before recording it:
+    with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
+        db.execute("update outbox set state = 'sending' where subscriber = 'lan@example.org'")
+    world.run()
+    assert world.states()[("lan@example.org", "daily:2026-11-21")] == "sent"
+    assert len(list(new.iterdir())) == 2
+
+
+def test_process_killed_between_claiming_and_sending_sends_no_second_message(
+    tmp_path: Path, smtp: Any
+) -> None:
+    handler, controller = smtp
+    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
+    # A server that accepts the connection and never greets: `digest send` hangs in SMTP.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(silent.accept()[0]), daemon=True).start()
+    write_config(tmp_path, silent.getsockname()[1])
+    run = [sys.executable, "-m", "digest", "--config", "config.toml"]
+    subprocess.run([*run, "build"], cwd=tmp_path, check=True, capture_output=True)
+    with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
+        # Subscribed three days ago; the entries arrived an hour later: a period has content.
+        subscribed = int(time.time()) - 3 * 86400
+        emails = ("all@example.org", "lan@example.org", "weekly@example.org")
+        db.executemany(
+            "insert into subscribers (email, first_seen) values (?, ?)",
+            [(e, subscribed) for e in emails],
+        )
+        db.execute("update entries set seen_at = ?", (subscribed + 3600,))
+    sending = subprocess.Popen(
+        [*run, "send", "--period", "daily"], cwd=tmp_path, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
+            rows = db.execute("select state from outbox where state = 'sending'").fetchall()
+        if rows:
+            break
+        time.sleep(0.05)
+    assert rows, "the sender never claimed a period"
+    sending.send_signal(signal.SIGKILL)
+    sending.wait()
+    silent.close()
+    write_config(tmp_path, controller.port)
+    again = subprocess.run(
+        [*run, "send", "--period", "daily"], cwd=tmp_path, capture_output=True, text=True
+    )
+    with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
+        states = dict(
+            db.execute(
+                "select subscriber, state from outbox"
+                " where period like 'daily:%' order by slot desc"
+            )
+        )
+    claimed = [who for who, state in states.items() if state == "unknown"]
+    assert len(claimed) == 1, (states, again.stdout, again.stderr)
+    assert claimed[0] not in [m["To"].addresses[0].addr_spec for m in handler.messages]
+    assert (
+        "unknown"
+        in subprocess.run([*run, "outbox"], cwd=tmp_path, capture_output=True, text=True).stdout
+    )
+
+
+def test_html_digest_shows_the_items_in_chromium(world: World, tmp_path: Path) -> None:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    subscriber = world.config.subscribers[1]
+    letter = world.sender.preview(subscriber, "daily", vn(2025, 1, 1))
+    assert letter.message is not None
+    page_file = tmp_path / "digest.html"
+    page_file.write_text(letter.message.get_body(("html",)).get_content(), encoding="utf-8")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium, args=["--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_page(viewport={"width": 600, "height": 900})
+        page.goto(page_file.as_uri())
+        titles = page.locator("a.title").all_inner_texts()
+        assert len(titles) == len(letter.entries) > 5
+        assert page.locator("h2").first.inner_text().startswith("Đào Hồng Lan (")
+        (ROOT / "tests" / "artifacts").mkdir(exist_ok=True)
+        page.screenshot(path=str(ROOT / "tests" / "artifacts" / "digest-mail.png"), full_page=True)
+        browser.close()
+
+
+def test_slots_and_timer_in_vietnam_time(world: World) -> None:
+    digests = world.config.digests
+    found = slots("daily", digests, vn(2026, 11, 21, 7, 0), vn(2026, 11, 23, 7, 0))
+    assert found == [vn(2026, 11, 22, 7, 0), vn(2026, 11, 23, 7, 0)]
+    weekly = slots("weekly", digests, vn(2026, 11, 1), vn(2026, 11, 30, 8))
+    assert [d.day for d in weekly] == [2, 9, 16, 23, 30] and all(d.weekday() == 0 for d in weekly)
+
+    async def check() -> dict[str, datetime]:
+        timer = Timer(digests, asyncio.Event())
+        timer.start()
+        try:
+            jobs = {j.id: j for j in timer.scheduler.get_jobs()}
+            assert all(j.misfire_grace_time is None for j in jobs.values())
+            return timer.next_times()
+        finally:
+            timer.shutdown()
+
+    times = asyncio.run(check())
+    assert times["daily"].astimezone(VIETNAM).time().isoformat() == "07:00:00"
+    assert times["weekly"].astimezone(VIETNAM).weekday() == 0
+    assert times["daily"] - datetime.now(UTC) <= timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('officials = ["khong-co"]', "subscribers[0].officials: unknown slug 'khong-co'"),
+        ('topics = ["y-te"]', "subscribers[0].topics: unknown slug 'y-te'"),
+        ('schedule = "hourly"', 'subscribers[0].schedule: must be "daily" or "weekly"'),
+    ],
+)
+def test_subscriber_config_errors_name_the_key(tmp_path: Path, extra: str, message: str) -> None:
+    config = real_config()
+    config = config.replace('schedule = "daily"\nofficials = []\ntopics = []\n', extra + "\n")
+    (tmp_path / "config.toml").write_text(config, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load(tmp_path / "config.toml")
+
+
+def test_password_in_config_is_refused_and_environment_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = real_config().replace('username = ""', 'username = "u"\npassword = "hunter2"')
+    (tmp_path / "config.toml").write_text(config, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"secrets never go in config\.toml") as error:
+        load(tmp_path / "config.toml")
+    assert "hunter2" not in str(error.value)
+    (tmp_path / "config.toml").write_text(real_config(), encoding="utf-8")
+    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "from-env")
+    assert load(tmp_path / "config.toml").smtp.password() == "from-env"
+    monkeypatch.delenv("DIGEST_SMTP_PASSWORD")
+    (tmp_path / "creds").mkdir()
+    (tmp_path / "creds" / "smtp-password").write_text("from-credential\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
+    assert load(tmp_path / "config.toml").smtp.password() == "from-credential"
+    assert "from-credential" not in repr(load(tmp_path / "config.toml").smtp)
