@@ -76,13 +76,14 @@ class FeedDoc:
     next_archive: Mapping[str, str] | None = None  # newer entries (archives only)
 
     def links(self, fmt: str) -> list[tuple[str, str]]:
+        """RFC 5005 links of this document in `fmt`; archives exist only as Atom."""
         found = []
         for rel, urls in (
             ("current", self.current),
             ("prev-archive", self.prev_archive),
             ("next-archive", self.next_archive),
         ):
-            if urls is not None:
+            if urls is not None and fmt in urls:
                 found.append((rel, urls[fmt]))
         return found
 
@@ -102,7 +103,7 @@ def content_html(entry: Entry) -> str | None:
 
 
 class _History(BaseExtension):  # type: ignore[misc]
-    """RFC 5005 markers and archive links, in Atom and (as atom:link) in RSS."""
+    """RFC 5005 markers and archive links (Atom), and fh:complete in RSS."""
 
     def __init__(self) -> None:
         self.doc: FeedDoc | None = None
@@ -218,8 +219,6 @@ def render_json(doc: FeedDoc) -> bytes:
         "language": "vi",
         "authors": [{"name": doc.site_name}],
     }
-    if doc.prev_archive is not None:
-        feed["next_url"] = doc.prev_archive["json"]  # JSON Feed pages towards older items
     items = []
     for item in doc.items:
         entry = item.entry

@@ -82,10 +82,12 @@ class PublicDir:
         self.root = root
 
     def path(self, relative: str) -> Path:
-        path = (self.root / relative).resolve()
-        if self.root.resolve() not in path.parents:
+        # Names come from slugs and ids, checked here as text: cheaper than resolving every
+        # path, and as strict (no absolute path, no `..`, no empty or hidden segment).
+        parts = relative.split("/")
+        if relative.startswith("/") or any(p in ("", ".", "..") or p[0] == "." for p in parts):
             raise ValueError(f"refusing to write outside the public folder: {relative}")
-        return path
+        return self.root.joinpath(*parts)
 
     def exists(self, relative: str) -> bool:
         return self.path(relative).is_file()
@@ -248,8 +250,10 @@ class Publisher:
                 months[month_of(head.published)].append(head)
         order = sorted(months, reverse=True)  # newest month first
         feed_urls = {f: self._url(f"feeds/{channel.key}.{f}") for f in FORMATS}
+        # Archives are Atom only: RFC 5005 is an Atom specification, and RSS and JSON Feed
+        # readers do not page through archives (their current documents stay complete).
         archive_urls = {
-            month: {f: self._url(f"feeds/archive/{channel.key}/{month}.{f}") for f in FORMATS}
+            month: {"atom": self._url(f"feeds/archive/{channel.key}/{month}.atom")}
             for month in order
         }
         html_path = "index.html" if channel.key == "all" else f"{channel.key}.html"
@@ -270,7 +274,7 @@ class Publisher:
             )
             return shell, [h.id for h in items]
 
-        docs: list[tuple[str, FeedDoc, list[str], Sequence[EntryHead]]] = [
+        docs: list[tuple[str, FeedDoc, list[str], Sequence[EntryHead], Sequence[str]]] = [
             (
                 f"feeds/{channel.key}",
                 *doc(
@@ -281,6 +285,7 @@ class Publisher:
                     prev_archive=archive_urls[order[0]] if order else None,
                 ),
                 current,
+                FORMATS,
             )
         ]
         for i, month in enumerate(order):
@@ -296,13 +301,14 @@ class Publisher:
                         next_archive=archive_urls[order[i - 1]] if i > 0 else None,
                     ),
                     months[month],
+                    ("atom",),
                 )
             )
-        for base, shell, ids, items in docs:
+        for base, shell, ids, items, formats in docs:
             signature = context.sign(
                 "feed", shell.key, shell.urls, shell.links("atom"), shell.complete, _revs(items)
             )
-            for fmt in FORMATS:
+            for fmt in formats:
                 yield _Output(
                     f"{base}.{fmt}",
                     signature,

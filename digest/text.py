@@ -57,7 +57,9 @@ def _lower_char(char: str) -> str:
 def fold_aligned(text: str) -> str:
     """`fold` of already clean text, character for character: a match found in the result
     has the same span in `text`, so names can be read back with their capitals."""
-    key = "".join(map(_lower_char, text)) if not text.islower() else text
+    key = text.lower()
+    if len(key) != len(text):  # a character whose lower case is longer (İ): keep alignment
+        key = "".join(map(_lower_char, text))
     key = _TONE_RE.sub(lambda m: _TONE_PAIRS[m.group(0)], key)
     return _DASHES.sub("-", key).translate(_QUOTES)
 

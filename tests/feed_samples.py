@@ -61,5 +61,5 @@ def sample_doc() -> FeedDoc:
         urls={f: f"{BASE}feeds/all.{f}" for f in FORMATS},
         updated=article.updated,
         items=items,
-        prev_archive={f: f"{BASE}feeds/archive/all/2026-01.{f}" for f in FORMATS},
+        prev_archive={"atom": f"{BASE}feeds/archive/all/2026-01.atom"},  # archives: Atom only
     )
