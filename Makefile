@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CONFIG ?= config.toml
 
-.PHONY: setup run build test lint clean
+.PHONY: setup run build test lint clean bench
 
 setup: $(STAMP)
 
@@ -29,3 +29,11 @@ test: lint
 
 clean:
 	rm -rf $(VENV) var public .pytest_cache .mypy_cache .ruff_cache
+
+# Scale benchmarks (not part of `make test`): installs nginx and wrk from Debian if missing.
+BENCH_SIZES ?= 100 1000 10000
+bench: $(STAMP)
+	@command -v nginx >/dev/null && command -v wrk >/dev/null || { \
+	  s=""; [ "$$(id -u)" -eq 0 ] || s=sudo; \
+	  $$s apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$s apt-get install -y -qq nginx-light wrk; }
+	BENCH_SIZES="$(BENCH_SIZES)" $(BIN)/python bench/run.py

@@ -37,15 +37,40 @@ OFFICIALS = (
     "Thứ trưởng Bộ Y tế Lê Đức Luận",
 )
 PLACES = (
-    "Hà Nội", "Huế", "Đà Nẵng", "Cần Thơ", "Hải Phòng", "Nghệ An", "Thanh Hóa", "Bắc Ninh",
-    "Quảng Ninh", "Lào Cai", "Điện Biên", "Gia Lai", "Đắk Lắk", "Khánh Hòa", "An Giang",
-    "Cà Mau", "Hưng Yên", "Ninh Bình", "Tây Ninh", "Đồng Nai",
+    "Hà Nội",
+    "Huế",
+    "Đà Nẵng",
+    "Cần Thơ",
+    "Hải Phòng",
+    "Nghệ An",
+    "Thanh Hóa",
+    "Bắc Ninh",
+    "Quảng Ninh",
+    "Lào Cai",
+    "Điện Biên",
+    "Gia Lai",
+    "Đắk Lắk",
+    "Khánh Hòa",
+    "An Giang",
+    "Cà Mau",
+    "Hưng Yên",
+    "Ninh Bình",
+    "Tây Ninh",
+    "Đồng Nai",
 )
 SUBJECTS = (
-    "chuyển đổi số y tế", "bảo hiểm y tế", "phòng, chống dịch sốt xuất huyết",
-    "y tế cơ sở", "an toàn thực phẩm", "khắc phục hậu quả mưa lũ", "công tác dân số",
-    "đào tạo nhân lực y tế", "hợp tác quốc tế với Nhật Bản", "công tác cán bộ",
-    "khám, chữa bệnh tại bệnh viện tuyến tỉnh", "hoàn thiện thể chế, chính sách",
+    "chuyển đổi số y tế",
+    "bảo hiểm y tế",
+    "phòng, chống dịch sốt xuất huyết",
+    "y tế cơ sở",
+    "an toàn thực phẩm",
+    "khắc phục hậu quả mưa lũ",
+    "công tác dân số",
+    "đào tạo nhân lực y tế",
+    "hợp tác quốc tế với Nhật Bản",
+    "công tác cán bộ",
+    "khám, chữa bệnh tại bệnh viện tuyến tỉnh",
+    "hoàn thiện thể chế, chính sách",
 )
 PER_FILE = 20
 START = datetime(2015, 1, 1, tzinfo=UTC)
@@ -99,9 +124,12 @@ def en_date(when: datetime) -> str:
     return f"{EN_DAYS[(when + timedelta(hours=7)).weekday()]} {when:%Y-%m-%d %H:%M}"
 
 
-def capture(index: int, window: list[Article], rng: random.Random, material: tuple[
-    list[str], list[tuple[str, ...]], list[str]
-]) -> str:
+def capture(
+    index: int,
+    window: list[Article],
+    rng: random.Random,
+    material: tuple[list[str], list[tuple[str, ...]], list[str]],
+) -> str:
     _, bodies, related = material
     english = rng.random() < 0.1
     lines = ["Asset Publisher" if english else "HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ"]

@@ -9,7 +9,8 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -30,10 +31,19 @@ from .store import SourceState, SqlStore, Store, StoreTransaction
 _BATCH_FILES = 200
 _RETAG_PAGE = 2000
 _CLASSIFIER_KEY = "classifier"
+REVISION_KEY = "revision"  # changes with every write of entries: what the site shows
 
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+# (stage, done, total, entries so far): called as a long build goes on.
+Progress = Callable[[str, int, int, int], None]
+
+
+def _silent(_stage: str, _done: int, _total: int, _entries: int) -> None:
+    return None
 
 
 class SystemClock:
@@ -125,7 +135,7 @@ class Digest:
         plan.removed = sorted(gone)
         return plan
 
-    def build(self) -> BuildReport:
+    def build(self, progress: Progress = _silent) -> BuildReport:
         """Ingest what changed in the seeds folder. Writes nothing when nothing changed."""
         started = time.perf_counter()
         plan = self._plan()
@@ -167,6 +177,10 @@ class Digest:
                     tx.save_source(state, found, bad)
                     items.extend(result.items)
                 self._merge_batch(tx, items, now, created, updated, changed)
+                done = min(start + _BATCH_FILES, len(plan.to_parse))
+                progress("files", done, len(plan.to_parse), len(created))
+            if changed:
+                tx.set_meta(REVISION_KEY, uuid.uuid4().hex)
         return BuildReport(
             files_seen=plan.seen,
             files_parsed=len(plan.to_parse),
@@ -244,9 +258,9 @@ class Digest:
         assert isinstance(self.store, SqlStore), "the outbox needs the SQL store"
         return Sender(self.config, self.store, self.clock.now)
 
-    def publish(self) -> PublishReport:
+    def publish(self, progress: Progress = _silent) -> PublishReport:
         """Bring the public folder up to date with the store; rewrites only what changed."""
-        return self.publisher.publish()
+        return self.publisher.publish(progress)
 
     # -- queries ----------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 from .app import BuildReport, Digest, LockedError, make_digest, writer_lock
@@ -19,6 +20,8 @@ from .classify import Subject
 from .config import Config, ConfigError, load
 from .model import VIETNAM, Entry, Problem, rfc3339
 from .store import StoreError
+
+log = logging.getLogger("digest")
 
 EXIT_CONFIG = 2
 EXIT_STORE = 3
@@ -97,10 +100,53 @@ def _print_report(config: Config, report: BuildReport) -> None:
     print(f"problems: {len(report.problems)}")
 
 
+class BuildProgress:
+    """Progress of a long build: a bar on a terminal, a log line every few seconds otherwise,
+    and nothing at all for a build that is done within a second."""
+
+    def __init__(self) -> None:
+        self.started = monotonic()
+        self.logged = self.started
+        self.bar: Any = None
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, stage: str, done: int, total: int, entries: int) -> None:
+        now = monotonic()
+        if now - self.started < 1:
+            return
+        label = "files parsed" if stage == "files" else "files published"
+        if sys.stderr.isatty():
+            if self.bar is None:
+                from rich.progress import Progress
+
+                self.bar = Progress(transient=True)
+                self.bar.start()
+            if stage not in self.tasks:
+                self.tasks[stage] = self.bar.add_task(label, total=total)
+            self.bar.update(
+                self.tasks[stage],
+                completed=done,
+                description=f"{label} ({entries} entries)" if entries else label,
+            )
+        elif now - self.logged >= 5 or done == total:
+            self.logged = now
+            log.info(
+                "%s: %d/%d%s", label, done, total, f", {entries} entries so far" if entries else ""
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
 def _cmd_build(app: Digest, _args: argparse.Namespace) -> int:
-    with writer_lock(app.config):
-        report = app.build()
-        published = app.publish()
+    progress = BuildProgress()
+    try:
+        with writer_lock(app.config):
+            report = app.build(progress)
+            published = app.publish(progress)
+    finally:
+        progress.close()
     _print_report(app.config, report)
     print(
         f"published: {published.written} written, {published.unchanged} unchanged, "

@@ -106,7 +106,7 @@ class Daemon:
         self._building = asyncio.Lock()
 
     def _build(self) -> tuple[BuildReport, PublishReport]:
-        return self.app.build(), self.app.publish()
+        return self.app.build(), self.app.publish()  # the daemon logs each build once
 
     async def rebuild(self) -> None:
         async with self._building:

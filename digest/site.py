@@ -35,6 +35,7 @@ _INDEX_ITEMS = 30
 _ENTRY_BATCH = 500
 _WEEKDAYS = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ Nhật")
 _EMPTY_UPDATED = datetime(2000, 1, 1, tzinfo=UTC)  # feeds of a store with no entry at all
+_STATE_KEY = "published_state"
 
 
 def vietnam_time(moment: datetime) -> str:
@@ -467,9 +468,27 @@ class Publisher:
 
     # -- running it -----------------------------------------------------------------------------
 
-    def publish(self) -> PublishReport:
-        outputs = self.plan()
+    def _state(self) -> str:
+        """Everything the public folder depends on; equal states publish equal files."""
+        names = [(o.slug, o.name, o.roles) for o in self.config.classification.officials]
+        names += [(t.slug, t.name, ()) for t in self.config.classification.topics]
+        parts = [self.store.meta("revision"), self.site, self._templates_hash(), names]
+        return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+    def publish(self, progress: Callable[[str, int, int, int], None]) -> PublishReport:
+        state = self._state()
         known = self.store.published()
+        if self.store.meta(_STATE_KEY) == state and all(map(self.public.exists, known)):
+            return PublishReport(0, len(known), 0)  # nothing it shows changed
+        report = self._publish(known, progress)
+        with self.store.transaction() as tx:
+            tx.set_meta(_STATE_KEY, state)
+        return report
+
+    def _publish(
+        self, known: Mapping[str, str], progress: Callable[[str, int, int, int], None]
+    ) -> PublishReport:
+        outputs = self.plan()
         stale = [
             o for o in outputs if known.get(o.path) != o.signature or not self.public.exists(o.path)
         ]
@@ -482,6 +501,7 @@ class Publisher:
             for output in batch:
                 written += self.public.write(output.path, output.render(full))
                 done[output.path] = output.signature
+            progress("pages", start + len(batch), len(stale), 0)
         produced = {o.path for o in outputs}
         removed = sorted(p for p in known if p not in produced)
         for path in removed:

@@ -112,7 +112,7 @@ topics = ["hop-tac-quoc-te"]
 
 def write_config(root: Path, port: int | None, extra: str = "") -> Path:
     config = real_config()
-    start = config.index("[[subscribers]]")
+    start = config.index("\n[[subscribers]]\n") + 1  # the table, not its mention in a comment
     config = config[:start] + SUBSCRIBERS + extra
     if port is not None:
         config = config.replace('host = ""', 'host = "127.0.0.1"').replace(

@@ -1,0 +1,495 @@
+"""`make bench`: scale benchmarks with a floor beside every figure. Not part of `make test`.
+
+    BENCH_SIZES="100 1000 10000" .venv/bin/python bench/run.py
+
+For each corpus size (made by bench/corpus.py, fixed seed): cold build time and peak RSS
+beside a minimal floor (bench/floor.py), a no-change rebuild, 20+ incremental changes through
+the running daemon's watcher, 10,000 subscribers' digests delivered to an SMTP sink on
+127.0.0.1 beside the same sink fed pre-rendered messages, and HTTP with wrk beside nginx
+serving the same folder. Prints one table and writes bench/results.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "bench" / ".work"
+PY = sys.executable
+sys.path.insert(0, str(ROOT))
+from bench.corpus import generate  # noqa: E402
+
+VIETNAM_OFFSET = timedelta(hours=7)
+SUBSCRIBERS = 10_000
+CHANGES = 20
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def measured(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
+    """(seconds, peak RSS in MB, stdout) of one child process."""
+    started = time.perf_counter()
+    errors = cwd / "last-stderr.txt"
+    with errors.open("wb") as stderr:
+        child = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=stderr)
+        assert child.stdout is not None
+        out = child.stdout.read().decode()
+        _, status, usage = os.wait4(child.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"{cmd} failed ({status}): {errors.read_text()[-2000:]}")
+    return time.perf_counter() - started, usage.ru_maxrss / 1024, out
+
+
+def write_config(root: Path, *, port: int, extra: str = "", smtp_port: int | None = None) -> None:
+    config = (ROOT / "config.toml").read_text(encoding="utf-8")
+    config = config.replace('templates = "templates"', f'templates = "{ROOT / "templates"}"')
+    config = config.replace("port = 8080", f"port = {port}")
+    config = config[: config.index("\n[[subscribers]]\n") + 1] + extra
+    if smtp_port is not None:
+        config = config.replace('host = ""', 'host = "127.0.0.1"')
+        config = config.replace('security = "starttls"', 'security = "none"')
+        config = config.replace("port = 587", f"port = {smtp_port}")
+    (root / "config.toml").write_text(config, encoding="utf-8")
+
+
+def digest(root: Path, *args: str) -> list[str]:
+    return [PY, "-m", "digest", "--config", str(root / "config.toml"), *args]
+
+
+def feed_sizes(public: Path) -> list[int]:
+    sizes = []
+    for path in sorted((public / "feeds").rglob("*")):
+        data = path.read_bytes() if path.is_file() else b""
+        if path.suffix == ".atom":
+            sizes.append(data.count(b"<entry>"))
+        elif path.suffix == ".rss":
+            sizes.append(data.count(b"<item>"))
+        elif path.suffix == ".json":
+            sizes.append(len(json.loads(data)["items"]))
+    return sizes
+
+
+# -- build ---------------------------------------------------------------------------------------
+
+
+def bench_build(root: Path) -> dict[str, Any]:
+    for folder in ("var", "public"):
+        shutil.rmtree(root / folder, ignore_errors=True)
+    cold, rss, out = measured(digest(root, "build"), root)
+    nochange, _, _ = measured(digest(root, "build"), root)
+    entries = int(re.search(r"(\d+) total", out).group(1))  # type: ignore[union-attr]
+    sizes = feed_sizes(root / "public")
+    (root / "manifest.json").write_text(json.dumps(sizes))
+    floor, _, _ = measured(
+        [
+            PY,
+            str(ROOT / "bench" / "floor.py"),
+            str(root / "seeds"),
+            str(root / "manifest.json"),
+            str(root / "floor"),
+        ],
+        root,
+    )
+    files = sum(1 for p in (root / "public").rglob("*") if p.is_file())
+    return {
+        "entries": entries,
+        "public_files": files,
+        "feeds": len(sizes),
+        "cold_s": cold,
+        "cold_floor_s": floor,
+        "peak_rss_mb": rss,
+        "nochange_s": nochange,
+    }
+
+
+# -- incremental, through the daemon ------------------------------------------------------------
+
+
+class Daemon:
+    def __init__(self, root: Path, port: int) -> None:
+        self.root = root
+        self.port = port
+        self.log = root / "daemon.log"
+        self.process = subprocess.Popen(
+            digest(root, "--log-format", "json", "run"),
+            cwd=root,
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 3600
+        while time.monotonic() < deadline:
+            if self.builds():
+                return
+            time.sleep(0.2)
+        raise RuntimeError("the daemon did not build")
+
+    def builds(self) -> list[dict[str, Any]]:
+        found = []
+        for line in self.log.read_text(encoding="utf-8").splitlines():
+            if '"event": "build"' in line:
+                found.append(json.loads(line))
+        return found
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=120)
+
+
+def bench_incremental(root: Path, daemon: Daemon) -> dict[str, Any]:
+    seeds = sorted((root / "seeds").iterdir())
+    latencies = []
+    for i in range(CHANGES):
+        before = len(daemon.builds())
+        if i % 2 == 0:  # change one existing capture: a longer teaser for its first item
+            path = seeds[(i * 7919) % len(seeds)]
+            text = path.read_text(encoding="utf-8")
+            text = text.replace("...\n", f" (cập nhật {i})...\n", 1)
+        else:  # add one new capture of the newest items
+            path = root / "seeds" / f"new-{i:03d}.txt"
+            when = datetime(2026, 11, 2, tzinfo=UTC) + timedelta(hours=i)
+            local = when + VIETNAM_OFFSET
+            days = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bẩy", "Chủ Nhật")
+            text = "HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ\n" + "".join(
+                f"Thứ trưởng Bộ Y tế Lê Đức Luận làm việc tại điểm {i}-{k}\n"
+                f"{days[local.weekday()]}, ngày {when:%d/%m/%Y} {when.hour:02d}:{k:02d}"
+                f"Sáng nay, Thứ trưởng làm việc...\n"
+                for k in range(5)
+            )
+        with path.open("w", encoding="utf-8") as f:
+            f.write(text)
+        closed = time.time()
+        deadline = time.monotonic() + 600
+        while len(daemon.builds()) <= before and time.monotonic() < deadline:
+            time.sleep(0.005)
+        event = daemon.builds()[before]
+        done = datetime.fromisoformat(event["time"]).timestamp()
+        latencies.append(done - closed)
+        time.sleep(0.3)
+    latencies.sort()
+    return {
+        "incremental_median_s": statistics.median(latencies),
+        "incremental_p95_s": latencies[max(0, int(len(latencies) * 0.95) - 1)],
+    }
+
+
+# -- HTTP ----------------------------------------------------------------------------------------
+
+
+def wrk(url: str, header: str | None) -> tuple[float, float]:
+    cmd = ["wrk", "-t2", "-c50", "-d8s", "--latency", url]
+    if header:
+        cmd[1:1] = ["-H", header]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    assert p99 is not None
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    return rps, float(p99.group(1)) * scale
+
+
+def etag(url: str) -> str:
+    with urllib.request.urlopen(url) as response:
+        return str(response.headers["ETag"])
+
+
+def bench_http(root: Path, port: int) -> dict[str, Any]:
+    nginx_port = free_port()
+    conf = root / "nginx.conf"
+    conf.write_text(
+        f"""worker_processes 2; pid {root}/nginx.pid; error_log {root}/nginx.err;
+events {{ worker_connections 1024; }}
+http {{ access_log off; types {{ application/atom+xml atom; }} default_type text/html;
+  server {{ listen 127.0.0.1:{nginx_port}; root {root / "public"}; }} }}
+"""
+    )
+    nginx = subprocess.Popen(["nginx", "-c", str(conf), "-g", "daemon off;"])
+    time.sleep(0.5)
+    try:
+        results: dict[str, Any] = {}
+        for name, base in (
+            ("ours", f"http://127.0.0.1:{port}"),
+            ("nginx", f"http://127.0.0.1:{nginx_port}"),
+        ):
+            url = f"{base}/feeds/all.atom"
+            results[f"{name}_304"] = wrk(url, f"If-None-Match: {etag(url)}")
+            results[f"{name}_full"] = wrk(url, None)
+        return {
+            "http_304_rps": results["ours_304"][0],
+            "http_304_p99_ms": results["ours_304"][1],
+            "nginx_304_rps": results["nginx_304"][0],
+            "nginx_304_p99_ms": results["nginx_304"][1],
+            "http_full_rps": results["ours_full"][0],
+            "http_full_p99_ms": results["ours_full"][1],
+            "nginx_full_rps": results["nginx_full"][0],
+            "nginx_full_p99_ms": results["nginx_full"][1],
+        }
+    finally:
+        nginx.send_signal(signal.SIGQUIT)
+        nginx.wait(timeout=30)
+
+
+# -- digests -------------------------------------------------------------------------------------
+
+
+def subscribers_toml() -> str:
+    officials = [
+        "dao-hong-lan",
+        "vu-manh-ha",
+        "do-xuan-tuyen",
+        "tran-van-thuan",
+        "nguyen-thi-lien-huong",
+        "nguyen-tri-thuc",
+        "le-duc-luan",
+    ]
+    topics = [
+        "chuyen-doi-so",
+        "hop-tac-quoc-te",
+        "bao-hiem-y-te",
+        "to-chuc-can-bo",
+        "phong-chong-dich-benh",
+        "the-che-chinh-sach",
+        "kham-chua-benh",
+        "y-te-co-so",
+        "duoc-thuc-pham",
+        "thien-tai-khan-cap",
+        "dan-so",
+        "nhan-luc-dao-tao",
+    ]
+    blocks = []
+    for i in range(SUBSCRIBERS):
+        o = [officials[i % 7]] if i % 3 else []
+        t = [topics[i % 12]] if i % 4 == 1 else []
+        blocks.append(
+            f'[[subscribers]]\nemail = "s{i}@example.org"\nname = "Người đọc {i}"\n'
+            f'schedule = "daily"\nofficials = {json.dumps(o)}\ntopics = {json.dumps(t)}\n'
+        )
+    return "\n".join(blocks)
+
+
+async def floor_send(port: int, message: bytes, count: int) -> float:
+    import aiosmtplib
+
+    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
+    await smtp.connect()
+    started = time.perf_counter()
+    for i in range(count):
+        await smtp.sendmail("digest@localhost", [f"s{i}@example.org"], message)
+    elapsed = time.perf_counter() - started
+    await smtp.quit()
+    return elapsed
+
+
+def bench_digests(root: Path, port: int) -> dict[str, Any]:
+    sink_port = free_port()
+    sink = subprocess.Popen(
+        [PY, str(ROOT / "bench" / "sink.py"), str(sink_port)], stdout=subprocess.PIPE, text=True
+    )
+    assert sink.stdout is not None
+    sink.stdout.readline()
+    now = datetime.now(UTC)
+    slot = (now - timedelta(minutes=1) + VIETNAM_OFFSET).strftime("%H:%M:%S")
+    write_config(root, port=port, extra=subscribers_toml(), smtp_port=sink_port)
+    config = (root / "config.toml").read_text(encoding="utf-8")
+    (root / "config.toml").write_text(config.replace('daily_at = "07:00"', f'daily_at = "{slot}"'))
+    with sqlite3.connect(root / "var" / "digest.sqlite") as db:
+        db.execute("delete from outbox")
+        db.execute("delete from subscribers")
+        first_seen = int((now - timedelta(hours=23)).timestamp())
+        db.executemany(
+            "insert into subscribers (email, first_seen) values (?, ?)",
+            [(f"s{i}@example.org", first_seen) for i in range(SUBSCRIBERS)],
+        )
+        # The newest 300 entries became new since the previous digest.
+        db.execute(
+            "update entries set seen_at = ? where id in "
+            "(select id from entries order by published desc limit 300)",
+            (int((now - timedelta(hours=2)).timestamp()),),
+        )
+    try:
+        render, _, _ = measured(digest(root, "send", "--dry-run"), root)
+        total, _, out = measured(digest(root, "send"), root)
+    finally:
+        sink.send_signal(signal.SIGTERM)
+    sent = out.count(" sent ")
+    received = int(sink.stdout.read().strip() or 0)
+    message = root / "sample.eml"
+    # The floor: the same number of messages of the same size, pre-rendered, one connection.
+    sample = b"Subject: x\r\nFrom: a@b.c\r\nTo: d@e.f\r\n\r\n" + b"x" * 30_000 + b"\r\n"
+    message.write_bytes(sample)
+    floor_sink = subprocess.Popen(
+        [PY, str(ROOT / "bench" / "sink.py"), str(sink_port)], stdout=subprocess.PIPE, text=True
+    )
+    assert floor_sink.stdout is not None
+    floor_sink.stdout.readline()
+    floor = asyncio.run(floor_send(sink_port, sample, max(sent, 1)))
+    floor_sink.send_signal(signal.SIGTERM)
+    floor_sink.wait()
+    return {
+        "digests_sent": sent,
+        "digests_received": received,
+        "digests_per_s": sent / total if total else 0.0,
+        "digest_floor_per_s": max(sent, 1) / floor,
+        "render_ms_per_message": 1000 * render / max(sent, 1),
+        "send_ms_per_message": 1000 * max(total - render, 0) / max(sent, 1),
+    }
+
+
+# -- the table ------------------------------------------------------------------------------------
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}×" if b else "-"
+
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    rows = [("size", "metric", "ours", "floor", "ratio", "target", "met")]
+    base = results.get(min(results, key=int), {}).get("incremental_median_s", 0)
+    for size, r in results.items():
+        rows += [
+            (
+                size,
+                "cold build (s)",
+                f"{r['cold_s']:.1f}",
+                f"{r['cold_floor_s']:.1f}",
+                ratio(r["cold_s"], r["cold_floor_s"]),
+                "≤ 2× floor (10k)",
+                str(r["cold_s"] <= 2 * r["cold_floor_s"]),
+            ),
+            (
+                size,
+                "peak RSS (MB)",
+                f"{r['peak_rss_mb']:.0f}",
+                "-",
+                "-",
+                "≤ 300",
+                str(r["peak_rss_mb"] <= 300),
+            ),
+            (
+                size,
+                "no-change rebuild (s)",
+                f"{r['nochange_s']:.2f}",
+                f"{r['cold_s']:.1f}",
+                f"{100 * r['nochange_s'] / r['cold_s']:.1f}%",
+                "≤ 5% of cold",
+                str(r["nochange_s"] <= 0.05 * r["cold_s"]),
+            ),
+            (
+                size,
+                "one change → disk, median (s)",
+                f"{r['incremental_median_s']:.3f}",
+                f"{base:.3f}",
+                ratio(r["incremental_median_s"], base),
+                "≤ 0.3 s, ≤ 1.5× 100",
+                str(r["incremental_median_s"] <= 0.3 and r["incremental_median_s"] <= 1.5 * base),
+            ),
+            (
+                size,
+                "one change → disk, p95 (s)",
+                f"{r['incremental_p95_s']:.3f}",
+                "-",
+                "-",
+                "-",
+                "-",
+            ),
+            (
+                size,
+                "digests per second",
+                f"{r['digests_per_s']:.0f}",
+                f"{r['digest_floor_per_s']:.0f}",
+                ratio(r["digests_per_s"], r["digest_floor_per_s"]),
+                "≥ 500",
+                str(r["digests_per_s"] >= 500),
+            ),
+            (
+                size,
+                "  render / send per message (ms)",
+                f"{r['render_ms_per_message']:.2f} / {r['send_ms_per_message']:.2f}",
+                "-",
+                "-",
+                "-",
+                "-",
+            ),
+            (
+                size,
+                "HTTP 304 (req/s, p99 ms)",
+                f"{r['http_304_rps']:.0f}, {r['http_304_p99_ms']:.1f}",
+                f"{r['nginx_304_rps']:.0f}, {r['nginx_304_p99_ms']:.1f}",
+                ratio(r["http_304_rps"], r["nginx_304_rps"]),
+                "≥ 0.3× nginx",
+                str(r["http_304_rps"] >= 0.3 * r["nginx_304_rps"]),
+            ),
+            (
+                size,
+                "HTTP full feed (req/s, p99 ms)",
+                f"{r['http_full_rps']:.0f}, {r['http_full_p99_ms']:.1f}",
+                f"{r['nginx_full_rps']:.0f}, {r['nginx_full_p99_ms']:.1f}",
+                ratio(r["http_full_rps"], r["nginx_full_rps"]),
+                "-",
+                "-",
+            ),
+        ]
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+    )
+
+
+def main() -> None:
+    sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "100 1000 10000").split()]
+    results: dict[str, dict[str, Any]] = {}
+    for size in sizes:
+        root = WORK / str(size)
+        if not (root / "seeds").is_dir():
+            generate(root / "seeds", size)
+        shutil.rmtree(root / "seeds-new", ignore_errors=True)
+        for extra in (root / "seeds").glob("new-*.txt"):
+            extra.unlink()
+        port = free_port()
+        write_config(root, port=port)
+        print(f"[{size} files] build …", flush=True)
+        result = bench_build(root)
+        print(f"[{size} files] incremental and HTTP through the daemon …", flush=True)
+        daemon = Daemon(root, port)
+        try:
+            result |= bench_incremental(root, daemon)
+            result |= bench_http(root, port)
+        finally:
+            daemon.stop()
+        print(f"[{size} files] digests …", flush=True)
+        result |= bench_digests(root, port)
+        results[str(size)] = result
+        print(json.dumps(result), flush=True)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    output = {
+        "machine": machine,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "results": results,
+    }
+    (ROOT / "bench" / "results.json").write_text(json.dumps(output, indent=2) + "\n")
+    print()
+    print(machine)
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
