@@ -11,12 +11,14 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
+from email.header import decode_header, make_header
 from pathlib import Path
 from time import monotonic
 from typing import Any
 
 from .app import BuildReport, Digest, LockedError, make_digest, writer_lock
 from .classify import Subject
+from .compose import bodies
 from .config import Config, ConfigError, load
 from .model import VIETNAM, Entry, Problem, rfc3339
 from .store import StoreError
@@ -231,14 +233,13 @@ def _cmd_preview(app: Digest, args: argparse.Namespace) -> int:
     if letter.message is None:
         print(f"no entries for {subscriber.email} in {letter.period.label()}: no e-mail")
         return 0
-    html = letter.message.get_body(("html",))
-    text = letter.message.get_body(("plain",))
-    assert html is not None and text is not None
+    text, html = bodies(letter.message)
     if args.html:
-        Path(args.html).write_text(html.get_content(), encoding="utf-8")
+        Path(args.html).write_text(html, encoding="utf-8")
     if args.text or not args.html:
-        print(f"Subject: {letter.message['Subject']}\n")
-        print(text.get_content())
+        subject = str(make_header(decode_header(str(letter.message["Subject"]))))
+        print(f"Subject: {subject}\n")
+        print(text)
     return 0
 
 

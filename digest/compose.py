@@ -16,9 +16,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import format_datetime, formataddr
+from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -29,6 +32,11 @@ from .config import Config, Subscriber
 from .model import VIETNAM, EntryHead
 from .site import vietnam_time
 
+# Stand-ins for what differs between subscribers of the same rendering: no markup, no
+# character that escaping or CSS inlining would touch.
+_NAME = "DIGESTSUBSCRIBERNAME7f3a"
+_UNSUBSCRIBE = "https://digest.invalid/unsubscribe-7f3a"
+_RENDER_CACHE = 256
 _LINE_BREAKS = re.compile("[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
 _INLINER = css_inline.CSSInliner(keep_style_tags=False)
 
@@ -66,7 +74,7 @@ class Letter:
     subscriber: Subscriber
     period: Period
     entries: tuple[EntryHead, ...]  # all matching, newest first (before the cap)
-    message: EmailMessage | None  # None when there is nothing to send
+    message: Message | None  # None when there is nothing to send
 
 
 def matches(subscriber: Subscriber, entry: EntryHead) -> bool:
@@ -100,6 +108,12 @@ class Composer:
         self.official_order = {o.slug: i for i, o in enumerate(names.officials)}
         self.topic_names = {t.slug: t.name for t in names.topics}
         self.domain = config.smtp.from_address.rpartition("@")[2] or "localhost"
+        self._rendered: dict[tuple[object, ...], tuple[str, str]] = {}
+        # (filters, id of the entry list) -> (that list, kept alive so the id stays its own,
+        # the matching entries, a key for them)
+        self._filtered: dict[
+            tuple[object, ...], tuple[Sequence[EntryHead], tuple[EntryHead, ...], str]
+        ] = {}
 
     def message_id(self, subscriber: Subscriber, period: Period) -> str:
         key = f"{subscriber.email.lower()}|{period.key}"
@@ -166,41 +180,103 @@ class Composer:
         now: datetime,
         label: str | None = None,
     ) -> Letter:
-        chosen = tuple(e for e in entries if matches(subscriber, e))
+        chosen, key = self._chosen(subscriber, entries)
         if not chosen:
             return Letter(subscriber, period, chosen, None)
-        cap = self.config.digests.max_items
-        shown = chosen[:cap]
         subject = self.subject(period, len(chosen), label)
+        text, html = self._bodies(subscriber, period, chosen, key, label, subject)
+        name, unsubscribe = subscriber.name, self.unsubscribe_url(subscriber)
+        text = text.replace(_NAME, name).replace(_UNSUBSCRIBE, unsubscribe)
+        html = html.replace(_NAME, escape(name)).replace(_UNSUBSCRIBE, escape(unsubscribe))
+        smtp = self.config.smtp
+        token = unsubscribe_token(self.secret, subscriber.email)
+        mailto = f"mailto:{smtp.from_address}?subject={quote(f'unsubscribe {token}')}"
+        # email.mime encodes base64 in C; the newer EmailMessage API does it 57 bytes at a time
+        # in Python, which cost more than rendering. Every header value is header_safe.
+        message = MIMEMultipart("alternative")
+        message["Subject"] = Header(header_safe(subject), "utf-8").encode()
+        message["From"] = formataddr((header_safe(smtp.from_name), smtp.from_address), "utf-8")
+        message["To"] = formataddr((header_safe(subscriber.name), subscriber.email), "utf-8")
+        message["Date"] = format_datetime(now)
+        message["Message-ID"] = self.message_id(subscriber, period)
+        message["List-Id"] = Header(
+            f"{header_safe(self.site.title)} <digest.{self.domain}>", "utf-8"
+        ).encode()
+        message["List-Unsubscribe"] = f"<{mailto}>, <{unsubscribe}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        message["Auto-Submitted"] = "auto-generated"
+        message.attach(MIMEText(text, "plain", "utf-8"))
+        message.attach(MIMEText(html, "html", "utf-8"))
+        return Letter(subscriber, period, chosen, message)
+
+    def _chosen(
+        self, subscriber: Subscriber, entries: Sequence[EntryHead]
+    ) -> tuple[tuple[EntryHead, ...], str]:
+        """The entries matching the subscriber's filters, and a key naming that selection;
+        computed once per filter and list of entries."""
+        memo = (subscriber.officials, subscriber.topics, id(entries))
+        found = self._filtered.get(memo)
+        if found is None or found[0] is not entries:
+            chosen = tuple(e for e in entries if matches(subscriber, e))
+            key = hashlib.sha256("".join(e.rev + e.id for e in chosen).encode()).hexdigest()
+            if len(self._filtered) >= _RENDER_CACHE:
+                self._filtered.clear()
+            found = self._filtered[memo] = (entries, chosen, key)
+        return found[1], found[2]
+
+    def _bodies(
+        self,
+        subscriber: Subscriber,
+        period: Period,
+        chosen: tuple[EntryHead, ...],
+        selection: str,
+        label: str | None,
+        subject: str,
+    ) -> tuple[str, str]:
+        """Text and inlined HTML, rendered once for every subscriber with the same filters
+        and entries; their name and unsubscribe link are filled in afterwards."""
+        key = (
+            subscriber.officials,
+            subscriber.topics,
+            period,
+            label,
+            bool(subscriber.name),
+            selection,
+        )
+        cached = self._rendered.get(key)
+        if cached is not None:
+            return cached
+        shown = chosen[: self.config.digests.max_items]
         context = {
             "subject": subject,
             "heading": "Hoạt động của lãnh đạo Bộ Y tế",
             "period_label": label or period.label(),
             "total": len(chosen),
-            "name": subscriber.name,
+            "name": _NAME if subscriber.name else "",
             "groups": self._groups(shown),
             "more": len(chosen) - len(shown),
             "site_url": f"{self.site.base_url}index.html",
             "site_title": self.site.title,
             "feeds": self._feeds(subscriber),
-            "unsubscribe_url": self.unsubscribe_url(subscriber),
+            "unsubscribe_url": _UNSUBSCRIBE,
         }
-        message = EmailMessage()
-        smtp = self.config.smtp
-        message["Subject"] = header_safe(subject)
-        message["From"] = Address(header_safe(smtp.from_name), addr_spec=smtp.from_address)
-        message["To"] = Address(header_safe(subscriber.name), addr_spec=subscriber.email)
-        message["Date"] = format_datetime(now)
-        message["Message-ID"] = self.message_id(subscriber, period)
-        message["List-Id"] = f"{header_safe(self.site.title)} <digest.{self.domain}>"
-        token = unsubscribe_token(self.secret, subscriber.email)
-        mailto = f"mailto:{smtp.from_address}?subject={quote(f'unsubscribe {token}')}"
-        message["List-Unsubscribe"] = f"<{mailto}>, <{self.unsubscribe_url(subscriber)}>"
-        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        message["Auto-Submitted"] = "auto-generated"
-        message.set_content(self.text.render(context))
-        message.add_alternative(_INLINER.inline(self.html.render(context)), subtype="html")
-        return Letter(subscriber, period, chosen, message)
+        bodies = self.text.render(context), _INLINER.inline(self.html.render(context))
+        if len(self._rendered) >= _RENDER_CACHE:
+            self._rendered.clear()
+        self._rendered[key] = bodies
+        return bodies
+
+
+def bodies(message: Message) -> tuple[str, str]:
+    """(text, html) of a digest message, decoded."""
+    found = {}
+    for part in message.walk():
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            found[part.get_content_subtype()] = payload.decode(
+                part.get_content_charset() or "utf-8"
+            )
+    return found.get("plain", ""), found.get("html", "")
 
 
 def window(subscriber_first_seen: datetime, period: Period) -> tuple[datetime, datetime | None]:
@@ -213,4 +289,4 @@ def window(subscriber_first_seen: datetime, period: Period) -> tuple[datetime, d
     return subscriber_first_seen, start
 
 
-__all__ = ["Composer", "Letter", "Period", "header_safe", "matches", "window"]
+__all__ = ["Composer", "Letter", "Period", "bodies", "header_safe", "matches", "window"]

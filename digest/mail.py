@@ -17,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from email.message import EmailMessage
+from email import policy
+from email.message import Message
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Protocol
 
@@ -43,7 +45,7 @@ class UnknownOutcomeError(MailError, TimeoutError):
 
 
 class Mailer(Protocol):
-    async def send(self, message: EmailMessage) -> None: ...
+    async def send(self, message: Message) -> None: ...
     def delivered(self, message_id: str) -> bool | None: ...
     async def close(self) -> None: ...
 
@@ -93,10 +95,10 @@ class SmtpMailer:
         self._smtp = smtp
         return smtp
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         smtp = await self._connection()
         sender = self.settings.from_address
-        recipient = message["To"].addresses[0].addr_spec
+        recipient = parseaddr(str(message["To"]))[1]
         try:
             await smtp.mail(sender)
             await smtp.rcpt(recipient)
@@ -107,7 +109,7 @@ class SmtpMailer:
             await self._drop()
             raise TransientMailError(f"before the message was sent: {exc}") from None
         try:
-            await smtp.data(message.as_bytes())
+            await smtp.data(message.as_bytes(policy=policy.SMTP))
         except aiosmtplib.SMTPResponseException as exc:
             await _reset(smtp)
             raise _classify(exc, "message refused") from None
@@ -163,7 +165,7 @@ class MaildirMailer:
             return True
         return any((self.root / "cur").glob(name + "*"))  # a client adds ":2,S" when read
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         message_id = str(message["Message-ID"])
         if self.delivered(message_id):
             return
@@ -171,7 +173,7 @@ class MaildirMailer:
         temporary = self.root / "tmp" / f"{name}.{os.getpid()}"
         try:
             with temporary.open("wb") as f:
-                f.write(message.as_bytes())
+                f.write(message.as_bytes(policy=policy.SMTP))
                 f.flush()
                 os.fsync(f.fileno())
             temporary.replace(self.root / "new" / name)

@@ -21,7 +21,7 @@ import contextlib
 import hmac
 import logging
 import secrets as secrets_module
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,7 +35,7 @@ from .mail import (
     TransientMailError,
     UnknownOutcomeError,
 )
-from .model import VIETNAM
+from .model import VIETNAM, EntryHead
 from .schedule import Timer
 from .store import OutboxRow, SqlStore
 
@@ -93,6 +93,7 @@ class Sender:
                 tx.set_meta(_SECRET_KEY, secret)
         self.composer = Composer(config, secret)
         self.by_email = {s.email.lower(): s for s in config.subscribers}
+        self._windows: dict[tuple[datetime, datetime, datetime | None], list[EntryHead]] = {}
 
     # -- planning -------------------------------------------------------------------------------
 
@@ -119,8 +120,8 @@ class Sender:
             self.store.add_periods([(s.email.lower(), p.key, p.slot) for s, p in found], now)
         return found
 
-    def dry_run(self, *, schedule: str | None = None) -> list[Letter]:
-        """The letters a send now would deliver, without recording or sending anything."""
+    def dry_run(self, *, schedule: str | None = None) -> Iterator[Letter]:
+        """The letters a send now would deliver, one at a time, recording and sending nothing."""
         now = self.now()
         due = [
             (self.by_email[r.subscriber], Period(r.period.partition(":")[0], r.slot))
@@ -129,7 +130,9 @@ class Sender:
             and (schedule is None or r.period.startswith(schedule + ":"))
         ]
         due += self.plan(now, schedule=schedule, record=False)
-        return [self.letter(s, p, now, record=False) for s, p in due]
+        first = self.store.first_seen([s.email for s, _ in due], now, record=False)
+        for subscriber, period in due:
+            yield self._letter(subscriber, period, first[subscriber.email.lower()], now)
 
     def preview(self, subscriber: Subscriber, schedule: str, since: datetime | None) -> Letter:
         """A subscriber's next digest as it stands now, or one over any window since `since`."""
@@ -154,9 +157,20 @@ class Sender:
         self, subscriber: Subscriber, period: Period, now: datetime, *, record: bool = True
     ) -> Letter:
         seen = self.store.first_seen([subscriber.email], now, record=record)
-        first = seen[subscriber.email.lower()]
-        after, published_after = window(first, period)
-        entries = self.store.heads_new(after, period.slot, published_after=published_after)
+        return self._letter(subscriber, period, seen[subscriber.email.lower()], now)
+
+    def _letter(
+        self, subscriber: Subscriber, period: Period, first_seen: datetime, now: datetime
+    ) -> Letter:
+        after, published_after = window(first_seen, period)
+        key = (after, period.slot, published_after)
+        entries = self._windows.get(key)
+        if entries is None:  # subscribers of the same period share one query
+            if len(self._windows) >= 64:
+                self._windows.clear()
+            entries = self._windows[key] = self.store.heads_new(
+                after, period.slot, published_after=published_after
+            )
         return self.composer.compose(subscriber, period, entries, now=now)
 
     # -- sending ----------------------------------------------------------------------------------
@@ -203,7 +217,9 @@ class Sender:
                     extra={"event": "mail", "state": "unknown", "period": row.period},
                 )
 
-    async def deliver(self, row: OutboxRow, mailer: Mailer) -> Outcome | None:
+    async def deliver(
+        self, row: OutboxRow, mailer: Mailer, first_seen: datetime | None = None
+    ) -> Outcome | None:
         subscriber = self.by_email.get(row.subscriber)
         now = self.now()
         if subscriber is None:  # removed from config since the period was recorded
@@ -211,7 +227,10 @@ class Sender:
             return Outcome(row.subscriber, row.period, "dead", 0)
         schedule, _, _ = row.period.partition(":")
         period = Period(schedule, row.slot)
-        letter = self.letter(subscriber, period, now)
+        if first_seen is None:
+            letter = self.letter(subscriber, period, now)
+        else:
+            letter = self._letter(subscriber, period, first_seen, now)
         message_id = self.composer.message_id(subscriber, period)
         if not self.store.claim(row.subscriber, row.period, now):
             return None  # another run took it
@@ -296,16 +315,21 @@ class Sender:
     async def run(self, *, schedule: str | None = None, recover: bool = False) -> list[Outcome]:
         """Plan what is due now and deliver it; one bad recipient never blocks the others."""
         now = self.now()
+        self._windows.clear()  # entries change between runs
         self.plan(now, schedule=schedule)
         mailer = self.mailer_factory(self.config)
         outcomes: list[Outcome] = []
         try:
             if recover:
                 self.recover(mailer)
-            for row in self.store.due(now):
-                if schedule is not None and not row.period.startswith(schedule + ":"):
-                    continue
-                outcome = await self.deliver(row, mailer)
+            due = [
+                row
+                for row in self.store.due(now)
+                if schedule is None or row.period.startswith(schedule + ":")
+            ]
+            first = self.store.first_seen([r.subscriber for r in due], now, record=False)
+            for row in due:
+                outcome = await self.deliver(row, mailer, first[row.subscriber])
                 if outcome is not None:
                     outcomes.append(outcome)
         finally:

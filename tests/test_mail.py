@@ -23,6 +23,7 @@ from aiosmtpd.controller import Controller
 from conftest import ROOT, real_config
 
 from digest.app import make_digest
+from digest.compose import bodies
 from digest.config import ConfigError, load
 from digest.model import VIETNAM
 from digest.outbox import Sender, slots
@@ -398,7 +399,7 @@ def test_html_digest_shows_the_items_in_chromium(world: World, tmp_path: Path) -
     letter = world.sender.preview(subscriber, "daily", vn(2025, 1, 1))
     assert letter.message is not None
     page_file = tmp_path / "digest.html"
-    page_file.write_text(letter.message.get_body(("html",)).get_content(), encoding="utf-8")
+    page_file.write_text(bodies(letter.message)[1], encoding="utf-8")
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=chromium, args=["--no-sandbox", "--disable-gpu"]
