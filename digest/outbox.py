@@ -246,57 +246,33 @@ class Sender:
             items=len(letter.entries),
             message_id=message_id,
         )
+        state, error, retry = "sent", "", None
         try:
             await mailer.send(letter.message)
         except TransientMailError as exc:
             attempts = row.attempts + 1
+            error = str(exc)
             if attempts >= self.config.digests.max_attempts:
-                state, retry = "dead", None
+                state = "dead"
             else:
                 state = "failed"
                 retry = now + timedelta(seconds=_BACKOFF[min(attempts - 1, len(_BACKOFF) - 1)])
-            self.store.finish(
-                row.subscriber,
-                row.period,
-                state,
-                self.now(),
-                items=len(letter.entries),
-                message_id=message_id,
-                error=str(exc),
-                next_attempt=retry,
-            )
-            return self._logged(row, state, len(letter.entries), str(exc))
         except PermanentMailError as exc:
-            self.store.finish(
-                row.subscriber,
-                row.period,
-                "dead",
-                self.now(),
-                items=len(letter.entries),
-                message_id=message_id,
-                error=str(exc),
-            )
-            return self._logged(row, "dead", len(letter.entries), str(exc))
+            state, error = "dead", str(exc)
         except UnknownOutcomeError as exc:
-            self.store.finish(
-                row.subscriber,
-                row.period,
-                "unknown",
-                self.now(),
-                items=len(letter.entries),
-                message_id=message_id,
-                error=str(exc),
-            )
-            return self._logged(row, "unknown", len(letter.entries), str(exc))
+            state, error = "unknown", str(exc)
+        items = len(letter.entries)
         self.store.finish(
             row.subscriber,
             row.period,
-            "sent",
+            state,
             self.now(),
-            items=len(letter.entries),
+            items=items,
             message_id=message_id,
+            error=error or None,
+            next_attempt=retry,
         )
-        return self._logged(row, "sent", len(letter.entries))
+        return self._logged(row, state, items, error)
 
     def _logged(self, row: OutboxRow, state: str, items: int, error: str = "") -> Outcome:
         level = logging.INFO if state in ("sent", "empty") else logging.ERROR

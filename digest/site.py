@@ -81,6 +81,7 @@ class PublicDir:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root = str(root)
 
     def path(self, relative: str) -> Path:
         # Names come from slugs and ids, checked here as text: cheaper than resolving every
@@ -91,7 +92,8 @@ class PublicDir:
         return self.root.joinpath(*parts)
 
     def exists(self, relative: str) -> bool:
-        return self.path(relative).is_file()
+        # Plain strings: this runs for every published file on every no-change build.
+        return os.path.isfile(os.path.join(self._root, relative))
 
     def write(self, relative: str, data: bytes) -> bool:
         path = self.path(relative)
@@ -223,8 +225,8 @@ class Publisher:
                     sorted(names.officials.items()),
                     sorted(names.roles.items()),
                     sorted(names.topics.items()),
-                    [(s.slug, s.entries, s.in_config) for s in names.official_list],
-                    [(s.slug, s.entries) for s in names.topic_list],
+                    [(s.slug, s.in_config) for s in names.official_list],
+                    [s.slug for s in names.topic_list],
                 ],
                 ensure_ascii=False,
             )
@@ -323,16 +325,26 @@ class Publisher:
         pages: list[tuple[str, Sequence[EntryHead], dict[str, object]]] = [
             (html_path, current, page_args)
         ]
-        for month in order:
+        for i, month in enumerate(order):
+            # A month page links its neighbours only: the full list is on the channel page, so
+            # a new month rewrites three pages, not every month page of the channel.
+            nearby = archive_nav[max(0, i - 1) : i] + archive_nav[i + 1 : i + 2]
             pages.append(
                 (
                     f"archive/{channel.key}/{month}.html",
                     months[month],
-                    {"channel": channel, "urls": feed_urls, "archive": archive_nav, "month": month},
+                    {"channel": channel, "urls": feed_urls, "archive": nearby, "month": month},
                 )
             )
         for path, items, args in pages:
-            signature = context.sign("page", path, archive_nav, _revs(items))
+            # Only the index shows counts; in every other signature they would make each new
+            # entry re-render every page.
+            counts = (
+                [(s.slug, s.entries) for s in (*names.official_list, *names.topic_list)]
+                if path == "index.html"
+                else None
+            )
+            signature = context.sign("page", path, args["archive"], _revs(items), counts)
             yield _Output(path, signature, self._page_renderer(path, items, args, names))
 
     def _feed_renderer(
