@@ -93,7 +93,7 @@ class PublicDir:
 
     def exists(self, relative: str) -> bool:
         # Plain strings: this runs for every published file on every no-change build.
-        return os.path.isfile(os.path.join(self._root, relative))
+        return os.path.isfile(os.path.join(self._root, relative))  # noqa: PTH113, PTH118
 
     def write(self, relative: str, data: bytes) -> bool:
         path = self.path(relative)
