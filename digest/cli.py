@@ -11,7 +11,6 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
-from email.header import decode_header, make_header
 from pathlib import Path
 from time import monotonic
 from typing import Any
@@ -200,7 +199,7 @@ def _cmd_send(app: Digest, args: argparse.Namespace) -> int:
     sender = app.sender()
     if args.dry_run:
         for letter in sender.dry_run(schedule=args.period):
-            what = f"{len(letter.entries)} items" if letter.message else "empty, no e-mail"
+            what = f"{len(letter.entries)} items" if letter.parcel else "empty, no e-mail"
             print(f"{letter.subscriber.email}  {letter.period.key}  {what}")
         return 0
     with writer_lock(app.config):
@@ -230,14 +229,15 @@ def _cmd_preview(app: Digest, args: argparse.Namespace) -> int:
             print(f"digest: --since {args.since!r}: write a date like 2025-01-31", file=sys.stderr)
             return EXIT_CONFIG
     letter = app.sender().preview(subscriber, args.period or subscriber.schedule, since)
-    if letter.message is None:
+    message = letter.message
+    if message is None:
         print(f"no entries for {subscriber.email} in {letter.period.label()}: no e-mail")
         return 0
-    text, html = bodies(letter.message)
+    text, html = bodies(message)
     if args.html:
         Path(args.html).write_text(html, encoding="utf-8")
     if args.text or not args.html:
-        subject = str(make_header(decode_header(str(letter.message["Subject"]))))
+        subject = str(message["Subject"])
         print(f"Subject: {subject}\n")
         print(text)
     return 0

@@ -17,15 +17,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from email import policy
-from email.message import Message
-from email.utils import parseaddr
+from dataclasses import dataclass
+from email.policy import compat32
 from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
 
 from .config import Smtp
+
+# Headers are encoded and folded when the message is built (email.header.Header); the modern
+# SMTP policy would parse and refold every one of them again, at 15 ms a message.
+WIRE = compat32.clone(linesep="\r\n")
 
 
 class MailError(Exception):
@@ -44,8 +47,17 @@ class UnknownOutcomeError(MailError, TimeoutError):
     """The server may or may not have accepted the message: never send it again."""
 
 
+@dataclass(frozen=True, slots=True)
+class Parcel:
+    """A message ready for the wire: CRLF line ends, headers encoded."""
+
+    message_id: str
+    recipient: str
+    data: bytes
+
+
 class Mailer(Protocol):
-    async def send(self, message: Message) -> None: ...
+    async def send(self, parcel: Parcel) -> None: ...
     def delivered(self, message_id: str) -> bool | None: ...
     async def close(self) -> None: ...
 
@@ -95,10 +107,10 @@ class SmtpMailer:
         self._smtp = smtp
         return smtp
 
-    async def send(self, message: Message) -> None:
+    async def send(self, parcel: Parcel) -> None:
         smtp = await self._connection()
         sender = self.settings.from_address
-        recipient = parseaddr(str(message["To"]))[1]
+        recipient = parcel.recipient
         try:
             await smtp.mail(sender)
             await smtp.rcpt(recipient)
@@ -109,7 +121,7 @@ class SmtpMailer:
             await self._drop()
             raise TransientMailError(f"before the message was sent: {exc}") from None
         try:
-            await smtp.data(message.as_bytes(policy=policy.SMTP))
+            await smtp.data(parcel.data)
         except aiosmtplib.SMTPResponseException as exc:
             await _reset(smtp)
             raise _classify(exc, "message refused") from None
@@ -165,15 +177,15 @@ class MaildirMailer:
             return True
         return any((self.root / "cur").glob(name + "*"))  # a client adds ":2,S" when read
 
-    async def send(self, message: Message) -> None:
-        message_id = str(message["Message-ID"])
+    async def send(self, parcel: Parcel) -> None:
+        message_id = parcel.message_id
         if self.delivered(message_id):
             return
         name = self._name(message_id)
         temporary = self.root / "tmp" / f"{name}.{os.getpid()}"
         try:
             with temporary.open("wb") as f:
-                f.write(message.as_bytes(policy=policy.SMTP))
+                f.write(parcel.data)
                 f.flush()
                 os.fsync(f.fileno())
             temporary.replace(self.root / "new" / name)

@@ -234,7 +234,7 @@ class Sender:
         message_id = self.composer.message_id(subscriber, period)
         if not self.store.claim(row.subscriber, row.period, now):
             return None  # another run took it
-        if letter.message is None:
+        if letter.parcel is None:
             self.store.finish(row.subscriber, row.period, "empty", now, items=0)
             return self._logged(row, "empty", 0)
         # Record the Message-ID first: a crash from here on can be resolved by looking.
@@ -248,7 +248,7 @@ class Sender:
         )
         state, error, retry = "sent", "", None
         try:
-            await mailer.send(letter.message)
+            await mailer.send(letter.parcel)
         except TransientMailError as exc:
             attempts = row.attempts + 1
             error = str(exc)

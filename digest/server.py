@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
@@ -40,6 +41,7 @@ CONTENT_TYPES = {
     ".ico": "image/x-icon",
 }
 CACHE_CONTROL = b"public, max-age=60"
+_CONDITIONS = frozenset({b"if-none-match", b"if-modified-since", b"accept-encoding"})
 _GZIP_MIN = 512
 
 
@@ -49,9 +51,8 @@ class _File:
     body: bytes
     gzipped: bytes | None
     etag: bytes
-    last_modified: bytes
     mtime: int  # whole seconds, as Last-Modified can say
-    content_type: bytes
+    headers: list[tuple[bytes, bytes]]  # the validators and type, built once per file
 
 
 HealthCheck = Callable[[], tuple[int, dict[str, Any]]]
@@ -70,6 +71,7 @@ class PublicApp:
         self, root: Path, health: HealthCheck, unsubscribe: Unsubscribe | None = None
     ) -> None:
         self.root = root.resolve()
+        self._root = str(self.root)
         self.health = health
         self.unsubscribe = unsubscribe
         self._cache: dict[str, _File] = {}
@@ -149,9 +151,9 @@ class PublicApp:
         parts = relative.split("/")
         if any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts):
             return None
-        candidate = self.root.joinpath(*parts)
         try:
-            st = candidate.stat()  # follows links: what would be served
+            # Plain strings on the hot path: one stat per request, no pathlib objects.
+            st = os.stat(os.path.join(self._root, relative))  # noqa: PTH116, PTH118
         except OSError:
             self._cache.pop(relative, None)
             return None
@@ -159,7 +161,7 @@ class PublicApp:
         cached = self._cache.get(relative)
         if cached is not None and cached.stat_key == key:
             return cached
-        resolved = candidate.resolve()
+        resolved = self.root.joinpath(*parts).resolve()
         if self.root not in resolved.parents or not resolved.is_file():
             return None
         try:
@@ -169,31 +171,31 @@ class PublicApp:
         content_type = CONTENT_TYPES.get(resolved.suffix, "application/octet-stream")
         compressible = content_type.startswith(("text/", "application/")) and len(body) > _GZIP_MIN
         mtime = int(st.st_mtime)
+        etag = f'W/"{hashlib.sha256(body).hexdigest()[:32]}"'.encode()
         entry = _File(
             stat_key=key,
             body=body,
             gzipped=gzip.compress(body, compresslevel=6, mtime=0) if compressible else None,
-            etag=f'W/"{hashlib.sha256(body).hexdigest()[:32]}"'.encode(),
-            last_modified=formatdate(mtime, usegmt=True).encode(),
+            etag=etag,
             mtime=mtime,
-            content_type=content_type.encode(),
+            headers=[
+                (b"content-type", content_type.encode()),
+                (b"etag", etag),
+                (b"last-modified", formatdate(mtime, usegmt=True).encode()),
+                (b"cache-control", CACHE_CONTROL),
+                (b"vary", b"accept-encoding"),
+            ],
         )
         self._cache[relative] = entry
         return entry
 
     async def _answer(self, scope: Scope, send: Send, found: _File) -> None:
-        request = dict(scope["headers"])
-        headers = [
-            (b"content-type", found.content_type),
-            (b"etag", found.etag),
-            (b"last-modified", found.last_modified),
-            (b"cache-control", CACHE_CONTROL),
-            (b"vary", b"accept-encoding"),
-        ]
+        request = {k: v for k, v in scope["headers"] if k in _CONDITIONS}
         if _not_modified(request, found):
-            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.start", "status": 304, "headers": found.headers})
             await send({"type": "http.response.body", "body": b""})
             return
+        headers = list(found.headers)
         body = found.body
         if found.gzipped is not None and _accepts_gzip(request.get(b"accept-encoding", b"")):
             body = found.gzipped

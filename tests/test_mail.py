@@ -361,7 +361,9 @@ def test_process_killed_between_claiming_and_sending_sends_no_second_message(
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
-            rows = db.execute("select state from outbox where state = 'sending'").fetchall()
+            rows = db.execute(  # claimed, and handed to the mailer (which hangs)
+                "select state from outbox where state = 'sending' and message_id is not null"
+            ).fetchall()
         if rows:
             break
         time.sleep(0.05)
