@@ -514,6 +514,11 @@ def main() -> None:
         results[str(size)] = result
         print(json.dumps(result), flush=True)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    previous = ROOT / "bench" / "results.json"
+    if previous.exists():  # keep the sizes not run this time
+        earlier = json.loads(previous.read_text()).get("results", {})
+        results = {**{k: v for k, v in earlier.items() if k not in results}, **results}
+        results = dict(sorted(results.items(), key=lambda kv: int(kv[0])))
     output = {
         "machine": machine,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
