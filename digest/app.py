@@ -24,14 +24,13 @@ from .model import Entry, Item, Location, Problem
 from .outbox import Sender
 from .parse import ParseResult, parse_lines
 from .site import Publisher, PublishReport
-from .store import SourceState, SqlStore, Store, StoreTransaction
+from .store import REVISION_KEY, SourceState, SqlStore, Store, StoreTransaction
 
 # Files read, parsed and merged per batch: bounds memory on large corpora while keeping
 # store round trips few. Merging is order-independent, so batching changes no result.
 _BATCH_FILES = 200
 _RETAG_PAGE = 2000
 _CLASSIFIER_KEY = "classifier"
-REVISION_KEY = "revision"  # changes with every write of entries: what the site shows
 
 
 class Clock(Protocol):

@@ -27,7 +27,7 @@ from .config import Config
 from .feeds import FORMATS, MEDIA_TYPES, RENDERERS, Category, FeedDoc, FeedItem
 from .merge import link_related
 from .model import VIETNAM, Entry, EntryHead, rfc3339
-from .store import Store
+from .store import REVISION_KEY, Store
 
 # Bump when the code that renders outputs changes in a way templates do not show.
 RENDER_VERSION = "1"
@@ -65,7 +65,6 @@ class Channel:
     title: str
     subtitle: str
     heads: tuple[EntryHead, ...]  # newest first
-    in_config: bool = True
 
 
 @dataclass
@@ -191,7 +190,6 @@ class Publisher:
                     f"{s.name} — {role}",
                     f"Hoạt động của {role} {s.name}",
                     tuple(by_slug[f"officials/{s.slug}"]),
-                    s.in_config,
                 )
             )
         for s in names.topic_list:
@@ -484,7 +482,7 @@ class Publisher:
         """Everything the public folder depends on; equal states publish equal files."""
         names = [(o.slug, o.name, o.roles) for o in self.config.classification.officials]
         names += [(t.slug, t.name, ()) for t in self.config.classification.topics]
-        parts = [self.store.meta("revision"), self.site, self._templates_hash(), names]
+        parts = [self.store.meta(REVISION_KEY), self.site, self._templates_hash(), names]
         return hashlib.sha256(repr(parts).encode()).hexdigest()
 
     def publish(self, progress: Callable[[str, int, int, int], None]) -> PublishReport:

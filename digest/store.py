@@ -111,6 +111,7 @@ subscribers = sa.Table(
 )
 
 SCHEMA_VERSION = "2"
+REVISION_KEY = "revision"  # meta key; changes with every write of entries (what the site shows)
 OUTBOX_STATES = ("pending", "sending", "sent", "empty", "failed", "dead", "unknown")
 _CHUNK = 500  # bound IN lists and executemany batches well below SQLite's variable limit
 
