@@ -186,21 +186,24 @@ class Daemon:
             config.server.port,
             extra={"event": "serve", "host": config.server.host, "port": config.server.port},
         )
-        await self.rebuild()
-        tasks = [
-            asyncio.create_task(
-                watch(
-                    config.paths.seeds,
-                    self.rebuild,
-                    stop,
-                    poll=config.watch.poll,
-                    debounce_ms=config.watch.debounce_ms,
-                    settle_ms=config.watch.settle_ms,
-                ),
-                name="watch",
+        # Watch before the first build: a capture arriving while it runs is then seen (its
+        # build waits for this one). The watcher's thread starts a moment later, so one more
+        # (cheap, no-change) build afterwards covers a file that landed in between.
+        watching = asyncio.create_task(
+            watch(
+                config.paths.seeds,
+                self.rebuild,
+                stop,
+                poll=config.watch.poll,
+                debounce_ms=config.watch.debounce_ms,
+                settle_ms=config.watch.settle_ms,
             ),
-            *(asyncio.create_task(service(stop)) for service in self.services),
-        ]
+            name="watch",
+        )
+        await asyncio.sleep(0)
+        await self.rebuild()
+        await self.rebuild()
+        tasks = [watching, *(asyncio.create_task(service(stop)) for service in self.services)]
         sd_notify("READY=1")
         await stop.wait()
         sd_notify("STOPPING=1")
