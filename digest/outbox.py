@@ -217,9 +217,7 @@ class Sender:
                     extra={"event": "mail", "state": "unknown", "period": row.period},
                 )
 
-    async def deliver(
-        self, row: OutboxRow, mailer: Mailer, first_seen: datetime | None = None
-    ) -> Outcome | None:
+    async def deliver(self, row: OutboxRow, mailer: Mailer, first_seen: datetime) -> Outcome | None:
         subscriber = self.by_email.get(row.subscriber)
         now = self.now()
         if subscriber is None:  # removed from config since the period was recorded
@@ -227,10 +225,7 @@ class Sender:
             return Outcome(row.subscriber, row.period, "dead", 0)
         schedule, _, _ = row.period.partition(":")
         period = Period(schedule, row.slot)
-        if first_seen is None:
-            letter = self.letter(subscriber, period, now)
-        else:
-            letter = self._letter(subscriber, period, first_seen, now)
+        letter = self._letter(subscriber, period, first_seen, now)
         message_id = self.composer.message_id(subscriber, period)
         if not self.store.claim(row.subscriber, row.period, now):
             return None  # another run took it

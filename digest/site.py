@@ -14,7 +14,7 @@ import json
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -350,7 +350,7 @@ class Publisher:
     ) -> Callable[[Mapping[str, Entry]], bytes]:
         def render(full: Mapping[str, Entry]) -> bytes:
             items = [self._item(full[i], names) for i in ids]
-            document = FeedDoc(**{**_fields(shell), "items": items})
+            document = replace(shell, items=items)
             return RENDERERS[fmt](document)
 
         return render
@@ -532,10 +532,6 @@ class _SignatureBase:
 
 def _revs(items: Sequence[EntryHead]) -> list[str]:
     return [h.rev for h in items]
-
-
-def _fields(doc: FeedDoc) -> dict[str, Any]:
-    return {name: getattr(doc, name) for name in doc.__dataclass_fields__}
 
 
 __all__ = ["Channel", "PublicDir", "PublishReport", "Publisher", "vietnam_time"]
