@@ -257,16 +257,17 @@ class Digest:
         assert isinstance(self.store, SqlStore), "the outbox needs the SQL store"
         return Sender(self.config, self.store, self.clock.now)
 
-    def publish(self, progress: Progress = _silent) -> PublishReport:
-        """Bring the public folder up to date with the store; rewrites only what changed."""
-        return self.publisher.publish(progress)
+    def publish(self, progress: Progress = _silent, *, verify: bool = True) -> PublishReport:
+        """Bring the public folder up to date with the store; rewrites only what changed.
+        Without `verify`, files deleted by hand from the public folder are not noticed."""
+        return self.publisher.publish(progress, verify=verify)
 
     # -- queries ----------------------------------------------------------------------------
 
     def subjects(self) -> tuple[list[Subject], list[Subject]]:
         """(officials, topics) with their entry counts and latest entries."""
-        heads = self.store.heads()
-        return subjects(self.config.classification, heads, self.store.discovered())
+        stats = self.store.channel_stats()
+        return subjects(self.config.classification, stats, self.store.discovered())
 
     def entries(self) -> list[Entry]:
         return self.store.entries()

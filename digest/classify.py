@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 
 from .config import Classification, Official
-from .model import VIETNAM, Entry, EntryHead
+from .model import VIETNAM, Entry
 from .text import clean, fold, fold_aligned, slugify
 
 TITLE_WEIGHT, SUMMARY_WEIGHT, BODY_WEIGHT, TOPIC_THRESHOLD = 3, 2, 1, 3
@@ -227,31 +227,25 @@ class Subject:
 
 def subjects(
     rules: Classification,
-    heads: Sequence[EntryHead],
+    stats: Mapping[str, tuple[int, datetime]],
     discovered: Mapping[str, tuple[str, str]],
 ) -> tuple[list[Subject], list[Subject]]:
     """(officials, topics) with entry counts: the registry in config order, then officials
-    discovered in the captures that still have entries."""
-    counts: dict[str, tuple[int, datetime | None]] = {}
-    for head in heads:
-        for key in (*head.officials, *(f"#{t}" for t in head.topics)):
-            count, latest = counts.get(key, (0, None))
-            counts[key] = (
-                count + 1,
-                head.published if latest is None else max(latest, head.published),
-            )
+    discovered in the captures that still have entries. `stats` maps a channel key
+    (`officials/<slug>`, `topics/<slug>`) to its entry count and latest entry."""
+
+    def counted(key: str) -> tuple[int, datetime | None]:
+        return stats.get(key, (0, None))
+
     officials = [
-        Subject(o.slug, o.name, o.role, *counts.get(o.slug, (0, None)), True)
+        Subject(o.slug, o.name, o.role, *counted(f"officials/{o.slug}"), True)
         for o in rules.officials
     ]
     known = {o.slug for o in rules.officials}
     for slug, (name, role) in sorted(discovered.items()):
-        if slug not in known and slug in counts:
-            officials.append(Subject(slug, name, role, *counts[slug], False))
-    topics = [
-        Subject(t.slug, t.name, "", *counts.get(f"#{t.slug}", (0, None)), True)
-        for t in rules.topics
-    ]
+        if slug not in known and f"officials/{slug}" in stats:
+            officials.append(Subject(slug, name, role, *counted(f"officials/{slug}"), False))
+    topics = [Subject(t.slug, t.name, "", *counted(f"topics/{t.slug}"), True) for t in rules.topics]
     return officials, topics
 
 

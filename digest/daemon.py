@@ -104,9 +104,14 @@ class Daemon:
         self.health = Health(started=datetime.now(UTC), extra=health_extra)
         self.unsubscribe = unsubscribe
         self._building = asyncio.Lock()
+        self._verified = False
 
     def _build(self) -> tuple[BuildReport, PublishReport]:
-        return self.app.build(), self.app.publish()  # the daemon logs each build once
+        # The first publish checks every published file is on disk (the folder may have been
+        # cleaned while the daemon was down); later ones look only at what changed.
+        built, published = self.app.build(), self.app.publish(verify=not self._verified)
+        self._verified = True
+        return built, published  # the daemon logs each build once
 
     async def rebuild(self) -> None:
         async with self._building:

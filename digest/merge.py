@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from .model import Entry, EntryHead, Item, rfc3339
+from .model import Entry, Item, rfc3339
 from .text import fold
 
 # Fixed forever: changing it changes every entry id and so every feed reader's state.
@@ -100,26 +100,3 @@ def merge(existing: Entry | None, items: Sequence[Item], *, now: datetime) -> En
     if existing is not None and visible_hash(merged) != visible_hash(existing):
         return replace(merged, changed_at=now)
     return merged
-
-
-def link_related(
-    entries: Sequence[Entry | EntryHead],
-) -> dict[str, tuple[tuple[str, str | None], ...]]:
-    """For each entry, its related titles with the id of the known entry each names, if any.
-
-    Titles are matched folded; where several entries share a title the newest is linked.
-    """
-    by_title: dict[str, Entry | EntryHead] = {}
-    for entry in entries:
-        key = fold(entry.title)
-        known = by_title.get(key)
-        if known is None or (entry.published, entry.id) > (known.published, known.id):
-            by_title[key] = entry
-    links: dict[str, tuple[tuple[str, str | None], ...]] = {}
-    for entry in entries:
-        pairs = []
-        for title in entry.related:
-            target = by_title.get(fold(title))
-            pairs.append((title, target.id if target and target.id != entry.id else None))
-        links[entry.id] = tuple(pairs)
-    return links

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -81,6 +82,27 @@ class EntryHead:
     officials: tuple[str, ...]
     topics: tuple[str, ...]
     rev: str  # changes whenever anything a page or feed shows of the entry changes
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """An entry's place in one channel: what planning a feed or page needs, no text."""
+
+    id: str
+    published: datetime
+    updated: datetime
+    rev: str
+
+
+def month_of(moment: datetime) -> str:
+    """The Vietnam calendar month of an instant, `YYYY-MM`: what monthly archives group by."""
+    local = moment.astimezone(VIETNAM)
+    return f"{local.year:04d}-{local.month:02d}"
+
+
+def channels_of(officials: Sequence[str], topics: Sequence[str]) -> list[str]:
+    """Keys of the channels an entry is listed in: `all`, then each official and topic."""
+    return ["all", *(f"officials/{s}" for s in officials), *(f"topics/{s}" for s in topics)]
 
 
 def utc(moment: datetime) -> datetime:

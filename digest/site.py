@@ -12,9 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,14 +24,18 @@ from lxml import etree
 from .classify import Subject, subjects
 from .config import Config
 from .feeds import FORMATS, MEDIA_TYPES, RENDERERS, Category, FeedDoc, FeedItem
-from .merge import link_related
-from .model import VIETNAM, Entry, EntryHead, rfc3339
-from .store import REVISION_KEY, Store
+from .model import VIETNAM, Entry, Listed, rfc3339
+from .store import Store
+from .text import fold
 
 # Bump when the code that renders outputs changes in a way templates do not show.
 RENDER_VERSION = "1"
 _INDEX_ITEMS = 30
-_ENTRY_BATCH = 500
+_ENTRY_BATCH = 500  # entry pages planned per store query
+# A publish renders and writes in batches of this many outputs, or fewer when they show this
+# many entries between them: memory stays flat however large the site.
+_BATCH_OUTPUTS = 500
+_BATCH_ENTRIES = 2000
 _WEEKDAYS = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ Nhật")
 _EMPTY_UPDATED = datetime(2000, 1, 1, tzinfo=UTC)  # feeds of a store with no entry at all
 _STATE_KEY = "published_state"
@@ -43,8 +46,12 @@ def vietnam_time(moment: datetime) -> str:
     return f"{_WEEKDAYS[local.weekday()]}, {local:%d/%m/%Y %H:%M}"
 
 
-def month_of(moment: datetime) -> str:
-    return moment.astimezone(VIETNAM).strftime("%Y-%m")
+# (stage, done, total, entries so far), as the build's progress callback.
+Progress = Callable[[str, int, int, int], None]
+
+
+def _quiet(_stage: str, _done: int, _total: int, _entries: int) -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +71,6 @@ class Channel:
     role: str
     title: str
     subtitle: str
-    heads: tuple[EntryHead, ...]  # newest first
 
 
 @dataclass
@@ -160,23 +166,11 @@ class Publisher:
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
         return digest.hexdigest()
 
-    def channels(self, heads: Sequence[EntryHead], names: _Names) -> list[Channel]:
-        by_slug: dict[str, list[EntryHead]] = defaultdict(list)
-        for head in heads:
-            for slug in head.officials:
-                by_slug[f"officials/{slug}"].append(head)
-            for slug in head.topics:
-                by_slug[f"topics/{slug}"].append(head)
+    def channels(self, names: _Names) -> list[Channel]:
         title = self.site.title
         found = [
             Channel(
-                "all",
-                "all",
-                title,
-                "",
-                title,
-                "Hoạt động của Bộ trưởng và các Thứ trưởng Bộ Y tế",
-                tuple(heads),
+                "all", "all", title, "", title, "Hoạt động của Bộ trưởng và các Thứ trưởng Bộ Y tế"
             )
         ]
         for s in names.official_list:
@@ -189,7 +183,6 @@ class Publisher:
                     s.role,
                     f"{s.name} — {role}",
                     f"Hoạt động của {role} {s.name}",
-                    tuple(by_slug[f"officials/{s.slug}"]),
                 )
             )
         for s in names.topic_list:
@@ -201,7 +194,6 @@ class Publisher:
                     "",
                     f"{s.name} — {title}",
                     f"Hoạt động của lãnh đạo Bộ Y tế về {s.name}",
-                    tuple(by_slug[f"topics/{s.slug}"]),
                 )
             )
         return found
@@ -209,141 +201,168 @@ class Publisher:
     def _url(self, relative: str) -> str:
         return self.site.base_url + relative
 
-    def plan(self) -> list[_Output]:
-        heads = self.store.heads()
-        names = _Names.of(*subjects(self.config.classification, heads, self.store.discovered()))
-        channels = self.channels(heads, names)
-        context = _SignatureBase(
+    def _context(self) -> _SignatureBase:
+        """What every output depends on besides its entries: site settings, templates and
+        the names slugs are shown by. When it changes, everything is re-planned."""
+        rules = self.config.classification
+        return _SignatureBase(
             json.dumps(
                 [
                     self.site.base_url,
                     self.site.title,
                     self.site.feed_size,
                     self._templates_hash(),
-                    sorted(names.officials.items()),
-                    sorted(names.roles.items()),
-                    sorted(names.topics.items()),
-                    [(s.slug, s.in_config) for s in names.official_list],
-                    [s.slug for s in names.topic_list],
+                    [(o.slug, o.name, o.role, o.roles) for o in rules.officials],
+                    [(t.slug, t.name) for t in rules.topics],
+                    sorted(self.store.discovered().items()),
                 ],
                 ensure_ascii=False,
+                default=str,
             )
         )
-        site_updated = max((h.updated for h in heads), default=_EMPTY_UPDATED)
+
+    def plan(self, scope: _Scope, plan: _Run, context: _SignatureBase) -> None:
+        """Hand `plan` the outputs `scope` covers, in the order they are to be written."""
+        stats = self.store.channel_stats()
+        names = _Names.of(*subjects(self.config.classification, stats, self.store.discovered()))
+        channels = self.channels(names)
+        if scope.everything:
+            plan.expected = (
+                self.store.count_entries()
+                + 2
+                + sum(4 + 2 * len(self.store.channel_months(c.key)) for c in channels)
+            )
+            css = (self.config.paths.templates / "site" / "style.css").read_bytes()
+            plan.add([_Output("style.css", context.sign("css", css.decode()), lambda _: css)])
+        for outputs in self._entry_outputs(scope, names, context):
+            plan.add(outputs)
         # Order matters to a reader polling during a publish: what is linked to is written
         # before what links to it, so `all` (which readers poll most) comes last.
-        css = (self.config.paths.templates / "site" / "style.css").read_bytes()
-        outputs = [_Output("style.css", context.sign("css", css.decode()), lambda _: css)]
-        outputs.extend(self._entry_outputs(heads, names, context))
+        listed = {c.key for c in channels}
         for channel in [*channels[1:], channels[0]]:
-            outputs.extend(self._channel_outputs(channel, names, context, site_updated))
-        outputs.append(self._opml_output(channels, context))
-        return outputs
+            if scope.everything or channel.key in scope.months:
+                self._channel_outputs(plan, channel, names, context, scope)
+        for key in sorted(set(scope.months) - listed):
+            plan.remove_channel(key)  # a discovered official with no entries left
+        plan.add([self._opml_output(channels, context)])
 
     def _channel_outputs(
-        self, channel: Channel, names: _Names, context: _SignatureBase, site_updated: datetime
-    ) -> Iterator[_Output]:
+        self,
+        plan: _Run,
+        channel: Channel,
+        names: _Names,
+        context: _SignatureBase,
+        scope: _Scope,
+    ) -> None:
         size = self.site.feed_size
-        current = channel.heads[:size]
-        months: dict[str, list[EntryHead]] = defaultdict(list)
-        if len(channel.heads) > size:
-            for head in channel.heads:
-                months[month_of(head.published)].append(head)
-        order = sorted(months, reverse=True)  # newest month first
-        feed_urls = {f: self._url(f"feeds/{channel.key}.{f}") for f in FORMATS}
+        key = channel.key
+        current = self.store.listed(key, limit=size)
+        counts = self.store.channel_months(key)
+        if sum(n for _, n in counts) <= size:
+            counts = []  # the current documents hold everything: no archives
+        order = [m for m, _ in counts]  # newest month first
+        feed_urls = {f: self._url(f"feeds/{key}.{f}") for f in FORMATS}
         # Archives are Atom only: RFC 5005 is an Atom specification, and RSS and JSON Feed
         # readers do not page through archives (their current documents stay complete).
-        archive_urls = {
-            month: {"atom": self._url(f"feeds/archive/{channel.key}/{month}.atom")}
-            for month in order
-        }
-        html_path = "index.html" if channel.key == "all" else f"{channel.key}.html"
+        archive_urls = {m: {"atom": self._url(f"feeds/archive/{key}/{m}.atom")} for m in order}
+        html_path = "index.html" if key == "all" else f"{key}.html"
         html_url = self._url(html_path)
+        archive_nav = [(f"{m[5:]}/{m[:4]}", f"archive/{key}/{m}.html", n) for m, n in counts]
 
-        def doc(key: str, items: Sequence[EntryHead], **links: Any) -> tuple[FeedDoc, list[str]]:
-            updated = max((h.updated for h in items), default=site_updated)
-            shell = FeedDoc(
-                key=key,
+        def month_paths(month: str) -> tuple[str, str]:
+            return f"feeds/archive/{key}/{month}.atom", f"archive/{key}/{month}.html"
+
+        # Which months to plan: all of them, or those changed, their neighbours (whose
+        # navigation shows them) and any whose files were never published.
+        if scope.everything:
+            chosen = list(range(len(order)))
+        else:
+            had = set(self.store.published_paths(f"feeds/archive/{key}/"))
+            had |= set(self.store.published_paths(f"archive/{key}/"))
+            produced = {p for m in order for p in month_paths(m)}
+            plan.removed.extend(sorted(had - produced))
+            wanted: set[int] = set()
+            for month in scope.months[key]:
+                newer = [i for i, m in enumerate(order) if m > month]
+                older = [i for i, m in enumerate(order) if m < month]
+                wanted.update(i for i, m in enumerate(order) if m == month)
+                wanted.update(([newer[-1]] if newer else []) + ([older[0]] if older else []))
+            wanted.update(i for i, m in enumerate(order) if not set(month_paths(m)) <= had)
+            chosen = sorted(wanted)
+
+        def doc(doc_key: str, items: Sequence[Listed], **links: Any) -> FeedDoc:
+            return FeedDoc(
+                key=doc_key,
                 title=channel.title,
                 subtitle=channel.subtitle,
                 site_name=self.site.title,
                 html_url=html_url,
                 urls=links.pop("urls"),
-                updated=updated,
+                updated=max((h.updated for h in items), default=_EMPTY_UPDATED),
                 items=(),
                 **links,
             )
-            return shell, [h.id for h in items]
 
-        docs: list[tuple[str, FeedDoc, list[str], Sequence[EntryHead], Sequence[str]]] = [
-            (
-                f"feeds/{channel.key}",
-                *doc(
-                    channel.key,
-                    current,
-                    urls=feed_urls,
-                    complete=not order,
-                    prev_archive=archive_urls[order[0]] if order else None,
-                ),
-                current,
-                FORMATS,
-            )
-        ]
-        for i, month in enumerate(order):
-            docs.append(
-                (
-                    f"feeds/archive/{channel.key}/{month}",
-                    *doc(
-                        f"{channel.key}#{month}",
-                        months[month],
-                        urls=archive_urls[month],
-                        current=feed_urls,
-                        prev_archive=archive_urls[order[i + 1]] if i + 1 < len(order) else None,
-                        next_archive=archive_urls[order[i - 1]] if i > 0 else None,
-                    ),
-                    months[month],
-                    ("atom",),
-                )
-            )
-        for base, shell, ids, items, formats in docs:
+        def feed(
+            base: str, shell: FeedDoc, items: Sequence[Listed], formats: Sequence[str]
+        ) -> None:
+            ids = [h.id for h in items]
             signature = context.sign(
                 "feed", shell.key, shell.urls, shell.links("atom"), shell.complete, _revs(items)
             )
-            for fmt in formats:
-                yield _Output(
-                    f"{base}.{fmt}",
-                    signature,
-                    self._feed_renderer(shell, ids, fmt, names),
-                    tuple(ids),
-                )
-        archive_nav = [
-            (f"{m[5:]}/{m[:4]}", f"archive/{channel.key}/{m}.html", len(months[m])) for m in order
-        ]
-        page_args = {"channel": channel, "urls": feed_urls, "archive": archive_nav}
-        pages: list[tuple[str, Sequence[EntryHead], dict[str, object]]] = [
-            (html_path, current, page_args)
-        ]
-        for i, month in enumerate(order):
-            # A month page links its neighbours only: the full list is on the channel page, so
-            # a new month rewrites three pages, not every month page of the channel.
-            nearby = archive_nav[max(0, i - 1) : i] + archive_nav[i + 1 : i + 2]
-            pages.append(
-                (
-                    f"archive/{channel.key}/{month}.html",
-                    months[month],
-                    {"channel": channel, "urls": feed_urls, "archive": nearby, "month": month},
-                )
+            plan.add(
+                [
+                    _Output(
+                        f"{base}.{fmt}",
+                        signature,
+                        self._feed_renderer(shell, ids, fmt, names),
+                        tuple(ids),
+                    )
+                    for fmt in formats
+                ]
             )
-        for path, items, args in pages:
+
+        def page(path: str, items: Sequence[Listed], args: dict[str, Any]) -> None:
             # Only the index shows counts; in every other signature they would make each new
             # entry re-render every page.
-            counts = (
+            shown = (
                 [(s.slug, s.entries) for s in (*names.official_list, *names.topic_list)]
                 if path == "index.html"
                 else None
             )
-            signature = context.sign("page", path, args["archive"], _revs(items), counts)
-            yield _Output(path, signature, self._page_renderer(path, items, args, names))
+            signature = context.sign("page", path, args["archive"], _revs(items), shown)
+            ids = tuple(h.id for h in items[: _INDEX_ITEMS if path == "index.html" else None])
+            plan.add([_Output(path, signature, self._page_renderer(path, ids, args, names), ids)])
+
+        for i in chosen:
+            month = order[i]
+            items = self.store.listed(key, month=month)
+            shell = doc(
+                f"{key}#{month}",
+                items,
+                urls=archive_urls[month],
+                current=feed_urls,
+                prev_archive=archive_urls[order[i + 1]] if i + 1 < len(order) else None,
+                next_archive=archive_urls[order[i - 1]] if i > 0 else None,
+            )
+            feed(f"feeds/archive/{key}/{month}", shell, items, ("atom",))
+            # A month page links its neighbours only: the full list is on the channel page, so
+            # a new month rewrites three pages, not every month page of the channel.
+            nearby = archive_nav[max(0, i - 1) : i] + archive_nav[i + 1 : i + 2]
+            page(
+                f"archive/{key}/{month}.html",
+                items,
+                {"channel": channel, "urls": feed_urls, "archive": nearby, "month": month},
+            )
+        shell = doc(
+            key,
+            current,
+            urls=feed_urls,
+            complete=not order,
+            prev_archive=archive_urls[order[0]] if order else None,
+        )
+        feed(f"feeds/{key}", shell, current, FORMATS)
+        page(html_path, current, {"channel": channel, "urls": feed_urls, "archive": archive_nav})
 
     def _feed_renderer(
         self, shell: FeedDoc, ids: Sequence[str], fmt: str, names: _Names
@@ -375,9 +394,10 @@ class Publisher:
         ]
 
     def _page_renderer(
-        self, path: str, items: Sequence[EntryHead], args: Mapping[str, Any], names: _Names
+        self, path: str, ids: Sequence[str], args: Mapping[str, Any], names: _Names
     ) -> Callable[[Mapping[str, Entry]], bytes]:
-        def render(_: Mapping[str, Entry]) -> bytes:
+        def render(full: Mapping[str, Entry]) -> bytes:
+            items = [full[i] for i in ids]
             channel: Channel = args["channel"]
             root = self._root(path)
             common = {
@@ -390,7 +410,7 @@ class Publisher:
             }
             if path == "index.html":
                 html = self.env.get_template("site/index.html").render(
-                    items=items[:_INDEX_ITEMS],
+                    items=items,
                     officials=names.official_list,
                     topics=names.topic_list,
                     **common,
@@ -408,26 +428,35 @@ class Publisher:
         return render
 
     def _entry_outputs(
-        self, heads: Sequence[EntryHead], names: _Names, context: _SignatureBase
-    ) -> Iterator[_Output]:
-        entries_by_id = {h.id: h for h in heads}
-        links = link_related(heads)
-        for head in heads:
-            related = [(title, target) for title, target in links[head.id]]
-            signature = context.sign("entry", head.rev, related)
-            yield _Output(
-                f"entries/{head.id}.html",
-                signature,
-                self._entry_renderer(head.id, related, names, entries_by_id),
-                (head.id,),
-            )
+        self, scope: _Scope, names: _Names, context: _SignatureBase
+    ) -> Iterator[list[_Output]]:
+        if not scope.everything and not scope.entries:
+            return
+        ids = None if scope.everything else scope.entries
+        for heads in self.store.head_pages(_ENTRY_BATCH, ids):
+            # Related titles link to the newest entry of that title, not to the page itself.
+            targets = self.store.entries_titled(fold(t) for h in heads for t in h.related)
+            outputs = []
+            for head in heads:
+                related = []
+                for title in head.related:
+                    target = targets.get(fold(title))
+                    related.append((title, target if target != head.id else None))
+                outputs.append(
+                    _Output(
+                        f"entries/{head.id}.html",
+                        context.sign("entry", head.rev, related),
+                        self._entry_renderer(head.id, related, names),
+                        (head.id,),
+                    )
+                )
+            yield outputs
 
     def _entry_renderer(
         self,
         entry_id: str,
         related: Sequence[tuple[str, str | None]],
         names: _Names,
-        heads: Mapping[str, EntryHead],
     ) -> Callable[[Mapping[str, Entry]], bytes]:
         def render(full: Mapping[str, Entry]) -> bytes:
             entry = full[entry_id]
@@ -478,59 +507,112 @@ class Publisher:
 
     # -- running it -----------------------------------------------------------------------------
 
-    def _state(self) -> str:
-        """Everything the public folder depends on; equal states publish equal files."""
-        names = [(o.slug, o.name, o.roles) for o in self.config.classification.officials]
-        names += [(t.slug, t.name, ()) for t in self.config.classification.topics]
-        parts = [self.store.meta(REVISION_KEY), self.site, self._templates_hash(), names]
-        return hashlib.sha256(repr(parts).encode()).hexdigest()
+    def publish(self, progress: Progress = _quiet, *, verify: bool = True) -> PublishReport:
+        """Bring the public folder up to date with the store.
 
-    def publish(self, progress: Callable[[str, int, int, int], None]) -> PublishReport:
-        state = self._state()
-        known = self.store.published()
-        if self.store.meta(_STATE_KEY) == state and all(map(self.public.exists, known)):
-            return PublishReport(0, len(known), 0)  # nothing it shows changed
-        report = self._publish(known, progress)
-        with self.store.transaction() as tx:
-            tx.set_meta(_STATE_KEY, state)
-        return report
-
-    def _publish(
-        self, known: Mapping[str, str], progress: Callable[[str, int, int, int], None]
-    ) -> PublishReport:
-        outputs = self.plan()
-        stale = [
-            o for o in outputs if known.get(o.path) != o.signature or not self.public.exists(o.path)
-        ]
-        written = 0
-        done: dict[str, str] = {}
-        for start in range(0, len(stale), _ENTRY_BATCH):
-            batch = stale[start : start + _ENTRY_BATCH]
-            wanted = sorted({i for o in batch for i in o.needs})
-            full = {e.id: e for e in self.store.entries(wanted)} if wanted else {}
-            for output in batch:
-                written += self.public.write(output.path, output.render(full))
-                done[output.path] = output.signature
-            progress("pages", start + len(batch), len(stale), 0)
-        produced = {o.path for o in outputs}
-        removed = sorted(p for p in known if p not in produced)
+        When the context (settings, templates, names) is what was last published, only what
+        the changes recorded since can affect is planned; otherwise everything is, and only
+        files whose signature changed are rendered. `verify` also checks that every published
+        file is still on disk (the daemon does this once, at start)."""
+        context = self._context()
+        state = context.digest()
+        everything = self.store.meta(_STATE_KEY) != state
+        scope = _Scope(everything=True)
+        if not everything:
+            months, ids = self.store.dirty()
+            known = self.store.published_paths() if verify else []
+            if not all(map(self.public.exists, known)):
+                everything = True  # files were deleted by hand: plan and check them all
+            elif not months and not ids:
+                return PublishReport(0, len(known), 0)
+            else:
+                scope = _Scope(months, ids)
+        run = _Run(self.store, self.public, progress)
+        self.plan(scope, run, context)
+        run.flush()
+        removed = run.removed
+        if scope.everything:
+            removed += [p for p in self.store.published_paths() if p not in run.produced]
         for path in removed:
             self.public.remove(path)
-        if done or removed:
-            self.store.save_published(done, removed)
-        return PublishReport(written, len(outputs) - written, len(removed))
+        if removed:
+            self.store.save_published({}, removed)
+        self.store.finish_publish(_STATE_KEY, state)
+        return PublishReport(run.written, run.unchanged, len(removed))
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """What a publish plans: everything, or the channel months and entry pages changed."""
+
+    months: Mapping[str, set[str]] = field(default_factory=dict)
+    entries: Sequence[str] = ()
+    everything: bool = False
+
+
+class _Run:
+    """One publish: outputs arrive in the order they are to be written and are checked,
+    rendered and written in batches, so memory holds one batch, never the whole site."""
+
+    def __init__(self, store: Store, public: PublicDir, progress: Progress) -> None:
+        self.store = store
+        self.public = public
+        self.progress = progress
+        self.pending: list[_Output] = []
+        self.needed = 0
+        self.produced: set[str] = set()
+        self.removed: list[str] = []
+        self.written = 0
+        self.unchanged = 0
+        self.expected = 0
+
+    def add(self, outputs: Iterable[_Output]) -> None:
+        for output in outputs:
+            self.pending.append(output)
+            self.produced.add(output.path)
+            self.needed += len(output.needs)
+            if len(self.pending) >= _BATCH_OUTPUTS or self.needed >= _BATCH_ENTRIES:
+                self.flush()
+
+    def remove_channel(self, key: str) -> None:
+        html = "index.html" if key == "all" else f"{key}.html"
+        for prefix in (f"feeds/{key}.", f"feeds/archive/{key}/", f"archive/{key}/", html):
+            self.removed.extend(self.store.published_paths(prefix))
+
+    def flush(self) -> None:
+        batch, self.pending, self.needed = self.pending, [], 0
+        if not batch:
+            return
+        known = self.store.signatures([o.path for o in batch])
+        stale = [
+            o for o in batch if known.get(o.path) != o.signature or not self.public.exists(o.path)
+        ]
+        wanted = sorted({i for o in stale for i in o.needs})
+        full = {e.id: e for e in self.store.entries(wanted)} if wanted else {}
+        done: dict[str, str] = {}
+        for output in stale:
+            self.written += self.public.write(output.path, output.render(full))
+            done[output.path] = output.signature
+        self.unchanged += len(batch) - len(done)
+        if done:
+            self.store.save_published(done, ())
+        finished = self.written + self.unchanged
+        self.progress("pages", finished, max(finished, self.expected), 0)
 
 
 class _SignatureBase:
     def __init__(self, base: str) -> None:
         self.base = base
 
+    def digest(self) -> str:
+        return hashlib.sha256(self.base.encode()).hexdigest()
+
     def sign(self, *parts: Any) -> str:
         text = json.dumps([self.base, *parts], ensure_ascii=False, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _revs(items: Sequence[EntryHead]) -> list[str]:
+def _revs(items: Sequence[Listed]) -> list[str]:
     return [h.rev for h in items]
 
 

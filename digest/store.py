@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,7 +18,8 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .model import Entry, EntryHead, Location, Problem
+from .model import Entry, EntryHead, Listed, Location, Problem, channels_of, month_of
+from .text import fold
 
 metadata = sa.MetaData()
 
@@ -47,6 +49,61 @@ entries = sa.Table(
     sa.Column("seen_at", sa.BigInteger, nullable=False),
     sa.Column("changed_at", sa.BigInteger, nullable=True),
     sa.Column("rev", sa.String(16), nullable=False),
+)
+
+# The listing: one row per (channel, entry), with what planning needs and no text, so a feed,
+# page or month of one channel is one index range, and a change plans only its own channels.
+listing = sa.Table(
+    "listing",
+    metadata,
+    sa.Column("channel", sa.String, primary_key=True),
+    sa.Column("published", sa.BigInteger, primary_key=True),
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("month", sa.String(7), nullable=False),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+    sa.Column("rev", sa.String(16), nullable=False),
+    sa.Index("listing_month", "channel", "month", "published", "id"),
+    sa.Index("listing_entry", "id"),
+)
+
+# Entries per channel and month, kept with the listing: archive navigation and counts
+# without counting rows.
+months = sa.Table(
+    "months",
+    metadata,
+    sa.Column("channel", sa.String, primary_key=True),
+    sa.Column("month", sa.String(7), primary_key=True),
+    sa.Column("entries", sa.Integer, nullable=False),
+)
+
+# Folded titles, and the folded related titles each entry lists: related links resolve per
+# entry, and a new entry finds the pages that now link to it.
+titles = sa.Table(
+    "titles",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("published", sa.BigInteger, primary_key=True),
+    sa.Column("id", sa.String(36), primary_key=True),
+)
+mentions = sa.Table(
+    "mentions",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("id", sa.String(36), primary_key=True),
+)
+
+# What changed since the last publish: written in the same transaction as the entries, so a
+# publish that fails or never runs is caught up by the next one.
+dirty_months = sa.Table(
+    "dirty_months",
+    metadata,
+    sa.Column("channel", sa.String, primary_key=True),
+    sa.Column("month", sa.String(7), primary_key=True),
+)
+dirty_entries = sa.Table(
+    "dirty_entries",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
 )
 
 published = sa.Table(
@@ -110,7 +167,7 @@ subscribers = sa.Table(
     sa.Column("unsubscribed", sa.BigInteger, nullable=True),
 )
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 REVISION_KEY = "revision"  # meta key; changes with every write of entries (what the site shows)
 OUTBOX_STATES = ("pending", "sending", "sent", "empty", "failed", "dead", "unknown")
 _CHUNK = 500  # bound IN lists and executemany batches well below SQLite's variable limit
@@ -222,6 +279,83 @@ def _entry(row: sa.Row[Any], locations: Sequence[Location] = ()) -> Entry:
     )
 
 
+def _index(conn: Connection, changed: Sequence[Entry], *, fresh: bool) -> None:
+    """Keep the listing, month counts, title index and dirty marks in step with `changed`
+    (just inserted when `fresh`, else updated in place)."""
+    if not changed:
+        return
+    ids = [e.id for e in changed]
+    delta: Counter[tuple[str, str]] = Counter()
+    if not fresh:
+        for chunk in _chunks(ids):
+            old = sa.select(listing.c.channel, listing.c.month).where(listing.c.id.in_(chunk))
+            for r in conn.execute(old):
+                delta[(r.channel, r.month)] -= 1
+            conn.execute(listing.delete().where(listing.c.id.in_(chunk)))
+            conn.execute(mentions.delete().where(mentions.c.id.in_(chunk)))
+    rows: list[dict[str, Any]] = []
+    mentioned: set[tuple[str, str]] = set()
+    for e in changed:
+        month, rev = month_of(e.published), entry_rev(e)
+        published_at, updated_at = _ts(e.published), _ts(e.updated)
+        for channel in channels_of(e.officials, e.topics):
+            rows.append(
+                {
+                    "channel": channel,
+                    "published": published_at,
+                    "id": e.id,
+                    "month": month,
+                    "updated": updated_at,
+                    "rev": rev,
+                }
+            )
+            delta[(channel, month)] += 1
+        mentioned.update((fold(title), e.id) for title in e.related)
+    _insert(conn, listing, rows)
+    _insert(conn, mentions, [{"key": k, "id": i} for k, i in sorted(mentioned)])
+    dirty = set(ids)
+    if fresh:
+        keys = {fold(e.title): e for e in changed}
+        _insert(
+            conn,
+            titles,
+            [{"key": k, "published": _ts(e.published), "id": e.id} for k, e in keys.items()],
+        )
+        for chunk in _chunks(sorted(keys)):
+            # Pages listing one of these titles as related now link to a (newer) entry.
+            found = sa.select(mentions.c.id).where(mentions.c.key.in_(chunk))
+            dirty.update(conn.execute(found).scalars())
+    _count_months(conn, delta)
+    marks = sorted(delta)  # every (channel, month) touched, count changed or not
+    for chunk in _chunks(marks):
+        key = sa.tuple_(dirty_months.c.channel, dirty_months.c.month)
+        conn.execute(dirty_months.delete().where(key.in_(chunk)))
+    _insert(conn, dirty_months, [{"channel": c, "month": m} for c, m in marks])
+    ordered = sorted(dirty)
+    for chunk in _chunks(ordered):
+        conn.execute(dirty_entries.delete().where(dirty_entries.c.id.in_(chunk)))
+    _insert(conn, dirty_entries, [{"id": i} for i in ordered])
+
+
+def _count_months(conn: Connection, delta: Mapping[tuple[str, str], int]) -> None:
+    changed = sorted(k for k, n in delta.items() if n)
+    key = sa.tuple_(months.c.channel, months.c.month)
+    for chunk in _chunks(changed):
+        query = sa.select(months).where(key.in_(chunk))
+        counts = {(r.channel, r.month): r.entries for r in conn.execute(query)}
+        conn.execute(months.delete().where(key.in_(chunk)))
+        rows = [
+            {"channel": c, "month": m, "entries": counts.get((c, m), 0) + delta[(c, m)]}
+            for c, m in chunk
+        ]
+        _insert(conn, months, [r for r in rows if r["entries"] > 0])
+
+
+def _insert(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    for chunk in _chunks(rows):
+        conn.execute(table.insert(), list(chunk))
+
+
 class Store(Protocol):
     """What the pipeline needs from storage; SqlStore is the implementation."""
 
@@ -233,7 +367,19 @@ class Store(Protocol):
     def discovered(self) -> dict[str, tuple[str, str]]: ...
     def entry_pages(self, size: int) -> Iterator[list[Entry]]: ...
     def heads(self) -> list[EntryHead]: ...
-    def published(self) -> dict[str, str]: ...
+    def head_pages(
+        self, size: int, ids: Sequence[str] | None = None
+    ) -> Iterator[list[EntryHead]]: ...
+    def channel_stats(self) -> dict[str, tuple[int, datetime]]: ...
+    def channel_months(self, channel: str) -> list[tuple[str, int]]: ...
+    def listed(
+        self, channel: str, *, month: str | None = None, limit: int | None = None
+    ) -> list[Listed]: ...
+    def entries_titled(self, keys: Iterable[str]) -> dict[str, str]: ...
+    def dirty(self) -> tuple[dict[str, set[str]], list[str]]: ...
+    def finish_publish(self, key: str, state: str) -> None: ...
+    def signatures(self, paths: Sequence[str]) -> dict[str, str]: ...
+    def published_paths(self, prefix: str = "") -> list[str]: ...
     def save_published(self, changed: Mapping[str, str], removed: Iterable[str]) -> None: ...
     def transaction(self) -> StoreTransaction: ...
 
@@ -243,7 +389,7 @@ class StoreTransaction(Protocol):
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None: ...
     def entries(self, ids: Sequence[str]) -> list[Entry]: ...
     def upsert_entries(self, new: Sequence[Entry], changed: Sequence[Entry]) -> None: ...
-    def set_tags(self, tags: Iterable[Entry]) -> None: ...
+    def set_tags(self, tags: Sequence[Entry]) -> None: ...
     def save_source(
         self, state: SourceState, found: Iterable[tuple[Location, str]], bad: Sequence[Problem]
     ) -> None: ...
@@ -301,6 +447,9 @@ class SqlStore:
             )
         if version == SCHEMA_VERSION:
             return
+        if version == "2":
+            self._migrate_from_2()
+            return
         if has_meta and version != SCHEMA_VERSION:
             self.engine.dispose()
             raise StoreError(
@@ -311,6 +460,24 @@ class SqlStore:
         with self.engine.begin() as conn:
             metadata.create_all(conn)
             conn.execute(meta.insert(), [{"key": "schema", "value": SCHEMA_VERSION}])
+
+    def _migrate_from_2(self) -> None:
+        """Schema 3 adds the listing and title indexes, all derived from the entries."""
+        with self.engine.begin() as conn:
+            metadata.create_all(conn)
+            after = ""
+            while page := [
+                _entry(r)
+                for r in conn.execute(
+                    sa.select(entries)
+                    .where(entries.c.id > after)
+                    .order_by(entries.c.id)
+                    .limit(2000)
+                )
+            ]:
+                _index(conn, page, fresh=True)
+                after = page[-1].id
+            conn.execute(meta.update().where(meta.c.key == "schema").values(value=SCHEMA_VERSION))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -356,9 +523,14 @@ class SqlStore:
         """Every entry without its body, newest first."""
         return self._heads(None)
 
-    def _heads(self, where: sa.ColumnElement[bool] | None) -> list[EntryHead]:
+    def _heads(
+        self, where: sa.ColumnElement[bool] | None, *, by_id: int | None = None
+    ) -> list[EntryHead]:
         columns = [c for c in entries.c if c.name not in ("content", "title_from_article")]
-        query = sa.select(*columns).order_by(entries.c.published.desc(), entries.c.id.desc())
+        if by_id is None:
+            query = sa.select(*columns).order_by(entries.c.published.desc(), entries.c.id.desc())
+        else:
+            query = sa.select(*columns).order_by(entries.c.id).limit(by_id)
         if where is not None:
             query = query.where(where)
         with self.engine.connect() as conn:
@@ -378,10 +550,108 @@ class SqlStore:
                 for r in conn.execute(query)
             ]
 
-    def published(self) -> dict[str, str]:
-        """Path -> signature of every file last published."""
+    def head_pages(self, size: int, ids: Sequence[str] | None = None) -> Iterator[list[EntryHead]]:
+        """Heads of all entries (or of `ids`), `size` at a time in id order."""
+        if ids is not None:
+            ordered = sorted(ids)
+            for start in range(0, len(ordered), size):
+                yield self._heads(entries.c.id.in_(ordered[start : start + size]))
+            return
+        after = ""
+        while page := self._heads(entries.c.id > after, by_id=size):
+            yield page
+            after = page[-1].id
+
+    def channel_stats(self) -> dict[str, tuple[int, datetime]]:
+        """Channel key -> (entries, latest published) of every channel with entries."""
+        totals = sa.select(months.c.channel, sa.func.sum(months.c.entries)).group_by(
+            months.c.channel
+        )
         with self.engine.connect() as conn:
-            return {r.path: r.signature for r in conn.execute(sa.select(published))}
+            found = {}
+            for channel, count in conn.execute(totals).all():
+                latest = conn.execute(
+                    sa.select(sa.func.max(listing.c.published)).where(listing.c.channel == channel)
+                ).scalar_one()
+                found[channel] = (int(count), _dt(latest))
+        return found
+
+    def channel_months(self, channel: str) -> list[tuple[str, int]]:
+        """(month, entries) of one channel, newest month first."""
+        query = (
+            sa.select(months.c.month, months.c.entries)
+            .where(months.c.channel == channel)
+            .order_by(months.c.month.desc())
+        )
+        with self.engine.connect() as conn:
+            return [(r.month, r.entries) for r in conn.execute(query)]
+
+    def listed(
+        self, channel: str, *, month: str | None = None, limit: int | None = None
+    ) -> list[Listed]:
+        """A channel's entries (of one month), newest first."""
+        query = (
+            sa.select(listing.c.id, listing.c.published, listing.c.updated, listing.c.rev)
+            .where(listing.c.channel == channel)
+            .order_by(listing.c.published.desc(), listing.c.id.desc())
+        )
+        if month is not None:
+            query = query.where(listing.c.month == month)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [
+                Listed(r.id, _dt(r.published), _dt(r.updated), r.rev) for r in conn.execute(query)
+            ]
+
+    def entries_titled(self, keys: Iterable[str]) -> dict[str, str]:
+        """Folded title -> id of the newest entry with that title, for those that exist."""
+        found: dict[str, tuple[int, str]] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(sorted(set(keys))):
+                query = sa.select(titles).where(titles.c.key.in_(chunk))
+                for r in conn.execute(query):
+                    if r.key not in found or (r.published, r.id) > found[r.key]:
+                        found[r.key] = (r.published, r.id)
+        return {key: eid for key, (_, eid) in found.items()}
+
+    def dirty(self) -> tuple[dict[str, set[str]], list[str]]:
+        """What changed since the last finished publish: channel -> months, and entry ids."""
+        by_channel: dict[str, set[str]] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(sa.select(dirty_months)):
+                by_channel.setdefault(r.channel, set()).add(r.month)
+            ids = list(conn.execute(sa.select(dirty_entries.c.id)).scalars())
+        return by_channel, ids
+
+    def finish_publish(self, key: str, state: str) -> None:
+        """Record the state published and forget the changes it covered.
+
+        Only one writer runs at a time (the writer lock), so no build adds marks between a
+        publish reading them and clearing them here."""
+        with self.engine.begin() as conn:
+            conn.execute(dirty_months.delete())
+            conn.execute(dirty_entries.delete())
+            conn.execute(meta.delete().where(meta.c.key == key))
+            conn.execute(meta.insert(), [{"key": key, "value": state}])
+
+    def signatures(self, paths: Sequence[str]) -> dict[str, str]:
+        """Path -> signature of those of `paths` that were published."""
+        found: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(sorted(paths)):
+                query = sa.select(published).where(published.c.path.in_(chunk))
+                found.update((r.path, r.signature) for r in conn.execute(query))
+        return found
+
+    def published_paths(self, prefix: str = "") -> list[str]:
+        """Every published path (starting with `prefix`), in order."""
+        query = sa.select(published.c.path).order_by(published.c.path)
+        if prefix:
+            # A range on the primary key: the paths under one folder without a scan.
+            query = query.where(published.c.path >= prefix, published.c.path < prefix + "\uffff")
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
 
     def save_published(self, changed: Mapping[str, str], removed: Iterable[str]) -> None:
         gone = sorted(set(removed) | set(changed))
@@ -633,8 +903,10 @@ class _SqlTransaction:
             rows = [{**_entry_row(e), "_id": e.id} for e in changed]
             for chunk in _chunks(rows):
                 self.c.execute(stmt, list(chunk))
+        _index(self.c, new, fresh=True)
+        _index(self.c, changed, fresh=False)
 
-    def set_tags(self, tags: Iterable[Entry]) -> None:
+    def set_tags(self, tags: Sequence[Entry]) -> None:
         """Store re-tagged entries' officials and topics (and so their rev), nothing else."""
         stmt = (
             entries.update()
@@ -656,6 +928,7 @@ class _SqlTransaction:
         ]
         for chunk in _chunks(rows):
             self.c.execute(stmt, list(chunk))
+        _index(self.c, tags, fresh=False)
 
     def _state_row(self, state: SourceState) -> dict[str, Any]:
         return {

@@ -153,3 +153,43 @@ def test_store_schema_is_plain_sql(seeded: Project) -> None:
 
     for name, digest in hashes.items():
         assert hashlib.sha256((SEEDS / name).read_bytes()).hexdigest() == digest
+
+
+def test_a_schema_2_store_is_upgraded_in_place_and_publishes_nothing_new(
+    seeded: Project,
+) -> None:
+    seeded.digest("build")
+    index = (seeded.public / "index.html").read_bytes()
+    with sqlite3.connect(seeded.store) as db:
+        listed = sorted(db.execute("select * from listing"))
+        counted = sorted(db.execute("select * from months"))
+        for table in ("listing", "months", "titles", "mentions", "dirty_months", "dirty_entries"):
+            db.execute(f"drop table {table}")  # what a schema 2 store did not have
+        db.execute("update meta set value = '2' where key = 'schema'")
+    out = seeded.digest("build").stdout
+    assert "published: 0 written" in out
+    assert (seeded.public / "index.html").read_bytes() == index
+    with sqlite3.connect(seeded.store) as db:
+        assert sorted(db.execute("select * from listing")) == listed
+        assert sorted(db.execute("select * from months")) == counted
+        assert db.execute("select value from meta where key = 'schema'").fetchone() == ("3",)
+
+
+def test_changes_a_build_recorded_are_published_by_the_next_publish(seeded: Project) -> None:
+    """Marks of what changed are stored with the entries: a process that dies between its
+    build and its publish leaves nothing unpublished."""
+    from digest.app import make_digest
+    from digest.config import load
+
+    seeded.digest("build")
+    seeded.write_seed("005_new.txt", NEW_FILE)
+    app = make_digest(load(seeded.config))
+    assert app.build().entries_new == 1  # and no publish: as if killed here
+    app.store.close()  # type: ignore[attr-defined]
+    before = (seeded.public / "feeds/all.atom").read_text(encoding="utf-8")
+    assert "Lê Đức Luận thăm Bệnh viện Bạch Mai" not in before
+    out = seeded.digest("build").stdout
+    assert "0 parsed" in out
+    after = (seeded.public / "feeds/all.atom").read_text(encoding="utf-8")
+    assert "Thứ trưởng Bộ Y tế Lê Đức Luận thăm Bệnh viện Bạch Mai" in after
+    assert "published: 0 written" in seeded.digest("build").stdout

@@ -167,3 +167,57 @@ def test_two_builds_from_scratch_are_byte_identical(site: Project, make_project)
     first = {k: v[1] for k, v in snapshot(site.public).items()}
     second = {k: v[1] for k, v in snapshot(other.public).items()}
     assert first == second
+
+
+def _capture(*items: tuple[str, str, str]) -> str:
+    """A listing capture of (title, `dd/mm/yyyy hh:mm` in UTC, teaser) items."""
+    listed = "".join(f"{title}\nThứ Hai, ngày {when}{teaser}...\n" for title, when, teaser in items)
+    return "HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ\n" + listed
+
+
+def test_publishing_only_what_changed_gives_the_files_a_full_publish_gives(
+    make_project,  # type: ignore[no-untyped-def]
+) -> None:
+    """After each kind of change, the incremental publish (planned from the changes the
+    build recorded) must leave exactly the files that planning everything leaves."""
+    p: Project = make_project()
+    shutil.copytree(ROOT / "seeds", p.seeds, dirs_exist_ok=True)
+    small = real_config().replace("feed_size = 50", "feed_size = 3")  # archives everywhere
+    p.config.write_text(small, encoding="utf-8")
+    p.digest("build")
+    visit = "Thứ trưởng Bộ Y tế Lê Đức Luận thăm Bệnh viện E"
+    new_name = "Thứ trưởng Bộ Y tế Phạm Văn Mới thăm trạm y tế xã {}"
+    steps = [
+        # a new month for `all` and an official, after the newest entry
+        ("a.txt", _capture((visit, "07/12/2026 02:00", "Sáng nay"))),
+        # that entry's teaser grows: its rev, feeds and month pages change
+        ("a.txt", _capture((visit, "07/12/2026 02:00", "Sáng nay, Thứ trưởng đến thăm"))),
+        # the title another entry lists as related: that entry's page now links to it
+        ("b.txt", _capture(("Một đời làm ngọn đèn dẫn lối yêu thương", "01/03/2025 03:00", "x"))),
+        # an official the registry does not know: a new channel, under the feed size
+        ("c.txt", _capture((new_name.format(1), "02/12/2026 01:00", "Chiều nay"))),
+        # three more of theirs: the channel passes the feed size and gets archives
+        (
+            "d.txt",
+            _capture(*((new_name.format(i), f"0{i}/11/2026 01:00", "Sáng nay") for i in (2, 3, 4))),
+        ),
+        # an old month amid the archives: its neighbours' navigation changes
+        ("e.txt", _capture(("Thứ trưởng Đỗ Xuân Tuyên đến Cà Mau", "15/06/2023 02:00", "Sáng"))),
+    ]
+    for i, (name, text) in enumerate(steps):
+        p.write_seed(name, text)
+        out = p.digest("build").stdout
+        assert "0 written" not in out, (i, out)
+        reference: Project = make_project()
+        reference.store.parent.mkdir(parents=True)
+        shutil.copy2(p.store, reference.store)
+        reference.config.write_text(
+            small.replace('seeds = "seeds"', f'seeds = "{p.seeds.as_posix()}"'), encoding="utf-8"
+        )
+        reference.digest("build")  # nothing to ingest; nothing of public/ exists: plans all
+        ours = {k: v[1] for k, v in snapshot(p.public).items()}
+        full = {k: v[1] for k, v in snapshot(reference.public).items()}
+        assert sorted(ours) == sorted(full), i
+        assert [k for k in ours if ours[k] != full[k]] == [], i
+    assert (p.public / "feeds/officials/pham-van-moi.atom").is_file()
+    assert list((p.public / "feeds/archive/officials/pham-van-moi").glob("*.atom"))
