@@ -588,12 +588,15 @@ class _Run:
             o for o in batch if known.get(o.path) != o.signature or not self.public.exists(o.path)
         ]
         wanted = sorted({i for o in stale for i in o.needs})
-        full = {e.id: e for e in self.store.entries(wanted)} if wanted else {}
+        found = self.store.entries(wanted, with_sources=False) if wanted else []
+        full = {e.id: e for e in found}
         done: dict[str, str] = {}
+        written = 0
         for output in stale:
-            self.written += self.public.write(output.path, output.render(full))
+            written += self.public.write(output.path, output.render(full))
             done[output.path] = output.signature
-        self.unchanged += len(batch) - len(done)
+        self.written += written
+        self.unchanged += len(batch) - written  # signature the same, or the same bytes
         if done:
             self.store.save_published(done, ())
         finished = self.written + self.unchanged

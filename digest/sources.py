@@ -17,9 +17,13 @@ _SCRATCH_SUFFIXES = (".tmp", ".part", ".crdownload", ".swp", "~")
 @dataclass(frozen=True, slots=True)
 class SourceFile:
     name: str  # relative to the seeds folder, with forward slashes
-    path: Path
+    location: str  # the file's path as found
     size: int
     mtime_ns: int
+
+    @property
+    def path(self) -> Path:
+        return Path(self.location)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,23 +45,29 @@ def is_capture(name: str) -> bool:
 def scan(folder: Path) -> list[SourceFile]:
     """Every capture below `folder`, sorted by name; a missing folder is an empty one."""
     found: list[SourceFile] = []
-    if not folder.is_dir():
-        return found
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for filename in filenames:
-            path = Path(dirpath, filename)
-            name = path.relative_to(folder).as_posix()
-            if not is_capture(name):
-                continue
-            try:
-                st = path.stat()
-            except OSError:
-                continue  # vanished between listing and stat: the next scan sees the truth
-            if path.is_file():
-                found.append(SourceFile(name, path, st.st_size, st.st_mtime_ns))
+    if folder.is_dir():
+        _scan_into(found, str(folder), "")
     found.sort(key=lambda s: s.name)
     return found
+
+
+def _scan_into(found: list[SourceFile], directory: str, prefix: str) -> None:
+    # os.scandir and plain strings: the daemon scans on every change, and Path objects for
+    # each of 10,000 files cost more than the stat calls themselves.
+    with os.scandir(directory) as listing:
+        for item in listing:
+            name = prefix + item.name
+            try:
+                if item.is_dir(follow_symlinks=False):  # as os.walk: no loops
+                    if not item.name.startswith("."):
+                        _scan_into(found, item.path, name + "/")
+                    continue
+                if not is_capture(name) or not item.is_file(follow_symlinks=True):
+                    continue
+                st = item.stat(follow_symlinks=True)
+            except OSError:
+                continue  # vanished between listing and stat: the next scan sees the truth
+            found.append(SourceFile(name, item.path, st.st_size, st.st_mtime_ns))
 
 
 def sha256_bytes(data: bytes) -> str:

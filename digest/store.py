@@ -360,7 +360,9 @@ class Store(Protocol):
     """What the pipeline needs from storage; SqlStore is the implementation."""
 
     def source_states(self) -> dict[str, SourceState]: ...
-    def entries(self, ids: Sequence[str] | None = None) -> list[Entry]: ...
+    def entries(
+        self, ids: Sequence[str] | None = None, *, with_sources: bool = True
+    ) -> list[Entry]: ...
     def problems(self) -> list[Problem]: ...
     def count_entries(self) -> int: ...
     def meta(self, key: str) -> str | None: ...
@@ -487,10 +489,12 @@ class SqlStore:
             rows = conn.execute(sa.select(sources)).all()
         return {r.name: SourceState(r.name, r.sha256, r.size, r.mtime_ns, r.items) for r in rows}
 
-    def entries(self, ids: Sequence[str] | None = None) -> list[Entry]:
-        """Entries with their provenance, newest first."""
+    def entries(
+        self, ids: Sequence[str] | None = None, *, with_sources: bool = True
+    ) -> list[Entry]:
+        """Entries (with their provenance unless told otherwise), newest first."""
         with self.engine.connect() as conn:
-            found = _load_entries(conn, ids, with_sources=True)
+            found = _load_entries(conn, ids, with_sources=with_sources)
         return sorted(found, key=lambda e: (e.published, e.id), reverse=True)
 
     def count_entries(self) -> int:
