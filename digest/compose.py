@@ -118,6 +118,7 @@ class Composer:
         self.topic_names = {t.slug: t.name for t in names.topics}
         self.domain = config.smtp.from_address.rpartition("@")[2] or "localhost"
         self._rendered: dict[tuple[object, ...], tuple[str, str]] = {}
+        self._headers: dict[tuple[str, datetime], bytes] = {}
         # (filters, id of the entry list) -> (that list, kept alive so the id stays its own,
         # the matching entries, a key for them)
         self._filtered: dict[
@@ -200,30 +201,49 @@ class Composer:
         smtp = self.config.smtp
         token = unsubscribe_token(self.secret, subscriber.email)
         mailto = f"mailto:{smtp.from_address}?subject={quote(f'unsubscribe {token}')}"
-        # email.mime encodes base64 in C; the newer EmailMessage API does it 57 bytes at a time
-        # in Python, which cost more than rendering. Every header value is header_safe.
+        # Every header value is header_safe. Only To, Message-ID and List-Unsubscribe differ
+        # between recipients; the rest is encoded once per subject (folding headers in the
+        # email package cost a millisecond a message).
         head = Message()
-        # compat32 takes Header objects and folds them with the name in mind (typeshed says str).
-        head["Subject"] = Header(header_safe(subject), "utf-8", header_name="Subject")  # type: ignore[assignment]
-        head["From"] = formataddr((header_safe(smtp.from_name), smtp.from_address), "utf-8")
         head["To"] = formataddr((header_safe(subscriber.name), subscriber.email), "utf-8")
-        head["Date"] = format_datetime(now)
         message_id = self.message_id(subscriber, period)
         head["Message-ID"] = message_id
-        head["List-Id"] = Header(
-            f"{header_safe(self.site.title)} <digest.{self.domain}>", "utf-8", header_name="List-Id"
-        )  # type: ignore[assignment]
         head["List-Unsubscribe"] = f"<{mailto}>, <{unsubscribe}>"
-        head["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        head["Auto-Submitted"] = "auto-generated"
-        head["MIME-Version"] = "1.0"
         boundary = "=_digest_" + hashlib.sha256(message_id.encode()).hexdigest()[:24]
         # Content-Type goes in by hand: given a multipart type and no parts, the generator would
         # write an empty skeleton. Without it, the header block ends with its blank line.
-        headers = head.as_bytes(policy=WIRE).removesuffix(b"\r\n")
+        headers = self._shared_headers(subject, now) + head.as_bytes(policy=WIRE).removesuffix(
+            b"\r\n"
+        )
         content_type = f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'
         data = headers + content_type.encode() + _body(boundary, text, html)
         return Letter(subscriber, period, chosen, Parcel(message_id, subscriber.email, data))
+
+    def _shared_headers(self, subject: str, now: datetime) -> bytes:
+        """The header lines every recipient of this subject at this time gets, encoded."""
+        key = (subject, now)
+        found = self._headers.get(key)
+        if found is None:
+            head = Message()
+            # compat32 takes Header objects and folds them with the name in mind (typeshed
+            # says str).
+            head["Subject"] = Header(header_safe(subject), "utf-8", header_name="Subject")  # type: ignore[assignment]
+            smtp = self.config.smtp
+            head["From"] = formataddr((header_safe(smtp.from_name), smtp.from_address), "utf-8")
+            head["Date"] = format_datetime(now)
+            head["List-Id"] = Header(
+                f"{header_safe(self.site.title)} <digest.{self.domain}>",
+                "utf-8",
+                header_name="List-Id",
+            )  # type: ignore[assignment]
+            head["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+            head["Auto-Submitted"] = "auto-generated"
+            head["MIME-Version"] = "1.0"
+            found = head.as_bytes(policy=WIRE).removesuffix(b"\r\n")
+            if len(self._headers) >= _RENDER_CACHE:
+                self._headers.clear()
+            self._headers[key] = found
+        return found
 
     def _chosen(
         self, subscriber: Subscriber, entries: Sequence[EntryHead]

@@ -126,6 +126,7 @@ class Smtp:
     from_name: str
     timeout: float
     password_file: Path | None  # a path, never the secret itself
+    connections: int = 4  # SMTP connections a send uses at once
 
     def password(self) -> str | None:
         """From DIGEST_SMTP_PASSWORD, a systemd credential, or password_file; never logged."""
@@ -175,6 +176,7 @@ _SECTIONS: dict[str, set[str]] = {
         "from_name",
         "timeout",
         "password_file",
+        "connections",
         "password",  # known only to be refused with a message saying where it belongs
     },
 }
@@ -394,6 +396,7 @@ class _Reader:
             clean(from_name),
             float(self.whole("smtp", "timeout", 30, 1, 600)),
             password_file,
+            self.whole("smtp", "connections", 4, 1, 32),
         )
 
     def classification(self) -> Classification:

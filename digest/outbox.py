@@ -226,21 +226,17 @@ class Sender:
         schedule, _, _ = row.period.partition(":")
         period = Period(schedule, row.slot)
         letter = self._letter(subscriber, period, first_seen, now)
-        message_id = self.composer.message_id(subscriber, period)
-        if not self.store.claim(row.subscriber, row.period, now):
+        message_id = None if letter.parcel is None else letter.parcel.message_id
+        # The Message-ID is recorded with the claim: a crash from here on can be resolved by
+        # looking for it.
+        items = len(letter.entries)
+        if not self.store.claim(
+            row.subscriber, row.period, now, items=items, message_id=message_id
+        ):
             return None  # another run took it
         if letter.parcel is None:
             self.store.finish(row.subscriber, row.period, "empty", now, items=0)
             return self._logged(row, "empty", 0)
-        # Record the Message-ID first: a crash from here on can be resolved by looking.
-        self.store.finish(
-            row.subscriber,
-            row.period,
-            "sending",
-            now,
-            items=len(letter.entries),
-            message_id=message_id,
-        )
         state, error, retry = "sent", "", None
         try:
             await mailer.send(letter.parcel)
@@ -256,7 +252,6 @@ class Sender:
             state, error = "dead", str(exc)
         except UnknownOutcomeError as exc:
             state, error = "unknown", str(exc)
-        items = len(letter.entries)
         self.store.finish(
             row.subscriber,
             row.period,
@@ -288,24 +283,36 @@ class Sender:
         now = self.now()
         self._windows.clear()  # entries change between runs
         self.plan(now, schedule=schedule)
-        mailer = self.mailer_factory(self.config)
-        outcomes: list[Outcome] = []
+        mailers = [self.mailer_factory(self.config)]
+        outcomes: list[Outcome | None] = []
         try:
             if recover:
-                self.recover(mailer)
+                self.recover(mailers[0])
             due = [
                 row
                 for row in self.store.due(now)
                 if schedule is None or row.period.startswith(schedule + ":")
             ]
             first = self.store.first_seen([r.subscriber for r in due], now, record=False)
-            for row in due:
-                outcome = await self.deliver(row, mailer, first[row.subscriber])
-                if outcome is not None:
-                    outcomes.append(outcome)
+            outcomes = [None] * len(due)
+            # Several connections, each delivering one digest at a time: one server's round
+            # trips overlap the others' and the next digest's rendering.
+            width = min(self.config.smtp.connections, len(due)) if self.config.smtp.host else 1
+            mailers += [self.mailer_factory(self.config) for _ in range(width - 1)]
+            queue = iter(enumerate(due))
+
+            async def worker(mailer: Mailer) -> None:
+                for i, row in queue:
+                    outcomes[i] = await self.deliver(row, mailer, first[row.subscriber])
+
+            failures = await asyncio.gather(*map(worker, mailers), return_exceptions=True)
+            for failure in failures:
+                if isinstance(failure, BaseException):
+                    raise failure
         finally:
-            await mailer.close()
-        return outcomes
+            for mailer in mailers:
+                await mailer.close()
+        return [o for o in outcomes if o is not None]
 
     def health(self) -> dict[str, object]:
         counts = self.store.outbox_counts()

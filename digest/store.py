@@ -754,8 +754,17 @@ class SqlStore:
             value = conn.execute(query).scalar()
         return _dt(value) if value is not None else None
 
-    def claim(self, subscriber: str, period: str, now: datetime) -> bool:
-        """pending/failed -> sending, committed before any mail is sent; False if taken."""
+    def claim(
+        self,
+        subscriber: str,
+        period: str,
+        now: datetime,
+        *,
+        items: int | None = None,
+        message_id: str | None = None,
+    ) -> bool:
+        """pending/failed -> sending, with the Message-ID about to be used, committed before
+        any mail is sent; False if another run took it."""
         ready = sa.or_(
             outbox.c.state == "pending",
             sa.and_(outbox.c.state == "failed", outbox.c.next_attempt <= _ts(now)),
@@ -764,7 +773,13 @@ class SqlStore:
             done = conn.execute(
                 outbox.update()
                 .where(outbox.c.subscriber == subscriber, outbox.c.period == period, ready)
-                .values(state="sending", attempts=outbox.c.attempts + 1, updated=_ts(now))
+                .values(
+                    state="sending",
+                    attempts=outbox.c.attempts + 1,
+                    updated=_ts(now),
+                    items=items,
+                    message_id=message_id,
+                )
             ).rowcount
         return bool(done == 1)
 
