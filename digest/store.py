@@ -173,6 +173,39 @@ OUTBOX_STATES = ("pending", "sending", "sent", "empty", "failed", "dead", "unkno
 _CHUNK = 500  # bound IN lists and executemany batches well below SQLite's variable limit
 
 
+# The two writes of every digest, built once: building a statement costs more than running it.
+_THIS_PERIOD = sa.and_(
+    outbox.c.subscriber == sa.bindparam("_subscriber"), outbox.c.period == sa.bindparam("_period")
+)
+_CLAIM = (
+    outbox.update()
+    .where(
+        _THIS_PERIOD,
+        sa.or_(
+            outbox.c.state == "pending",
+            sa.and_(outbox.c.state == "failed", outbox.c.next_attempt <= sa.bindparam("_now")),
+        ),
+    )
+    .values(
+        state="sending",
+        attempts=outbox.c.attempts + 1,
+        updated=sa.bindparam("_now"),
+        items=sa.bindparam("items"),
+        message_id=sa.bindparam("message_id"),
+    )
+)
+_FINISH = (
+    outbox.update()
+    .where(_THIS_PERIOD)
+    .values(
+        {
+            name: sa.bindparam(name)
+            for name in ("state", "items", "message_id", "error", "next_attempt", "updated")
+        }
+    )
+)
+
+
 class StoreError(RuntimeError):
     """The store cannot be opened or written; the message says what to check."""
 
@@ -765,22 +798,15 @@ class SqlStore:
     ) -> bool:
         """pending/failed -> sending, with the Message-ID about to be used, committed before
         any mail is sent; False if another run took it."""
-        ready = sa.or_(
-            outbox.c.state == "pending",
-            sa.and_(outbox.c.state == "failed", outbox.c.next_attempt <= _ts(now)),
-        )
+        values = {
+            "_subscriber": subscriber,
+            "_period": period,
+            "_now": _ts(now),
+            "items": items,
+            "message_id": message_id,
+        }
         with self.engine.begin() as conn:
-            done = conn.execute(
-                outbox.update()
-                .where(outbox.c.subscriber == subscriber, outbox.c.period == period, ready)
-                .values(
-                    state="sending",
-                    attempts=outbox.c.attempts + 1,
-                    updated=_ts(now),
-                    items=items,
-                    message_id=message_id,
-                )
-            ).rowcount
+            done = conn.execute(_CLAIM, values).rowcount
         return bool(done == 1)
 
     def finish(
@@ -796,19 +822,18 @@ class SqlStore:
         next_attempt: datetime | None = None,
     ) -> None:
         assert state in OUTBOX_STATES
+        values = {
+            "_subscriber": subscriber,
+            "_period": period,
+            "state": state,
+            "items": items,
+            "message_id": message_id,
+            "error": error,
+            "next_attempt": _ts(next_attempt) if next_attempt else None,
+            "updated": _ts(now),
+        }
         with self.engine.begin() as conn:
-            conn.execute(
-                outbox.update()
-                .where(outbox.c.subscriber == subscriber, outbox.c.period == period)
-                .values(
-                    state=state,
-                    items=items,
-                    message_id=message_id,
-                    error=error,
-                    next_attempt=_ts(next_attempt) if next_attempt else None,
-                    updated=_ts(now),
-                )
-            )
+            conn.execute(_FINISH, values)
 
     def interrupted(self) -> list[OutboxRow]:
         """Rows left in `sending` by a process that died while sending them."""
