@@ -183,11 +183,17 @@ class Classifier:
         head = [(TITLE_WEIGHT, _match_key(title)), (SUMMARY_WEIGHT, _match_key(summary))]
         paragraphs = [_match_key(p) for p in body]
         paragraph_weight = BODY_WEIGHT * min(1.0, 4 * TOPIC_THRESHOLD / max(1, len(paragraphs)))
+        # One search over everything first: most rules name nothing in most entries. Masking
+        # an exclusion only removes matches (phrases start and end with letters, so a blanked
+        # neighbour never makes a new word boundary), so a rule absent here scores nothing.
+        everything = "\n".join([text for _, text in head] + paragraphs)
         chosen = []
         for slug, compiled in self._topics:
             score = 0.0
             mentioned: set[int] = set()
             for include, exclude in compiled:
+                if not include.search(everything):
+                    continue
                 for weight, text in head:
                     score += weight * len(include.findall(_mask(exclude, text)))
                 for index, text in enumerate(paragraphs):
