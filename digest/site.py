@@ -261,34 +261,35 @@ class Publisher:
         if sum(n for _, n in counts) <= size:
             counts = []  # the current documents hold everything: no archives
         order = [m for m, _ in counts]  # newest month first
+        units = _archive_units(counts, size)  # newest first
         feed_urls = {f: self._url(f"feeds/{key}.{f}") for f in FORMATS}
         # Archives are Atom only: RFC 5005 is an Atom specification, and RSS and JSON Feed
         # readers do not page through archives (their current documents stay complete).
-        archive_urls = {m: {"atom": self._url(f"feeds/archive/{key}/{m}.atom")} for m in order}
+        archive_urls = {
+            u.name: {"atom": self._url(f"feeds/archive/{key}/{u.name}.atom")} for u in units
+        }
         html_path = "index.html" if key == "all" else f"{key}.html"
         html_url = self._url(html_path)
-        archive_nav = [(f"{m[5:]}/{m[:4]}", f"archive/{key}/{m}.html", n) for m, n in counts]
+        archive_nav = [(_month_label(m), f"archive/{key}/{m}.html", n) for m, n in counts]
 
-        def month_paths(month: str) -> tuple[str, str]:
-            return f"feeds/archive/{key}/{month}.atom", f"archive/{key}/{month}.html"
+        def unit_paths(unit: _Unit) -> tuple[str, str]:
+            return f"feeds/archive/{key}/{unit.name}.atom", f"archive/{key}/{unit.name}.html"
 
-        # Which months to plan: all of them, or those changed, their neighbours (whose
-        # navigation shows them) and any whose files were never published.
+        # Which months to plan: all of them, or those changed, their neighbours (whose links
+        # to them may change) and any with a part never published.
         if scope.everything:
-            chosen = list(range(len(order)))
+            chosen = set(order)
         else:
             had = set(self.store.published_paths(f"feeds/archive/{key}/"))
             had |= set(self.store.published_paths(f"archive/{key}/"))
-            produced = {p for m in order for p in month_paths(m)}
+            produced = {p for u in units for p in unit_paths(u)}
             plan.removed.extend(sorted(had - produced))
-            wanted: set[int] = set()
+            chosen = {u.month for u in units if not set(unit_paths(u)) <= had}
             for month in scope.months[key]:
-                newer = [i for i, m in enumerate(order) if m > month]
-                older = [i for i, m in enumerate(order) if m < month]
-                wanted.update(i for i, m in enumerate(order) if m == month)
-                wanted.update(([newer[-1]] if newer else []) + ([older[0]] if older else []))
-            wanted.update(i for i, m in enumerate(order) if not set(month_paths(m)) <= had)
-            chosen = sorted(wanted)
+                chosen.update(m for m in order if m == month)
+                chosen.update(
+                    [m for m in order if m > month][-1:] + [m for m in order if m < month][:1]
+                )
 
         def doc(doc_key: str, items: Sequence[Listed], **links: Any) -> FeedDoc:
             return FeedDoc(
@@ -334,32 +335,47 @@ class Publisher:
             ids = tuple(h.id for h in items[: _INDEX_ITEMS if path == "index.html" else None])
             plan.add([_Output(path, signature, self._page_renderer(path, ids, args, names), ids)])
 
-        for i in chosen:
-            month = order[i]
-            items = self.store.listed(key, month=month)
+        month_nav = {m: (_month_label(m), f"archive/{key}/{m}.html", None) for m in order}
+        listed: dict[str, list[Listed]] = {}
+        for i, unit in enumerate(units):
+            if unit.month not in chosen:
+                continue
+            if unit.month not in listed:
+                listed[unit.month] = self.store.listed(key, month=unit.month)[::-1]
+            # Parts count from the month's oldest entry: new entries (the usual change) fill
+            # its last part and leave the others as they were.
+            items = listed[unit.month][(unit.part - 1) * size : unit.part * size][::-1]
             shell = doc(
-                f"{key}#{month}",
+                f"{key}#{unit.name}",
                 items,
-                urls=archive_urls[month],
+                urls=archive_urls[unit.name],
                 current=feed_urls,
-                prev_archive=archive_urls[order[i + 1]] if i + 1 < len(order) else None,
-                next_archive=archive_urls[order[i - 1]] if i > 0 else None,
+                prev_archive=archive_urls[units[i + 1].name] if i + 1 < len(units) else None,
+                next_archive=archive_urls[units[i - 1].name] if i > 0 else None,
             )
-            feed(f"feeds/archive/{key}/{month}", shell, items, ("atom",))
-            # A month page links its neighbours only: the full list is on the channel page, so
-            # a new month rewrites three pages, not every month page of the channel.
-            nearby = archive_nav[max(0, i - 1) : i] + archive_nav[i + 1 : i + 2]
+            base, html = unit_paths(unit)
+            feed(base.removesuffix(".atom"), shell, items, ("atom",))
+            # A part links the other parts of its month and the months beside it, without
+            # counts: a new entry then rewrites the part it is in, not the pages around it.
+            at = order.index(unit.month)
+            nearby = [month_nav[m] for m in order[at + 1 : at + 2]]  # older
+            if unit.parts > 1:
+                nearby += [
+                    (f"phần {j}", f"archive/{key}/{_unit_name(unit.month, j)}.html", None)
+                    for j in range(1, unit.parts + 1)
+                ]
+            nearby += [month_nav[m] for m in order[max(0, at - 1) : at]]  # newer
             page(
-                f"archive/{key}/{month}.html",
+                html,
                 items,
-                {"channel": channel, "urls": feed_urls, "archive": nearby, "month": month},
+                {"channel": channel, "urls": feed_urls, "archive": nearby, "unit": unit},
             )
         shell = doc(
             key,
             current,
             urls=feed_urls,
-            complete=not order,
-            prev_archive=archive_urls[order[0]] if order else None,
+            complete=not units,
+            prev_archive=archive_urls[units[0].name] if units else None,
         )
         feed(f"feeds/{key}", shell, current, FORMATS)
         page(html_path, current, {"channel": channel, "urls": feed_urls, "archive": archive_nav})
@@ -416,10 +432,12 @@ class Publisher:
                     **common,
                 )
             else:
-                month = args.get("month")
+                unit: _Unit | None = args.get("unit")
                 heading = channel.title if channel.key != "all" else self.site.title
-                if month:
-                    heading += f" — tháng {month[5:]}/{month[:4]}"
+                if unit is not None:
+                    heading += f" — tháng {_month_label(unit.month)}"
+                    if unit.parts > 1:
+                        heading += f" (phần {unit.part}/{unit.parts})"
                 html = self.env.get_template("site/channel.html").render(
                     items=items, heading=heading, subheading=channel.subtitle, **common
                 )
@@ -539,6 +557,37 @@ class Publisher:
             self.store.save_published({}, removed)
         self.store.finish_publish(_STATE_KEY, state)
         return PublishReport(run.written, run.unchanged, len(removed))
+
+
+@dataclass(frozen=True, slots=True)
+class _Unit:
+    """One archive document: a month, or a part of a month with more entries than a feed."""
+
+    month: str
+    part: int
+    parts: int
+
+    @property
+    def name(self) -> str:
+        return _unit_name(self.month, self.part)
+
+
+def _unit_name(month: str, part: int) -> str:
+    return month if part == 1 else f"{month}-{part}"
+
+
+def _month_label(month: str) -> str:
+    return f"{month[5:]}/{month[:4]}"
+
+
+def _archive_units(counts: Sequence[tuple[str, int]], size: int) -> list[_Unit]:
+    """Archive documents of (month, entries) newest first: each month in parts of at most
+    `size` entries, so that no document, and no change, grows with the corpus."""
+    units: list[_Unit] = []
+    for month, entries in counts:
+        parts = -(-entries // size)
+        units.extend(_Unit(month, part, parts) for part in range(parts, 0, -1))
+    return units
 
 
 @dataclass(frozen=True, slots=True)
