@@ -149,7 +149,7 @@ class Config:
     paths: Paths
     site: Site
     server: Server = Server("127.0.0.1", 8080)
-    watch: Watch = Watch(poll=False, debounce_ms=50, settle_ms=200)
+    watch: Watch = Watch(poll=False, debounce_ms=50, settle_ms=50)
     classification: Classification = Classification()
     subscribers: tuple[Subscriber, ...] = ()
     digests: Digests = Digests(time(7), 0, time(7), 50, 6)
@@ -306,7 +306,7 @@ class _Reader:
         return Watch(
             poll,
             self.whole("watch", "debounce_ms", 50, 1, 60_000),
-            self.whole("watch", "settle_ms", 200, 0, 60_000),
+            self.whole("watch", "settle_ms", 50, 0, 60_000),
         )
 
     def subscribers(self, rules: Classification) -> tuple[Subscriber, ...]:

@@ -38,7 +38,7 @@ class Daemon:
         self.root = root
         self.port = free_port()
         config = real_config().replace("port = 8080", f"port = {self.port}")
-        config = config.replace("settle_ms = 200", "settle_ms = 400")
+        config = config.replace("settle_ms = 50", "settle_ms = 400")
         (root / "config.toml").write_text(config, encoding="utf-8")
         self.log = (root / "daemon.log").open("w+", encoding="utf-8")
         self.process: subprocess.Popen[bytes] | None = None
