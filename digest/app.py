@@ -10,7 +10,7 @@ import fcntl
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -30,6 +30,7 @@ from .store import REVISION_KEY, SourceState, SqlStore, Store, StoreTransaction
 # store round trips few. Merging is order-independent, so batching changes no result.
 _BATCH_FILES = 200
 _RETAG_PAGE = 2000
+_HINT_LIMIT = 1000  # more changed names than this: scanning the folder is as cheap
 _CLASSIFIER_KEY = "classifier"
 
 
@@ -104,9 +105,18 @@ class Digest:
 
     # -- ingest ---------------------------------------------------------------------------
 
-    def _plan(self) -> _Plan:
-        files = sources.scan(self.config.paths.seeds)
-        known = self.store.source_states()
+    def _plan(self, only: Collection[str] | None) -> _Plan:
+        folder = self.config.paths.seeds
+        hinted = sources.stat_names(folder, only) if only is not None else None
+        if hinted is not None:
+            files, missing = hinted
+            known = self.store.source_states({f.name for f in files} | missing)
+            if not missing <= set(known):
+                # A name that is neither a file nor a known capture: a folder that went away.
+                return self._plan(None)
+        else:
+            files = sources.scan(folder)
+            known = self.store.source_states()
         present = {f.name for f in files}
         gone = {name: state for name, state in known.items() if name not in present}
         gone_by_hash = {state.sha256: name for name, state in sorted(gone.items())}
@@ -134,10 +144,16 @@ class Digest:
         plan.removed = sorted(gone)
         return plan
 
-    def build(self, progress: Progress = _silent) -> BuildReport:
-        """Ingest what changed in the seeds folder. Writes nothing when nothing changed."""
+    def build(
+        self, progress: Progress = _silent, *, only: Collection[str] | None = None
+    ) -> BuildReport:
+        """Ingest what changed in the seeds folder. Writes nothing when nothing changed.
+
+        `only` names the files (relative to the seeds folder) a watcher saw change: they alone
+        are looked at, so the cost follows the change, not the folder. Without it, or when a
+        name is a folder, the whole folder is scanned."""
         started = time.perf_counter()
-        plan = self._plan()
+        plan = self._plan(only if only is None or len(only) <= _HINT_LIMIT else None)
         retag = self.store.meta(_CLASSIFIER_KEY) != self.classifier.fingerprint
         if plan.empty and not retag:
             return BuildReport(

@@ -106,19 +106,22 @@ class Daemon:
         self._building = asyncio.Lock()
         self._verified = False
 
-    def _build(self) -> tuple[BuildReport, PublishReport]:
+    def _build(self, changed: frozenset[str] | None) -> tuple[BuildReport, PublishReport]:
         # The first publish checks every published file is on disk (the folder may have been
         # cleaned while the daemon was down); later ones look only at what changed.
-        built, published = self.app.build(), self.app.publish(verify=not self._verified)
+        built = self.app.build(only=changed)
+        published = self.app.publish(verify=not self._verified)
         self._verified = True
         return built, published  # the daemon logs each build once
 
-    async def rebuild(self) -> None:
+    async def rebuild(self, changed: frozenset[str] | None = None) -> None:
+        """Build and publish: only the `changed` seed names (as the watcher saw them), or the
+        whole folder."""
         async with self._building:
             self.health.building = True
             started = time.perf_counter()
             try:
-                built, published = await asyncio.to_thread(self._build)
+                built, published = await asyncio.to_thread(self._build, changed)
             except Exception as exc:  # the daemon keeps serving what was published
                 self.health.last_ok = False
                 self.health.last_error = f"{type(exc).__name__}: {exc}"

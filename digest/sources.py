@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +51,28 @@ def scan(folder: Path) -> list[SourceFile]:
         _scan_into(found, str(folder), "")
     found.sort(key=lambda s: s.name)
     return found
+
+
+def stat_names(folder: Path, names: Iterable[str]) -> tuple[list[SourceFile], set[str]] | None:
+    """(captures among `names` that are files, names that are not there), sorted; None when
+    one of them is something else (a folder): only a full scan can say what it held."""
+    found: list[SourceFile] = []
+    missing: set[str] = set()
+    for name in sorted(set(names)):
+        if not is_capture(name):
+            continue
+        location = os.path.join(folder, name)  # noqa: PTH118
+        try:
+            st = os.stat(location)  # noqa: PTH116
+        except FileNotFoundError:
+            missing.add(name)
+            continue
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        found.append(SourceFile(name, location, st.st_size, st.st_mtime_ns))
+    return found, missing
 
 
 def _scan_into(found: list[SourceFile], directory: str, prefix: str) -> None:

@@ -392,7 +392,7 @@ def _insert(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -
 class Store(Protocol):
     """What the pipeline needs from storage; SqlStore is the implementation."""
 
-    def source_states(self) -> dict[str, SourceState]: ...
+    def source_states(self, names: Iterable[str] | None = None) -> dict[str, SourceState]: ...
     def entries(
         self, ids: Sequence[str] | None = None, *, with_sources: bool = True
     ) -> list[Entry]: ...
@@ -408,7 +408,12 @@ class Store(Protocol):
     def channel_stats(self) -> dict[str, tuple[int, datetime]]: ...
     def channel_months(self, channel: str) -> list[tuple[str, int]]: ...
     def listed(
-        self, channel: str, *, month: str | None = None, limit: int | None = None
+        self,
+        channel: str,
+        *,
+        month: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
     ) -> list[Listed]: ...
     def entries_titled(self, keys: Iterable[str]) -> dict[str, str]: ...
     def dirty(self) -> tuple[dict[str, set[str]], list[str]]: ...
@@ -517,12 +522,18 @@ class SqlStore:
     def close(self) -> None:
         self.engine.dispose()
 
-    def source_states(self) -> dict[str, SourceState]:
+    def source_states(self, names: Iterable[str] | None = None) -> dict[str, SourceState]:
+        """What is known of every source file (or of those of `names` that are known)."""
         # Read on every build (10,000 rows in a large corpus): positional, not by name.
-        columns = ("name", "sha256", "size", "mtime_ns", "items")
+        query = sa.select(*(sources.c[c] for c in ("name", "sha256", "size", "mtime_ns", "items")))
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(*(sources.c[c] for c in columns)))
-            return {row[0]: SourceState(*row) for row in rows}
+            if names is None:
+                return {row[0]: SourceState(*row) for row in conn.execute(query)}
+            found: dict[str, SourceState] = {}
+            for chunk in _chunks(sorted(set(names))):
+                rows = conn.execute(query.where(sources.c.name.in_(chunk)))
+                found.update((row[0], SourceState(*row)) for row in rows)
+            return found
 
     def entries(
         self, ids: Sequence[str] | None = None, *, with_sources: bool = True
@@ -607,7 +618,7 @@ class SqlStore:
             months.c.channel
         )
         with self.engine.connect() as conn:
-            found = {}
+            found: dict[str, tuple[int, datetime]] = {}
             for channel, count in conn.execute(totals).all():
                 latest = conn.execute(
                     sa.select(sa.func.max(listing.c.published)).where(listing.c.channel == channel)
@@ -626,9 +637,14 @@ class SqlStore:
             return [(r.month, r.entries) for r in conn.execute(query)]
 
     def listed(
-        self, channel: str, *, month: str | None = None, limit: int | None = None
+        self,
+        channel: str,
+        *,
+        month: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
     ) -> list[Listed]:
-        """A channel's entries (of one month), newest first."""
+        """A channel's entries (of one month), newest first, from the `offset`-th."""
         query = (
             sa.select(listing.c.id, listing.c.published, listing.c.updated, listing.c.rev)
             .where(listing.c.channel == channel)
@@ -638,6 +654,8 @@ class SqlStore:
             query = query.where(listing.c.month == month)
         if limit is not None:
             query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
         with self.engine.connect() as conn:
             return [
                 Listed(r.id, _dt(r.published), _dt(r.updated), r.rev) for r in conn.execute(query)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -45,14 +46,15 @@ async def settle(paths: set[Path], interval: float) -> None:
 
 async def watch(
     folder: Path,
-    rebuild: Callable[[], Awaitable[None]],
+    rebuild: Callable[[frozenset[str] | None], Awaitable[None]],
     stop: asyncio.Event,
     *,
     poll: bool,
     debounce_ms: int,
     settle_ms: int,
 ) -> None:
-    """Call `rebuild` after each settled burst of changes until `stop` is set."""
+    """Call `rebuild` with the names (relative to `folder`) of each settled burst of changes
+    until `stop` is set."""
     folder.mkdir(parents=True, exist_ok=True)
     async for changes in awatch(
         folder,
@@ -71,4 +73,6 @@ async def watch(
         log.info(
             "seeds changed: %d file(s)", len(paths), extra={"event": "watch", "files": len(paths)}
         )
-        await rebuild()
+        names = frozenset(Path(os.path.relpath(p, folder)).as_posix() for p in paths)
+        # A name outside the folder cannot be looked at alone: scan the whole folder.
+        await rebuild(None if any(n.startswith("../") for n in names) else names)

@@ -193,3 +193,28 @@ def test_changes_a_build_recorded_are_published_by_the_next_publish(seeded: Proj
     after = (seeded.public / "feeds/all.atom").read_text(encoding="utf-8")
     assert "Thứ trưởng Bộ Y tế Lê Đức Luận thăm Bệnh viện Bạch Mai" in after
     assert "published: 0 written" in seeded.digest("build").stdout
+
+
+def test_a_build_told_which_files_changed_looks_at_those_alone(seeded: Project) -> None:
+    """What the daemon's watcher does: the cost follows the change, and a name that is not a
+    file (a folder made or removed) falls back to scanning the whole folder."""
+    from digest.app import make_digest
+    from digest.config import load
+
+    seeded.digest("build")
+    app = make_digest(load(seeded.config))
+    seeded.write_seed("005_new.txt", NEW_FILE)
+    os.utime(seeded.seeds / "000_b1ad6872f566675d.txt", ns=(1, 1))  # not named: not looked at
+    report = app.build(only={"005_new.txt"})
+    assert (report.files_seen, report.files_parsed, report.entries_new) == (1, 1, 1)
+    (seeded.seeds / "005_new.txt").rename(seeded.seeds / "006_moved.txt")
+    report = app.build(only={"005_new.txt", "006_moved.txt"})
+    assert (report.files_renamed, report.files_parsed, report.files_removed) == (1, 0, 0)
+    (seeded.seeds / "sub").mkdir()
+    shutil.move(seeded.seeds / "006_moved.txt", seeded.seeds / "sub" / "006_moved.txt")
+    report = app.build(only={"sub"})  # a folder: everything is scanned
+    assert report.files_seen == 6 and report.files_renamed == 1
+    shutil.rmtree(seeded.seeds / "sub")
+    report = app.build(only={"sub"})  # gone, and never a file: everything is scanned
+    assert (report.files_seen, report.files_removed) == (5, 1)
+    assert report.entries_total == 101  # a deleted file's entries stay
