@@ -275,21 +275,33 @@ class Publisher:
         def unit_paths(unit: _Unit) -> tuple[str, str]:
             return f"feeds/archive/{key}/{unit.name}.atom", f"archive/{key}/{unit.name}.html"
 
-        # Which months to plan: all of them, or those changed, their neighbours (whose links
-        # to them may change) and any with a part never published.
+        # Which archive documents to plan: all, or the parts of each changed month (or of
+        # one with a part never published), the documents either side of them in the chain
+        # (their prev/next links), and, when a month appears or goes, every part of the months
+        # beside it (their pages link it).
         if scope.everything:
-            chosen = set(order)
+            chosen = set(range(len(units)))
         else:
             had = set(self.store.published_paths(f"feeds/archive/{key}/"))
             had |= set(self.store.published_paths(f"archive/{key}/"))
             produced = {p for u in units for p in unit_paths(u)}
             plan.removed.extend(sorted(had - produced))
-            chosen = {u.month for u in units if not set(unit_paths(u)) <= had}
-            for month in scope.months[key]:
-                chosen.update(m for m in order if m == month)
-                chosen.update(
-                    [m for m in order if m > month][-1:] + [m for m in order if m < month][:1]
-                )
+            by_month: dict[str, list[int]] = {}
+            for i, u in enumerate(units):
+                by_month.setdefault(u.month, []).append(i)
+            unpublished = {u for u in units if not set(unit_paths(u)) <= had}
+            chosen = set()
+            for month in set(scope.months[key]) | {u.month for u in unpublished}:
+                block = by_month.get(month, [])
+                chosen.update(block)
+                if block:
+                    chosen.update(i for i in (block[0] - 1, block[-1] + 1) if 0 <= i < len(units))
+                if not block or units[block[-1]] in unpublished:  # part 1 comes last
+                    beside = [m for m in order if m > month][-1:] + [m for m in order if m < month][
+                        :1
+                    ]
+                    for m in beside:
+                        chosen.update(by_month[m])
 
         def doc(doc_key: str, items: Sequence[Listed], **links: Any) -> FeedDoc:
             return FeedDoc(
@@ -336,15 +348,17 @@ class Publisher:
             plan.add([_Output(path, signature, self._page_renderer(path, ids, args, names), ids)])
 
         month_nav = {m: (_month_label(m), f"archive/{key}/{m}.html", None) for m in order}
-        listed: dict[str, list[Listed]] = {}
-        for i, unit in enumerate(units):
-            if unit.month not in chosen:
-                continue
-            if unit.month not in listed:
-                listed[unit.month] = self.store.listed(key, month=unit.month)[::-1]
+        for i in sorted(chosen):
+            unit = units[i]
             # Parts count from the month's oldest entry: new entries (the usual change) fill
             # its last part and leave the others as they were.
-            items = listed[unit.month][(unit.part - 1) * size : unit.part * size][::-1]
+            skip = max(0, unit.entries - unit.part * size)  # the newer parts, newest first
+            items = self.store.listed(
+                key,
+                month=unit.month,
+                offset=skip,
+                limit=unit.entries - (unit.part - 1) * size - skip,
+            )
             shell = doc(
                 f"{key}#{unit.name}",
                 items,
@@ -564,12 +578,10 @@ class _Unit:
     """One archive document: a month, or a part of a month with more entries than a feed."""
 
     month: str
+    entries: int  # in the whole month
     part: int
     parts: int
-
-    @property
-    def name(self) -> str:
-        return _unit_name(self.month, self.part)
+    name: str
 
 
 def _unit_name(month: str, part: int) -> str:
@@ -586,7 +598,10 @@ def _archive_units(counts: Sequence[tuple[str, int]], size: int) -> list[_Unit]:
     units: list[_Unit] = []
     for month, entries in counts:
         parts = -(-entries // size)
-        units.extend(_Unit(month, part, parts) for part in range(parts, 0, -1))
+        units.extend(
+            _Unit(month, entries, part, parts, _unit_name(month, part))
+            for part in range(parts, 0, -1)
+        )
     return units
 
 
