@@ -94,6 +94,16 @@ class Listed:
     rev: str
 
 
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """What changed in one month of one channel since the last publish: entries published
+    from `first` to `last`, and whether entries came or went (moving the later ones)."""
+
+    first: datetime
+    last: datetime
+    shifted: bool
+
+
 def month_of(moment: datetime) -> str:
     """The Vietnam calendar month of an instant, `YYYY-MM`: what monthly archives group by."""
     local = moment.astimezone(VIETNAM)

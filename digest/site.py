@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from lxml import etree
 from .classify import Subject, subjects
 from .config import Config
 from .feeds import FORMATS, MEDIA_TYPES, RENDERERS, Category, FeedDoc, FeedItem
-from .model import VIETNAM, Entry, Listed, rfc3339
+from .model import VIETNAM, Entry, Listed, Mark, rfc3339
 from .store import Store
 from .text import fold
 
@@ -263,11 +263,13 @@ class Publisher:
         order = [m for m, _ in counts]  # newest month first
         units = _archive_units(counts, size)  # newest first
         feed_urls = {f: self._url(f"feeds/{key}.{f}") for f in FORMATS}
+
         # Archives are Atom only: RFC 5005 is an Atom specification, and RSS and JSON Feed
-        # readers do not page through archives (their current documents stay complete).
-        archive_urls = {
-            u.name: {"atom": self._url(f"feeds/archive/{key}/{u.name}.atom")} for u in units
-        }
+        # readers do not page through archives (their current documents stay complete). The
+        # links are built for the documents planned only: a channel can have thousands.
+        def archive_urls(unit: _Unit) -> dict[str, str]:
+            return {"atom": self._url(f"feeds/archive/{key}/{unit.name}.atom")}
+
         html_path = "index.html" if key == "all" else f"{key}.html"
         html_url = self._url(html_path)
         archive_nav = [(_month_label(m), f"archive/{key}/{m}.html", n) for m, n in counts]
@@ -275,24 +277,29 @@ class Publisher:
         def unit_paths(unit: _Unit) -> tuple[str, str]:
             return f"feeds/archive/{key}/{unit.name}.atom", f"archive/{key}/{unit.name}.html"
 
-        # Which archive documents to plan: all, or the parts of each changed month (or of
-        # one with a part never published), the documents either side of them in the chain
-        # (their prev/next links), and, when a month appears or goes, every part of the months
-        # beside it (their pages link it).
+        # Which archive documents to plan: all, or the parts a change reaches (every part of
+        # a month with a part never published), the documents either side of them in the
+        # chain (their prev/next links), and, when a month appears or goes, every part of the
+        # months beside it (their pages link it).
         if scope.everything:
             chosen = set(range(len(units)))
         else:
             had = set(self.store.published_paths(f"feeds/archive/{key}/"))
             had |= set(self.store.published_paths(f"archive/{key}/"))
             produced = {p for u in units for p in unit_paths(u)}
-            plan.removed.extend(sorted(had - produced))
+            gone = sorted(had - produced)
+            plan.removed.extend(gone)
             by_month: dict[str, list[int]] = {}
             for i, u in enumerate(units):
                 by_month.setdefault(u.month, []).append(i)
             unpublished = {u for u in units if not set(unit_paths(u)) <= had}
+            # A month that gained or lost a part: every part's page lists the parts.
+            whole = {u.month for u in unpublished} | {_unit_month(p) for p in gone}
             chosen = set()
-            for month in set(scope.months[key]) | {u.month for u in unpublished}:
+            for month in set(scope.months[key]) | whole:
                 block = by_month.get(month, [])
+                if month not in whole:
+                    block = self._reached(key, block, units, scope.months[key][month])
                 chosen.update(block)
                 if block:
                     chosen.update(i for i in (block[0] - 1, block[-1] + 1) if 0 <= i < len(units))
@@ -362,10 +369,10 @@ class Publisher:
             shell = doc(
                 f"{key}#{unit.name}",
                 items,
-                urls=archive_urls[unit.name],
+                urls=archive_urls(unit),
                 current=feed_urls,
-                prev_archive=archive_urls[units[i + 1].name] if i + 1 < len(units) else None,
-                next_archive=archive_urls[units[i - 1].name] if i > 0 else None,
+                prev_archive=archive_urls(units[i + 1]) if i + 1 < len(units) else None,
+                next_archive=archive_urls(units[i - 1]) if i > 0 else None,
             )
             base, html = unit_paths(unit)
             feed(base.removesuffix(".atom"), shell, items, ("atom",))
@@ -389,10 +396,26 @@ class Publisher:
             current,
             urls=feed_urls,
             complete=not units,
-            prev_archive=archive_urls[units[0].name] if units else None,
+            prev_archive=archive_urls(units[0]) if units else None,
         )
         feed(f"feeds/{key}", shell, current, FORMATS)
         page(html_path, current, {"channel": channel, "urls": feed_urls, "archive": archive_nav})
+
+    def _reached(
+        self, key: str, block: Sequence[int], units: Sequence[_Unit], mark: Mark
+    ) -> list[int]:
+        """The indexes (in `block`, one month's units) of the parts holding the entries
+        `mark` names and, when entries came or went, every later part (they moved)."""
+        if not block:
+            return []
+        size = self.site.feed_size
+        month = units[block[0]].month
+        first = self.store.count_before(key, month, mark.first) // size + 1
+        last = units[block[0]].parts  # block[0] is the newest part
+        if not mark.shifted:
+            after = self.store.count_before(key, month, mark.last + timedelta(seconds=1))
+            last = max(first, (after - 1) // size + 1)
+        return [i for i in block if first <= units[i].part <= last]
 
     def _feed_renderer(
         self, shell: FeedDoc, ids: Sequence[str], fmt: str, names: _Names
@@ -588,6 +611,11 @@ def _unit_name(month: str, part: int) -> str:
     return month if part == 1 else f"{month}-{part}"
 
 
+def _unit_month(path: str) -> str:
+    """The month of an archive document's path (`…/2024-05-2.atom` -> `2024-05`)."""
+    return path.rsplit("/", 1)[-1][:7]
+
+
 def _month_label(month: str) -> str:
     return f"{month[5:]}/{month[:4]}"
 
@@ -609,7 +637,7 @@ def _archive_units(counts: Sequence[tuple[str, int]], size: int) -> list[_Unit]:
 class _Scope:
     """What a publish plans: everything, or the channel months and entry pages changed."""
 
-    months: Mapping[str, set[str]] = field(default_factory=dict)
+    months: Mapping[str, Mapping[str, Mark]] = field(default_factory=dict)
     entries: Sequence[str] = ()
     everything: bool = False
 

@@ -18,7 +18,16 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .model import Entry, EntryHead, Listed, Location, Problem, channels_of, month_of
+from .model import (
+    Entry,
+    EntryHead,
+    Listed,
+    Location,
+    Mark,
+    Problem,
+    channels_of,
+    month_of,
+)
 from .text import fold
 
 metadata = sa.MetaData()
@@ -99,6 +108,9 @@ dirty_months = sa.Table(
     metadata,
     sa.Column("channel", sa.String, primary_key=True),
     sa.Column("month", sa.String(7), primary_key=True),
+    sa.Column("first", sa.BigInteger, nullable=False),  # published, of the entries changed
+    sa.Column("last", sa.BigInteger, nullable=False),
+    sa.Column("shifted", sa.Boolean, nullable=False),  # entries came or went
 )
 dirty_entries = sa.Table(
     "dirty_entries",
@@ -319,11 +331,15 @@ def _index(conn: Connection, changed: Sequence[Entry], *, fresh: bool) -> None:
         return
     ids = [e.id for e in changed]
     delta: Counter[tuple[str, str]] = Counter()
+    touched: dict[tuple[str, str], list[int]] = {}  # published instants changed, per month
     if not fresh:
         for chunk in _chunks(ids):
-            old = sa.select(listing.c.channel, listing.c.month).where(listing.c.id.in_(chunk))
+            old = sa.select(listing.c.channel, listing.c.month, listing.c.published).where(
+                listing.c.id.in_(chunk)
+            )
             for r in conn.execute(old):
                 delta[(r.channel, r.month)] -= 1
+                touched.setdefault((r.channel, r.month), []).append(r.published)
             conn.execute(listing.delete().where(listing.c.id.in_(chunk)))
             conn.execute(mentions.delete().where(mentions.c.id.in_(chunk)))
     rows: list[dict[str, Any]] = []
@@ -343,6 +359,7 @@ def _index(conn: Connection, changed: Sequence[Entry], *, fresh: bool) -> None:
                 }
             )
             delta[(channel, month)] += 1
+            touched.setdefault((channel, month), []).append(published_at)
         mentioned.update((fold(title), e.id) for title in e.related)
     _insert(conn, listing, rows)
     _insert(conn, mentions, [{"key": k, "id": i} for k, i in sorted(mentioned)])
@@ -359,15 +376,36 @@ def _index(conn: Connection, changed: Sequence[Entry], *, fresh: bool) -> None:
             found = sa.select(mentions.c.id).where(mentions.c.key.in_(chunk))
             dirty.update(conn.execute(found).scalars())
     _count_months(conn, delta)
-    marks = sorted(delta)  # every (channel, month) touched, count changed or not
-    for chunk in _chunks(marks):
-        key = sa.tuple_(dirty_months.c.channel, dirty_months.c.month)
-        conn.execute(dirty_months.delete().where(key.in_(chunk)))
-    _insert(conn, dirty_months, [{"channel": c, "month": m} for c, m in marks])
+    _mark_months(conn, touched, {k for k, n in delta.items() if n})
     ordered = sorted(dirty)
     for chunk in _chunks(ordered):
         conn.execute(dirty_entries.delete().where(dirty_entries.c.id.in_(chunk)))
     _insert(conn, dirty_entries, [{"id": i} for i in ordered])
+
+
+def _mark_months(
+    conn: Connection, touched: Mapping[tuple[str, str], list[int]], shifted: set[tuple[str, str]]
+) -> None:
+    """Record (or widen) the marks of the channel months `touched` names."""
+    key = sa.tuple_(dirty_months.c.channel, dirty_months.c.month)
+    for chunk in _chunks(sorted(touched)):
+        marks = {
+            (c, m): {
+                "channel": c,
+                "month": m,
+                "first": min(touched[(c, m)]),
+                "last": max(touched[(c, m)]),
+                "shifted": (c, m) in shifted,
+            }
+            for c, m in chunk
+        }
+        for r in conn.execute(sa.select(dirty_months).where(key.in_(chunk))):
+            mark = marks[(r.channel, r.month)]
+            mark["first"] = min(mark["first"], r.first)
+            mark["last"] = max(mark["last"], r.last)
+            mark["shifted"] = mark["shifted"] or bool(r.shifted)
+        conn.execute(dirty_months.delete().where(key.in_(chunk)))
+        _insert(conn, dirty_months, list(marks.values()))
 
 
 def _count_months(conn: Connection, delta: Mapping[tuple[str, str], int]) -> None:
@@ -416,7 +454,8 @@ class Store(Protocol):
         limit: int | None = None,
     ) -> list[Listed]: ...
     def entries_titled(self, keys: Iterable[str]) -> dict[str, str]: ...
-    def dirty(self) -> tuple[dict[str, set[str]], list[str]]: ...
+    def dirty(self) -> tuple[dict[str, dict[str, Mark]], list[str]]: ...
+    def count_before(self, channel: str, month: str, moment: datetime) -> int: ...
     def finish_publish(self, key: str, state: str) -> None: ...
     def signatures(self, paths: Sequence[str]) -> dict[str, str]: ...
     def published_paths(self, prefix: str = "") -> list[str]: ...
@@ -672,14 +711,26 @@ class SqlStore:
                         found[r.key] = (r.published, r.id)
         return {key: eid for key, (_, eid) in found.items()}
 
-    def dirty(self) -> tuple[dict[str, set[str]], list[str]]:
-        """What changed since the last finished publish: channel -> months, and entry ids."""
-        by_channel: dict[str, set[str]] = {}
+    def dirty(self) -> tuple[dict[str, dict[str, Mark]], list[str]]:
+        """What changed since the last finished publish: channel -> month -> mark, and the
+        ids of entries whose pages change."""
+        by_channel: dict[str, dict[str, Mark]] = {}
         with self.engine.connect() as conn:
             for r in conn.execute(sa.select(dirty_months)):
-                by_channel.setdefault(r.channel, set()).add(r.month)
+                mark = Mark(_dt(r.first), _dt(r.last), bool(r.shifted))
+                by_channel.setdefault(r.channel, {})[r.month] = mark
             ids = list(conn.execute(sa.select(dirty_entries.c.id)).scalars())
         return by_channel, ids
+
+    def count_before(self, channel: str, month: str, moment: datetime) -> int:
+        """Entries of one channel and month published before `moment`."""
+        query = sa.select(sa.func.count()).where(
+            listing.c.channel == channel,
+            listing.c.month == month,
+            listing.c.published < _ts(moment),
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def finish_publish(self, key: str, state: str) -> None:
         """Record the state published and forget the changes it covered.

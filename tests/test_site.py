@@ -175,6 +175,29 @@ def _capture(*items: tuple[str, str, str]) -> str:
     return "HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ\n" + listed
 
 
+def _amid(p: Project) -> str:
+    """A listing time (UTC) between the 2nd and 3rd oldest entries of the fullest month
+    whose last part has room (feed size 3)."""
+    import sqlite3
+    from datetime import UTC, datetime
+
+    with sqlite3.connect(p.store) as db:
+        (month,) = db.execute(
+            "select month from months where channel = 'all' and entries % 3 != 0"
+            " order by entries desc limit 1"  # no new part: the parts after it move
+        ).fetchone()
+        times = [
+            t
+            for (t,) in db.execute(
+                "select published from listing where channel = 'all' and month = ?"
+                " order by published limit 3",
+                (month,),
+            )
+        ]
+    middle = datetime.fromtimestamp((times[1] + times[2]) // 2, UTC)
+    return f"{middle:%d/%m/%Y %H:%M}"
+
+
 def test_publishing_only_what_changed_gives_the_files_a_full_publish_gives(
     make_project,  # type: ignore[no-untyped-def]
 ) -> None:
@@ -203,11 +226,13 @@ def test_publishing_only_what_changed_gives_the_files_a_full_publish_gives(
         ),
         # an old month amid the archives: its neighbours' navigation changes
         ("e.txt", _capture(("Thứ trưởng Đỗ Xuân Tuyên đến Cà Mau", "15/06/2023 02:00", "Sáng"))),
+        # into the oldest part of a month in parts: every later part of it moves
+        ("f.txt", _capture(("Thứ trưởng Bộ Y tế Lê Đức Luận họp giao ban", _amid(p), "Sáng nay"))),
     ]
     for i, (name, text) in enumerate(steps):
         p.write_seed(name, text)
         out = p.digest("build").stdout
-        assert "0 written" not in out, (i, out)
+        assert "published: 0 written" not in out, (i, out)
         reference: Project = make_project()
         reference.store.parent.mkdir(parents=True)
         shutil.copy2(p.store, reference.store)
