@@ -140,7 +140,7 @@ class Sender:
         period = preview_period(schedule, now, self.config.digests)
         if since is None:
             return self.letter(subscriber, period, now, record=False)
-        entries = [h for h in self.store.heads() if since <= h.published <= now]
+        entries = self.store.heads(since, now)
         label = f"Từ {since.astimezone(VIETNAM):%d/%m/%Y} đến {now.astimezone(VIETNAM):%d/%m/%Y}"
         return self.composer.compose(subscriber, period, entries, now=now, label=label)
 

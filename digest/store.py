@@ -439,7 +439,7 @@ class Store(Protocol):
     def meta(self, key: str) -> str | None: ...
     def discovered(self) -> dict[str, tuple[str, str]]: ...
     def entry_pages(self, size: int) -> Iterator[list[Entry]]: ...
-    def heads(self) -> list[EntryHead]: ...
+    def heads(self, since: datetime, until: datetime) -> list[EntryHead]: ...
     def head_pages(
         self, size: int, ids: Sequence[str] | None = None
     ) -> Iterator[list[EntryHead]]: ...
@@ -608,9 +608,10 @@ class SqlStore:
             yield [_entry(row) for row in rows]
             after = rows[-1].id
 
-    def heads(self) -> list[EntryHead]:
-        """Every entry without its body, newest first."""
-        return self._heads(None)
+    def heads(self, since: datetime, until: datetime) -> list[EntryHead]:
+        """Entries published in [since, until], without their bodies, newest first."""
+        published_at = entries.c.published
+        return self._heads(sa.and_(published_at >= _ts(since), published_at <= _ts(until)))
 
     def _heads(
         self, where: sa.ColumnElement[bool] | None, *, by_id: int | None = None

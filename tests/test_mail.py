@@ -503,3 +503,13 @@ def test_password_in_config_is_refused_and_environment_is_used(
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
     assert load(tmp_path / "config.toml").smtp.password() == "from-credential"
     assert "from-credential" not in repr(load(tmp_path / "config.toml").smtp)
+
+
+def test_preview_since_holds_exactly_the_entries_published_in_the_window(world: World) -> None:
+    everyone = next(s for s in world.config.subscribers if s.email == "all@example.org")
+    assert not everyone.officials and not everyone.topics
+    since = vn(2025, 10, 1)
+    letter = world.sender.preview(everyone, "daily", since)
+    now = world.clock.now()
+    expected = [e.id for e in world.app.entries() if since <= e.published <= now]
+    assert expected and [e.id for e in letter.entries] == expected
