@@ -9,8 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -20,11 +19,11 @@ from . import sources
 from .classify import Classifier, Subject, subjects
 from .config import Config
 from .merge import entry_id, merge, visible_hash
-from .model import Entry, Item, Location, Problem
+from .model import Entry, Item, Location, Problem, Progress, no_progress
 from .outbox import Sender
 from .parse import ParseResult, parse_lines
 from .site import Publisher, PublishReport
-from .store import REVISION_KEY, SourceState, SqlStore, Store, StoreTransaction
+from .store import SourceState, SqlStore, Store, StoreTransaction
 
 # Files read, parsed and merged per batch: bounds memory on large corpora while keeping
 # store round trips few. Merging is order-independent, so batching changes no result.
@@ -36,14 +35,6 @@ _CLASSIFIER_KEY = "classifier"
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
-
-
-# (stage, done, total, entries so far): called as a long build goes on.
-Progress = Callable[[str, int, int, int], None]
-
-
-def _silent(_stage: str, _done: int, _total: int, _entries: int) -> None:
-    return None
 
 
 class SystemClock:
@@ -145,7 +136,7 @@ class Digest:
         return plan
 
     def build(
-        self, progress: Progress = _silent, *, only: Collection[str] | None = None
+        self, progress: Progress = no_progress, *, only: Collection[str] | None = None
     ) -> BuildReport:
         """Ingest what changed in the seeds folder. Writes nothing when nothing changed.
 
@@ -194,8 +185,6 @@ class Digest:
                 self._merge_batch(tx, items, now, created, updated, changed)
                 done = min(start + _BATCH_FILES, len(plan.to_parse))
                 progress("files", done, len(plan.to_parse), len(created))
-            if changed:
-                tx.set_meta(REVISION_KEY, uuid.uuid4().hex)
         return BuildReport(
             files_seen=plan.seen,
             files_parsed=len(plan.to_parse),
@@ -273,7 +262,7 @@ class Digest:
         assert isinstance(self.store, SqlStore), "the outbox needs the SQL store"
         return Sender(self.config, self.store, self.clock.now)
 
-    def publish(self, progress: Progress = _silent, *, verify: bool = True) -> PublishReport:
+    def publish(self, progress: Progress = no_progress, *, verify: bool = True) -> PublishReport:
         """Bring the public folder up to date with the store; rewrites only what changed.
         Without `verify`, files deleted by hand from the public folder are not noticed."""
         return self.publisher.publish(progress, verify=verify)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -102,6 +102,14 @@ class Mark:
     first: datetime
     last: datetime
     shifted: bool
+
+
+# (stage, done, total, entries so far): called as a long build or publish goes on.
+Progress = Callable[[str, int, int, int], None]
+
+
+def no_progress(_stage: str, _done: int, _total: int, _entries: int) -> None:
+    return None
 
 
 def month_of(moment: datetime) -> str:

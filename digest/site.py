@@ -24,7 +24,7 @@ from lxml import etree
 from .classify import Subject, subjects
 from .config import Config
 from .feeds import FORMATS, MEDIA_TYPES, RENDERERS, Category, FeedDoc, FeedItem
-from .model import VIETNAM, Entry, Listed, Mark, rfc3339
+from .model import VIETNAM, Entry, Listed, Mark, Progress, no_progress, rfc3339
 from .store import Store
 from .text import fold
 
@@ -44,14 +44,6 @@ _STATE_KEY = "published_state"
 def vietnam_time(moment: datetime) -> str:
     local = moment.astimezone(VIETNAM)
     return f"{_WEEKDAYS[local.weekday()]}, {local:%d/%m/%Y %H:%M}"
-
-
-# (stage, done, total, entries so far), as the build's progress callback.
-Progress = Callable[[str, int, int, int], None]
-
-
-def _quiet(_stage: str, _done: int, _total: int, _entries: int) -> None:
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -562,7 +554,7 @@ class Publisher:
 
     # -- running it -----------------------------------------------------------------------------
 
-    def publish(self, progress: Progress = _quiet, *, verify: bool = True) -> PublishReport:
+    def publish(self, progress: Progress = no_progress, *, verify: bool = True) -> PublishReport:
         """Bring the public folder up to date with the store.
 
         When the context (settings, templates, names) is what was last published, only what

@@ -180,7 +180,6 @@ subscribers = sa.Table(
 )
 
 SCHEMA_VERSION = "3"
-REVISION_KEY = "revision"  # meta key; changes with every write of entries (what the site shows)
 OUTBOX_STATES = ("pending", "sending", "sent", "empty", "failed", "dead", "unknown")
 _CHUNK = 500  # bound IN lists and executemany batches well below SQLite's variable limit
 
@@ -324,9 +323,9 @@ def _entry(row: sa.Row[Any], locations: Sequence[Location] = ()) -> Entry:
     )
 
 
-def _index(conn: Connection, changed: Sequence[Entry], *, fresh: bool) -> None:
+def _index(conn: Connection, changed: Sequence[Entry], revs: Sequence[str], *, fresh: bool) -> None:
     """Keep the listing, month counts, title index and dirty marks in step with `changed`
-    (just inserted when `fresh`, else updated in place)."""
+    (just inserted when `fresh`, else updated in place), whose revs are `revs`."""
     if not changed:
         return
     ids = [e.id for e in changed]
@@ -344,8 +343,8 @@ def _index(conn: Connection, changed: Sequence[Entry], *, fresh: bool) -> None:
             conn.execute(mentions.delete().where(mentions.c.id.in_(chunk)))
     rows: list[dict[str, Any]] = []
     mentioned: set[tuple[str, str]] = set()
-    for e in changed:
-        month, rev = month_of(e.published), entry_rev(e)
+    for e, rev in zip(changed, revs, strict=True):
+        month = month_of(e.published)
         published_at, updated_at = _ts(e.published), _ts(e.updated)
         for channel in channels_of(e.officials, e.topics):
             rows.append(
@@ -554,7 +553,7 @@ class SqlStore:
                     .limit(2000)
                 )
             ]:
-                _index(conn, page, fresh=True)
+                _index(conn, page, [entry_rev(e) for e in page], fresh=True)
                 after = page[-1].id
             conn.execute(meta.update().where(meta.c.key == "schema").values(value=SCHEMA_VERSION))
 
@@ -613,16 +612,13 @@ class SqlStore:
         published_at = entries.c.published
         return self._heads(sa.and_(published_at >= _ts(since), published_at <= _ts(until)))
 
-    def _heads(
-        self, where: sa.ColumnElement[bool] | None, *, by_id: int | None = None
-    ) -> list[EntryHead]:
+    def _heads(self, where: sa.ColumnElement[bool], *, by_id: int | None = None) -> list[EntryHead]:
         columns = [c for c in entries.c if c.name not in ("content", "title_from_article")]
         if by_id is None:
             query = sa.select(*columns).order_by(entries.c.published.desc(), entries.c.id.desc())
         else:
             query = sa.select(*columns).order_by(entries.c.id).limit(by_id)
-        if where is not None:
-            query = query.where(where)
+        query = query.where(where)
         with self.engine.connect() as conn:
             return [
                 EntryHead(
@@ -1008,19 +1004,19 @@ class _SqlTransaction:
         return _load_entries(self.c, ids, with_sources=False)
 
     def upsert_entries(self, new: Sequence[Entry], changed: Sequence[Entry]) -> None:
-        for chunk in _chunks([_entry_row(e) for e in new]):
+        fresh = [_entry_row(e) for e in new]
+        for chunk in _chunks(fresh):
             self.c.execute(entries.insert(), list(chunk))
-        if changed:
-            stmt = (
-                entries.update()
-                .where(entries.c.id == sa.bindparam("_id"))
-                .values({c.name: sa.bindparam(c.name) for c in entries.c if c.name != "id"})
-            )
-            rows = [{**_entry_row(e), "_id": e.id} for e in changed]
-            for chunk in _chunks(rows):
-                self.c.execute(stmt, list(chunk))
-        _index(self.c, new, fresh=True)
-        _index(self.c, changed, fresh=False)
+        stmt = (
+            entries.update()
+            .where(entries.c.id == sa.bindparam("_id"))
+            .values({c.name: sa.bindparam(c.name) for c in entries.c if c.name != "id"})
+        )
+        rows = [{**_entry_row(e), "_id": e.id} for e in changed]
+        for chunk in _chunks(rows):
+            self.c.execute(stmt, list(chunk))
+        _index(self.c, new, [r["rev"] for r in fresh], fresh=True)
+        _index(self.c, changed, [r["rev"] for r in rows], fresh=False)
 
     def set_tags(self, tags: Sequence[Entry]) -> None:
         """Store re-tagged entries' officials and topics (and so their rev), nothing else."""
@@ -1033,18 +1029,14 @@ class _SqlTransaction:
                 rev=sa.bindparam("rev"),
             )
         )
+        revs = [entry_rev(e) for e in tags]
         rows = [
-            {
-                "_id": e.id,
-                "officials": list(e.officials),
-                "topics": list(e.topics),
-                "rev": entry_rev(e),
-            }
-            for e in tags
+            {"_id": e.id, "officials": list(e.officials), "topics": list(e.topics), "rev": rev}
+            for e, rev in zip(tags, revs, strict=True)
         ]
         for chunk in _chunks(rows):
             self.c.execute(stmt, list(chunk))
-        _index(self.c, tags, fresh=False)
+        _index(self.c, tags, revs, fresh=False)
 
     def _state_row(self, state: SourceState) -> dict[str, Any]:
         return {
