@@ -64,6 +64,8 @@ def write_config(root: Path, *, port: int, extra: str = "", smtp_port: int | Non
     config = (ROOT / "config.toml").read_text(encoding="utf-8")
     config = config.replace('templates = "templates"', f'templates = "{ROOT / "templates"}"')
     config = config.replace("port = 8080", f"port = {port}")
+    # Two serving processes, as nginx beside it gets two workers.
+    config = config.replace("workers = 1", "workers = 2")
     config = config[: config.index("\n[[subscribers]]\n") + 1] + extra
     if smtp_port is not None:
         config = config.replace('host = ""', 'host = "127.0.0.1"')

@@ -188,11 +188,17 @@ def _print_subjects(subjects: Sequence[Subject], *, officials: bool) -> None:
         )
 
 
-def _cmd_run(app: Digest, _args: argparse.Namespace) -> int:
+def _cmd_run(app: Digest, args: argparse.Namespace) -> int:
     from .daemon import run  # the server stack is only needed by the daemon
 
     with writer_lock(app.config):
-        return run(app)
+        return run(app, log_format=args.log_format)
+
+
+def _cmd_serve_worker(app: Digest, args: argparse.Namespace) -> int:
+    from .daemon import serve_worker
+
+    return serve_worker(app, fd=args.fd, parent=args.parent)
 
 
 def _cmd_send(app: Digest, args: argparse.Namespace) -> int:
@@ -283,7 +289,7 @@ def _parser() -> argparse.ArgumentParser:
         default="text",
         help="log lines as text for people or JSON for machines (default: text)",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="build, then watch seeds/, serve the site and mail")
     run.set_defaults(handler=_cmd_run)
     build = commands.add_parser("build", help="ingest new and changed seed files")
@@ -309,6 +315,11 @@ def _parser() -> argparse.ArgumentParser:
     outbox = commands.add_parser("outbox", help="recent digests and their states")
     outbox.add_argument("--limit", type=int, default=50)
     outbox.set_defaults(handler=_cmd_outbox)
+    # Started by `digest run` for [server] workers above 1, on the daemon's socket.
+    worker = commands.add_parser("serve-worker")
+    worker.add_argument("--fd", type=int, required=True)
+    worker.add_argument("--parent", type=int, required=True)
+    worker.set_defaults(handler=_cmd_serve_worker)
     return parser
 
 

@@ -89,6 +89,7 @@ class Site:
 class Server:
     host: str
     port: int
+    workers: int = 1  # serving processes on the one socket; the daemon is the first
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +164,7 @@ _SECTIONS: dict[str, set[str]] = {
     "rules": {"topic", "phrases", "exclude"},
     "classify": {"foreign_markers"},
     "site": {"base_url", "title", "feed_size"},
-    "server": {"host", "port"},
+    "server": {"host", "port", "workers"},
     "watch": {"poll", "debounce_ms", "settle_ms"},
     "subscribers": {"email", "name", "schedule", "officials", "topics"},
     "digests": {"daily_at", "weekly_day", "weekly_at", "max_items", "max_attempts"},
@@ -297,7 +298,11 @@ class _Reader:
         host = self.table("server").get("host", "127.0.0.1")
         if not isinstance(host, str) or not host.strip():
             raise self.fail("server.host", "must be a host name or address such as 127.0.0.1")
-        return Server(host.strip(), self.whole("server", "port", 8080, 0, 65535))
+        return Server(
+            host.strip(),
+            self.whole("server", "port", 8080, 0, 65535),
+            self.whole("server", "workers", 1, 1, 16),
+        )
 
     def watch(self) -> Watch:
         poll = self.table("watch").get("poll", False)

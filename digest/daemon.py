@@ -4,25 +4,36 @@ Order at start: take the writer lock, start serving what is already published (a
 never leaves readers without feeds), build once, then watch. Builds run in a worker thread so
 requests are answered while one runs, and never two at once. SIGINT/SIGTERM stop the watcher,
 let a build in progress finish its writes, stop the server, and exit 0.
+
+With `[server] workers` above 1 the daemon binds that many sockets to the port (SO_REUSEPORT:
+the kernel spreads connections evenly, where one shared socket leaves nearly all of them to
+whichever process accepts first) and starts a serving process for each socket but its own
+(`digest serve-worker`). The workers answer files and /unsubscribe like the daemon, read
+/healthz from the snapshot the daemon writes next to the store, and exit when the daemon does,
+or when it dies.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from .app import BuildReport, Digest
+from .config import Config
 from .model import rfc3339
 from .server import PublicApp
 from .site import PublishReport
@@ -48,6 +59,35 @@ class Health:
     entries: int = 0
     problems: int = 0
     extra: Callable[[], dict[str, Any]] | None = None  # e.g. digests pending/failed/unknown
+    snapshot: Path | None = None  # where serving workers read the state from
+
+    _SAVED = ("building", "last_ok", "last_error", "last_seconds", "entries", "problems")
+
+    def save(self) -> None:
+        """Write the state for the serving workers, whole (renamed into place)."""
+        if self.snapshot is None:
+            return
+        state = {k: getattr(self, k) for k in self._SAVED}
+        state["started"] = self.started.isoformat()
+        state["last_build"] = self.last_build.isoformat() if self.last_build else None
+        partial = self.snapshot.with_name(self.snapshot.name + ".tmp")
+        partial.write_text(json.dumps(state), encoding="utf-8")
+        partial.replace(self.snapshot)
+
+    @classmethod
+    def load(cls, snapshot: Path, extra: Callable[[], dict[str, Any]] | None) -> Health:
+        """The daemon's last saved state; "starting" until it has saved one."""
+        try:
+            state = json.loads(snapshot.read_text(encoding="utf-8"))
+            last_build = state["last_build"]
+            return cls(
+                started=datetime.fromisoformat(state["started"]),
+                last_build=datetime.fromisoformat(last_build) if last_build else None,
+                extra=extra,
+                **{k: state[k] for k in cls._SAVED},
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return cls(started=datetime.now(UTC), extra=extra)
 
     def report(self) -> tuple[int, dict[str, Any]]:
         body: dict[str, Any] = {
@@ -101,7 +141,9 @@ class Daemon:
     ) -> None:
         self.app = app
         self.services = services
-        self.health = Health(started=datetime.now(UTC), extra=health_extra)
+        self.health = Health(
+            started=datetime.now(UTC), extra=health_extra, snapshot=health_snapshot(app.config)
+        )
         self.unsubscribe = unsubscribe
         self._building = asyncio.Lock()
         self._verified = False
@@ -119,6 +161,7 @@ class Daemon:
         whole folder."""
         async with self._building:
             self.health.building = True
+            self.health.save()
             started = time.perf_counter()
             try:
                 built, published = await asyncio.to_thread(self._build, changed)
@@ -163,36 +206,37 @@ class Daemon:
                 self.health.building = False
                 self.health.last_build = datetime.now(UTC)
                 self.health.last_seconds = time.perf_counter() - started
+                self.health.save()
 
-    async def run(self) -> int:
+    async def run(self, *, log_format: str = "text") -> int:
         config = self.app.config
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        server = _Server(
-            uvicorn.Config(
-                PublicApp(config.paths.public, self.health.report, self.unsubscribe),
-                host=config.server.host,
-                port=config.server.port,
-                lifespan="off",
-                access_log=False,
-                log_config=None,
-                server_header=False,
-            )
-        )
-        serving = asyncio.create_task(server.serve(), name="http")
+        try:
+            sock, *others = listen(config)
+        except OSError as exc:
+            log.error("%s", exc, extra={"event": "serve", "ok": False})
+            return 1
+        self.health.save()  # workers must not report a previous run's state
+        server = _server(PublicApp(config.paths.public, self.health.report, self.unsubscribe))
+        serving = asyncio.create_task(server.serve(sockets=[sock]), name="http")
         while not server.started and not serving.done():
             await asyncio.sleep(0.01)
-        if serving.done():  # could not bind: the port is taken or not allowed
+        if serving.done():
             serving.result()
             return 1
+        workers = Workers(config, others, log_format)
+        await workers.start()
+        port = sock.getsockname()[1]
         log.info(
-            "serving %s on http://%s:%d/",
+            "serving %s on http://%s:%d/ (%d processes)",
             config.paths.public,
             config.server.host,
-            config.server.port,
-            extra={"event": "serve", "host": config.server.host, "port": config.server.port},
+            port,
+            config.server.workers,
+            extra={"event": "serve", "host": config.server.host, "port": port},
         )
         # Watch before the first build: a capture arriving while it runs is then seen (its
         # build waits for this one). The watcher's thread starts a moment later, so one more
@@ -218,20 +262,145 @@ class Daemon:
         log.info("stopping", extra={"event": "stop"})
         await asyncio.gather(*tasks, return_exceptions=True)  # a build in progress finishes
         async with self._building:
+            await workers.stop()
             server.should_exit = True
             await serving
         return 0
 
 
-def run(app: Digest) -> int:
+def health_snapshot(config: Config) -> Path:
+    return config.paths.store.parent / "health.json"
+
+
+class ServeError(OSError):
+    """The HTTP port cannot be listened on."""
+
+
+def listen(config: Config) -> list[socket.socket]:
+    """One listening socket per serving process, all on the configured port."""
+    host, port = config.server.host, config.server.port
+    count = config.server.workers
+    sockets: list[socket.socket] = []
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = info[0]
+        for _ in range(count):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if count > 1:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(address)
+            address = sock.getsockname()  # port 0 (any free port): the others take the same
+            sock.listen(2048)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise ServeError(
+            f"cannot serve on {host}:{port}: {exc.strerror or exc}; stop what uses the port "
+            f"or set [server] port in {config.source}"
+        ) from exc
+    return sockets
+
+
+def _server(app: PublicApp) -> _Server:
+    return _Server(
+        uvicorn.Config(app, lifespan="off", access_log=False, log_config=None, server_header=False)
+    )
+
+
+class Workers:
+    """The extra serving processes of `[server] workers`; one that dies is started again."""
+
+    def __init__(self, config: Config, sockets: list[socket.socket], log_format: str) -> None:
+        self.command = [
+            *(sys.executable, "-m", "digest", "--config", str(config.source)),
+            *("--log-format", log_format, "serve-worker", "--parent", str(os.getpid())),
+        ]
+        self.sockets = sockets
+        self.tasks: list[asyncio.Task[None]] = []
+        self.processes: dict[int, asyncio.subprocess.Process] = {}
+        self.stopping = False
+
+    async def start(self) -> None:
+        self.tasks = [asyncio.create_task(self._keep(s.fileno())) for s in self.sockets]
+        while len(self.processes) < len(self.sockets) and not any(t.done() for t in self.tasks):
+            await asyncio.sleep(0.01)
+
+    async def _keep(self, fd: int) -> None:
+        """Run a worker on socket `fd`, and another when it dies: connections the kernel
+        gives that socket wait in its queue meanwhile."""
+        while not self.stopping:
+            process = await asyncio.create_subprocess_exec(
+                *self.command, "--fd", str(fd), pass_fds=(fd,)
+            )
+            self.processes[fd] = process
+            code = await process.wait()
+            if self.stopping:
+                return
+            log.warning(
+                "serving worker %d exited with %s; starting another",
+                process.pid,
+                code,
+                extra={"event": "serve", "ok": False, "pid": process.pid, "code": code},
+            )
+            await asyncio.sleep(1)
+
+    async def stop(self) -> None:
+        self.stopping = True
+        for process in self.processes.values():
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.terminate()
+        for process in self.processes.values():
+            try:
+                await asyncio.wait_for(process.wait(), 5)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+async def _serve_worker(app: Digest, fd: int, parent: int) -> int:
+    sender = app.sender()
+    snapshot = health_snapshot(app.config)
+
+    def health() -> tuple[int, dict[str, Any]]:
+        return Health.load(snapshot, sender.health).report()
+
+    server = _server(PublicApp(app.config.paths.public, health, sender.unsubscribe))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    serving = asyncio.create_task(server.serve(sockets=[socket.socket(fileno=fd)]))
+    # A daemon killed outright cannot stop its workers: they notice it is gone.
+    while not stop.is_set() and not serving.done() and os.getppid() == parent:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.5)
+    server.should_exit = True
+    await serving
+    return 0
+
+
+def serve_worker(app: Digest, *, fd: int, parent: int) -> int:
+    """`digest serve-worker`: one of the daemon's extra serving processes."""
+    return _run(_serve_worker(app, fd, parent))
+
+
+def run(app: Digest, *, log_format: str = "text") -> int:
     """The daemon with the digest sender as its service."""
     sender = app.sender()
     daemon = Daemon(
         app, (sender.service,), health_extra=sender.health, unsubscribe=sender.unsubscribe
     )
+    return _run(daemon.run(log_format=log_format))
+
+
+def _run(main: Coroutine[Any, Any, int]) -> int:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvicorn[standard] installs it on Linux
-        return asyncio.run(daemon.run())
+        return asyncio.run(main)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(daemon.run())
+        return runner.run(main)

@@ -34,11 +34,12 @@ def free_port() -> int:
 
 
 class Daemon:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, workers: int = 1) -> None:
         self.root = root
         self.port = free_port()
         config = real_config().replace("port = 8080", f"port = {self.port}")
         config = config.replace("settle_ms = 50", "settle_ms = 400")
+        config = config.replace("workers = 1", f"workers = {workers}")
         (root / "config.toml").write_text(config, encoding="utf-8")
         self.log = (root / "daemon.log").open("w+", encoding="utf-8")
         self.process: subprocess.Popen[bytes] | None = None
@@ -76,9 +77,14 @@ class Daemon:
         return found
 
     def request(
-        self, path: str, method: str = "GET", headers: dict[str, str] | None = None
+        self,
+        path: str,
+        method: str = "GET",
+        headers: dict[str, str] | None = None,
+        *,
+        timeout: float = 10,
     ) -> tuple[int, dict[str, str], bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             conn.putrequest(method, path, skip_accept_encoding=True)
             for k, v in (headers or {}).items():
@@ -373,3 +379,127 @@ def test_dropped_file_reaches_the_next_scheduled_digest_once(tmp_path: Path) -> 
             "select email from subscribers where unsubscribed is not null"
         ).fetchall() == [("ban-bien-tap@example.org",)]
     assert d.stop() == 0
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_serving_workers_answer_beside_the_daemon_and_end_with_it(tmp_path: Path) -> None:
+    import sqlite3
+    import urllib.parse
+
+    from digest.compose import unsubscribe_token
+
+    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
+    d = Daemon(tmp_path, workers=2)
+    daemon = d.start()
+    (worker,) = children(daemon.pid)
+    assert b"serve-worker" in Path(f"/proc/{worker}/cmdline").read_bytes()
+    feed = d.request("/feeds/all.atom")[2]
+    with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
+        (secret,) = db.execute("select value from meta where key = 'unsubscribe_secret'").fetchone()
+    email = "ban-bien-tap@example.org"
+    query = urllib.parse.urlencode({"email": email, "token": unsubscribe_token(secret, email)})
+
+    # With the daemon stopped, the connections the kernel gives the worker's socket are
+    # answered: files, /healthz from the daemon's snapshot, and one-click unsubscribe.
+    os.kill(daemon.pid, signal.SIGSTOP)
+    try:
+        answered = []
+        for _ in range(24):
+            try:
+                answered.append(d.request("/healthz", timeout=0.5))
+            except OSError:
+                continue  # given to the stopped daemon's socket
+        assert answered
+        for status, _, body in answered:
+            health = json.loads(body)
+            assert status == 200 and health["status"] == "ok" and health["entries"] == 100
+            assert health["last_build"]["result"] == "ok"
+        for _ in range(24):
+            try:
+                status, _, body = d.request("/feeds/all.atom", timeout=0.5)
+            except OSError:
+                continue
+            assert status == 200 and body == feed
+        for _ in range(24):
+            try:
+                status, _, body = d.request(
+                    f"/unsubscribe?{query}",
+                    method="POST",
+                    headers={"Content-Length": "0"},
+                    timeout=0.5,
+                )
+            except OSError:
+                continue
+            assert status == 200 and "Đã hủy đăng ký".encode() in body
+            break
+        else:
+            raise AssertionError("no unsubscribe reached the worker")
+    finally:
+        os.kill(daemon.pid, signal.SIGCONT)
+    with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
+        assert db.execute(
+            "select email from subscribers where unsubscribed is not null"
+        ).fetchall() == [(email,)]
+
+    # A worker that dies is replaced; a daemon killed outright takes its workers with it.
+    os.kill(worker, signal.SIGKILL)
+    d.wait_for(
+        lambda: len(children(daemon.pid)) == 1 and worker not in children(daemon.pid),
+        what="a new worker",
+    )
+    assert [e for e in d.events("serve") if e.get("ok") is False and e.get("code") == -9]
+    (replacement,) = children(daemon.pid)
+    daemon.kill()
+    daemon.wait()
+    deadline = time.monotonic() + 5
+    while alive(replacement) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(replacement)
+
+
+def test_sigterm_stops_the_workers_too(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
+    d = Daemon(tmp_path, workers=3)
+    daemon = d.start()
+    workers = children(daemon.pid)
+    assert len(workers) == 2
+    assert d.stop() == 0
+    assert not [pid for pid in workers if alive(pid)]
+
+
+def test_a_taken_port_is_one_clear_line_and_exit_1(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
+    d = Daemon(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", d.port))
+        taken.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "digest", "--config", "config.toml", "run"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert f"cannot serve on 127.0.0.1:{d.port}: Address already in use" in result.stderr
+    assert "set [server] port in" in result.stderr
