@@ -30,10 +30,14 @@ test: lint
 clean:
 	rm -rf $(VENV) var public .pytest_cache .mypy_cache .ruff_cache
 
-# Scale benchmarks (not part of `make test`): installs nginx and wrk from Debian if missing.
+# Scale benchmarks (not part of `make test`): installs nginx, wrk and postfix's smtp-sink from
+# Debian if missing (postfix for its sink alone: "No configuration" leaves the server unset).
 BENCH_SIZES ?= 100 1000 10000
 bench: $(STAMP)
-	@command -v nginx >/dev/null && command -v wrk >/dev/null || { \
+	@PATH="$$PATH:/usr/sbin"; command -v nginx >/dev/null && command -v wrk >/dev/null \
+	  && command -v smtp-sink >/dev/null || { \
 	  s=""; [ "$$(id -u)" -eq 0 ] || s=sudo; \
-	  $$s apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$s apt-get install -y -qq nginx-light wrk; }
+	  echo "postfix postfix/main_mailer_type select No configuration" | $$s debconf-set-selections; \
+	  $$s apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$s apt-get install -y -qq \
+	    nginx-light wrk postfix; }
 	BENCH_SIZES="$(BENCH_SIZES)" $(BIN)/python bench/run.py

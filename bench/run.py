@@ -35,6 +35,10 @@ PY = sys.executable
 sys.path.insert(0, str(ROOT))
 from bench.corpus import generate  # noqa: E402
 
+# Debian installs nginx and smtp-sink in /usr/sbin, often not on a user's PATH.
+SEARCH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+NGINX = shutil.which("nginx", path=SEARCH) or "nginx"
+SINK = shutil.which("smtp-sink", path=SEARCH)
 VIETNAM_OFFSET = timedelta(hours=7)
 SUBSCRIBERS = 10_000
 CHANGES = 20
@@ -224,7 +228,7 @@ http {{ access_log off; types {{ application/atom+xml atom; }} default_type text
   server {{ listen 127.0.0.1:{nginx_port}; root {root / "public"}; }} }}
 """
     )
-    nginx = subprocess.Popen(["nginx", "-c", str(conf), "-g", "daemon off;"])
+    nginx = subprocess.Popen([NGINX, "-c", str(conf), "-g", "daemon off;"])
     time.sleep(0.5)
     try:
         results: dict[str, Any] = {}
@@ -304,9 +308,9 @@ async def floor_send(port: int, message: bytes, count: int) -> float:
 def start_sink(port: int) -> subprocess.Popen[str]:
     """postfix's smtp-sink (C) when installed, else an aiosmtpd sink (Python: much slower
     with large messages, as it handles every line in Python)."""
-    if shutil.which("smtp-sink"):
+    if SINK:
         sink = subprocess.Popen(
-            ["smtp-sink", "-u", "nobody", f"127.0.0.1:{port}", "256"],
+            [SINK, "-u", "nobody", f"127.0.0.1:{port}", "256"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -385,7 +389,7 @@ def bench_digests(root: Path, port: int) -> dict[str, Any]:
         floor_sink.send_signal(signal.SIGTERM)
         floor_sink.wait()
     return {
-        "digest_sink": "smtp-sink" if shutil.which("smtp-sink") else "aiosmtpd",
+        "digest_sink": "smtp-sink" if SINK else "aiosmtpd",
         "digest_mean_bytes": size,
         "digests_sent": sent,
         "digests_per_s": sent / total if total else 0.0,
