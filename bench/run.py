@@ -374,7 +374,12 @@ def bench_digests(root: Path, port: int) -> dict[str, Any]:
     size = message_size(root)
     try:
         render, _, _ = measured(digest(root, "send", "--dry-run"), root)
-        total, _, out = measured(digest(root, "send"), root)
+        send = digest(root, "send")
+        profile = os.environ.get("BENCH_PROFILE")  # py-spy's folded stacks of this send
+        if profile:
+            spy = shutil.which("py-spy", path=str(Path(PY).parent)) or "py-spy"
+            send = [spy, "record", "-r", "200", "-f", "raw", "-o", profile, "--", *send]
+        total, _, out = measured(send, root)
     finally:
         sink.send_signal(signal.SIGTERM)
         sink.wait()
