@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import feedparser
@@ -130,6 +130,26 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
     d.start()
     yield d
     d.stop()
+
+
+@pytest.fixture
+def with_workers(tmp_path: Path) -> Iterator[Callable[[int], Daemon]]:
+    """A daemon with serving workers, killed after the test even when it fails (its workers
+    then see it gone and exit)."""
+    started: list[Daemon] = []
+
+    def start(workers: int) -> Daemon:
+        shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
+        d = Daemon(tmp_path, workers=workers)
+        started.append(d)
+        d.start()
+        return d
+
+    yield start
+    for d in started:
+        if d.process is not None and d.process.poll() is None:
+            d.process.kill()
+            d.process.wait()
 
 
 def in_feed(d: Daemon, text: str) -> bool:
@@ -402,15 +422,17 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_serving_workers_answer_beside_the_daemon_and_end_with_it(tmp_path: Path) -> None:
+def test_serving_workers_answer_beside_the_daemon_and_end_with_it(
+    tmp_path: Path, with_workers: Callable[[int], Daemon]
+) -> None:
     import sqlite3
     import urllib.parse
 
     from digest.compose import unsubscribe_token
 
-    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
-    d = Daemon(tmp_path, workers=2)
-    daemon = d.start()
+    d = with_workers(2)
+    daemon = d.process
+    assert daemon is not None
     (worker,) = children(daemon.pid)
     assert b"serve-worker" in Path(f"/proc/{worker}/cmdline").read_bytes()
     feed = d.request("/feeds/all.atom")[2]
@@ -479,11 +501,10 @@ def test_serving_workers_answer_beside_the_daemon_and_end_with_it(tmp_path: Path
     assert not alive(replacement)
 
 
-def test_sigterm_stops_the_workers_too(tmp_path: Path) -> None:
-    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
-    d = Daemon(tmp_path, workers=3)
-    daemon = d.start()
-    workers = children(daemon.pid)
+def test_sigterm_stops_the_workers_too(with_workers: Callable[[int], Daemon]) -> None:
+    d = with_workers(3)
+    assert d.process is not None
+    workers = children(d.process.pid)
     assert len(workers) == 2
     assert d.stop() == 0
     assert not [pid for pid in workers if alive(pid)]
