@@ -89,7 +89,7 @@ class Site:
 class Server:
     host: str
     port: int
-    workers: int = 1  # serving processes on the one socket; the daemon is the first
+    workers: int = 1  # processes serving the port, a socket each; the daemon is the first
 
 
 @dataclass(frozen=True, slots=True)

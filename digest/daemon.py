@@ -141,9 +141,9 @@ class Daemon:
     ) -> None:
         self.app = app
         self.services = services
-        self.health = Health(
-            started=datetime.now(UTC), extra=health_extra, snapshot=health_snapshot(app.config)
-        )
+        # The snapshot is for serving workers alone: without them nothing is written.
+        snapshot = health_snapshot(app.config) if app.config.server.workers > 1 else None
+        self.health = Health(started=datetime.now(UTC), extra=health_extra, snapshot=snapshot)
         self.unsubscribe = unsubscribe
         self._building = asyncio.Lock()
         self._verified = False
