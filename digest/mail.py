@@ -15,6 +15,8 @@ rename into new/, so delivery is atomic and a second delivery of the same messag
 from __future__ import annotations
 
 import contextlib
+import email
+import email.encoders
 import hashlib
 import os
 from dataclasses import dataclass
@@ -54,6 +56,22 @@ class Parcel:
     message_id: str
     recipient: str
     data: bytes
+    # 8bit parts: sent with BODY=8BITMIME (RFC 6152), or as base64 to a server without it.
+    eight_bit: bool = False
+
+
+def seven_bit(data: bytes) -> bytes:
+    """The message with every 8bit part re-encoded as base64, for a server without
+    8BITMIME (rare: the slow way is fine)."""
+    message = email.message_from_bytes(data, policy=WIRE)
+    for part in message.walk():
+        if part.get("Content-Transfer-Encoding", "").lower() == "8bit":
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            del part["Content-Transfer-Encoding"]
+            part.set_payload(payload)
+            email.encoders.encode_base64(part)
+    return message.as_bytes(policy=WIRE)
 
 
 class Mailer(Protocol):
@@ -94,6 +112,8 @@ class SmtpMailer:
         )
         try:
             await smtp.connect()
+            if smtp.is_ehlo_or_helo_needed:  # its extensions decide how a message is sent
+                await smtp.ehlo()
             if s.username:
                 await smtp.login(s.username, self._password or "")
         except aiosmtplib.SMTPResponseException as exc:
@@ -111,8 +131,14 @@ class SmtpMailer:
         smtp = await self._connection()
         sender = self.settings.from_address
         recipient = parcel.recipient
+        data, options = parcel.data, []
+        if parcel.eight_bit:
+            if smtp.supports_extension("8bitmime"):
+                options.append("BODY=8BITMIME")
+            else:
+                data = seven_bit(data)
         try:
-            await smtp.mail(sender)
+            await smtp.mail(sender, options=options)
             await smtp.rcpt(recipient)
         except aiosmtplib.SMTPResponseException as exc:
             await _reset(smtp)
@@ -121,7 +147,7 @@ class SmtpMailer:
             await self._drop()
             raise TransientMailError(f"before the message was sent: {exc}") from None
         try:
-            await smtp.data(parcel.data)
+            await smtp.data(data)
         except aiosmtplib.SMTPResponseException as exc:
             await _reset(smtp)
             raise _classify(exc, "message refused") from None
