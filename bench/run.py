@@ -70,6 +70,8 @@ def write_config(root: Path, *, port: int, extra: str = "", smtp_port: int | Non
     config = config.replace("port = 8080", f"port = {port}")
     # Two serving processes, as nginx beside it gets two workers.
     config = config.replace("workers = 1", "workers = 2")
+    # And two delivering processes, one a core.
+    config = config.replace("processes = 1", "processes = 2")
     config = config[: config.index("\n[[subscribers]]\n") + 1] + extra
     if smtp_port is not None:
         config = config.replace('host = ""', 'host = "127.0.0.1"')

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -192,7 +193,7 @@ def _cmd_run(app: Digest, args: argparse.Namespace) -> int:
     from .daemon import run  # the server stack is only needed by the daemon
 
     with writer_lock(app.config):
-        return run(app, log_format=args.log_format)
+        return run(app)
 
 
 def _cmd_serve_worker(app: Digest, args: argparse.Namespace) -> int:
@@ -215,6 +216,15 @@ def _cmd_send(app: Digest, args: argparse.Namespace) -> int:
     counts = Counter(o.state for o in outcomes)
     print("digests: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none due"))
     return 0 if not (counts["dead"] or counts["unknown"] or counts["failed"]) else 1
+
+
+def _cmd_send_shard(app: Digest, args: argparse.Namespace) -> int:
+    sender = app.sender()
+    at = datetime.fromisoformat(args.at)
+    outcomes = asyncio.run(sender.run_shard(at, args.shard, args.of, schedule=args.period))
+    for o in outcomes:  # read by the process that started this one
+        print(json.dumps(dataclasses.asdict(o)))
+    return 0
 
 
 def _cmd_preview(app: Digest, args: argparse.Namespace) -> int:
@@ -286,8 +296,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-format",
         choices=("text", "json"),
-        default="text",
-        help="log lines as text for people or JSON for machines (default: text)",
+        default=os.environ.get("DIGEST_LOG_FORMAT", "text"),
+        help="log lines as text for people or JSON for machines (default: $DIGEST_LOG_FORMAT "
+        "or text)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="build, then watch seeds/, serve the site and mail")
@@ -320,12 +331,20 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--fd", type=int, required=True)
     worker.add_argument("--parent", type=int, required=True)
     worker.set_defaults(handler=_cmd_serve_worker)
+    # Started by a send (`[digests] processes` above 1) for one shard of what it found due.
+    shard = commands.add_parser("send-shard")
+    shard.add_argument("--shard", type=int, required=True)
+    shard.add_argument("--of", type=int, required=True)
+    shard.add_argument("--at", required=True)
+    shard.add_argument("--period", choices=("daily", "weekly"))
+    shard.set_defaults(handler=_cmd_send_shard)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(args.log_format)
+    os.environ["DIGEST_LOG_FORMAT"] = args.log_format  # the processes this one starts log alike
     try:
         config = load(args.config)
         app = make_digest(config)

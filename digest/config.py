@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -115,6 +116,7 @@ class Digests:
     weekly_at: time
     max_items: int
     max_attempts: int  # transient failures before a digest is given up as dead
+    processes: int = 1  # processes rendering and delivering one run's digests
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +158,11 @@ class Config:
     digests: Digests = Digests(time(7), 0, time(7), 50, 6)
     smtp: Smtp = Smtp(None, 587, "starttls", None, "digest@localhost", "", 30.0, None)
 
+    def command(self, *args: str) -> list[str]:
+        """The command line of another digest process on this config (a serving worker, a
+        delivering process); it logs in the format of this one ($DIGEST_LOG_FORMAT)."""
+        return [sys.executable, "-m", "digest", "--config", str(self.source), *args]
+
 
 _SECTIONS: dict[str, set[str]] = {
     "paths": {"seeds", "store", "public", "templates", "outbox"},
@@ -167,7 +174,7 @@ _SECTIONS: dict[str, set[str]] = {
     "server": {"host", "port", "workers"},
     "watch": {"poll", "debounce_ms", "settle_ms"},
     "subscribers": {"email", "name", "schedule", "officials", "topics"},
-    "digests": {"daily_at", "weekly_day", "weekly_at", "max_items", "max_attempts"},
+    "digests": {"daily_at", "weekly_day", "weekly_at", "max_items", "max_attempts", "processes"},
     "smtp": {
         "host",
         "port",
@@ -361,6 +368,7 @@ class _Reader:
             self.clock_time("digests", "weekly_at", "07:00"),
             self.whole("digests", "max_items", 50, 1, 1000),
             self.whole("digests", "max_attempts", 6, 1, 100),
+            self.whole("digests", "processes", 1, 1, 16),
         )
 
     def smtp(self) -> Smtp:

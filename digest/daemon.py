@@ -22,7 +22,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
@@ -208,7 +207,7 @@ class Daemon:
                 self.health.last_seconds = time.perf_counter() - started
                 self.health.save()
 
-    async def run(self, *, log_format: str = "text") -> int:
+    async def run(self) -> int:
         config = self.app.config
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -227,7 +226,7 @@ class Daemon:
         if serving.done():
             serving.result()
             return 1
-        workers = Workers(config, others, log_format)
+        workers = Workers(config, others)
         await workers.start()
         port = sock.getsockname()[1]
         log.info(
@@ -312,11 +311,8 @@ def _server(app: PublicApp) -> _Server:
 class Workers:
     """The extra serving processes of `[server] workers`; one that dies is started again."""
 
-    def __init__(self, config: Config, sockets: list[socket.socket], log_format: str) -> None:
-        self.command = [
-            *(sys.executable, "-m", "digest", "--config", str(config.source)),
-            *("--log-format", log_format, "serve-worker", "--parent", str(os.getpid())),
-        ]
+    def __init__(self, config: Config, sockets: list[socket.socket]) -> None:
+        self.command = config.command("serve-worker", "--parent", str(os.getpid()))
         self.sockets = sockets
         self.tasks: list[asyncio.Task[None]] = []
         self.processes: dict[int, asyncio.subprocess.Process] = {}
@@ -388,13 +384,13 @@ def serve_worker(app: Digest, *, fd: int, parent: int) -> int:
     return _run(_serve_worker(app, fd, parent))
 
 
-def run(app: Digest, *, log_format: str = "text") -> int:
+def run(app: Digest) -> int:
     """The daemon with the digest sender as its service."""
     sender = app.sender()
     daemon = Daemon(
         app, (sender.service,), health_extra=sender.health, unsubscribe=sender.unsubscribe
     )
-    return _run(daemon.run(log_format=log_format))
+    return _run(daemon.run())
 
 
 def _run(main: Coroutine[Any, Any, int]) -> int:

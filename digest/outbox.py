@@ -18,12 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hmac
+import json
 import logging
+import os
 import secrets as secrets_module
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from .compose import Composer, Letter, Period, unsubscribe_token, window
 from .config import Config, Digests, Subscriber
@@ -44,6 +49,8 @@ log = logging.getLogger("digest.mail")
 _SECRET_KEY = "unsubscribe_secret"  # noqa: S105 - the meta key's name, not a secret
 _BACKOFF = (60, 300, 1800, 7200, 21600)  # seconds before retry 1, 2, 3, …
 _IDLE = 60.0  # the sender looks at the outbox at least this often (retries)
+# Fewer due digests are delivered by one process: starting another (about 0.3 s) costs more.
+_SHARDED_FROM = 200
 
 
 def slots(schedule: str, digests: Digests, after: datetime, until: datetime) -> list[datetime]:
@@ -279,32 +286,109 @@ class Sender:
         return Outcome(row.subscriber, row.period, state, items)
 
     async def run(self, *, schedule: str | None = None, recover: bool = False) -> list[Outcome]:
-        """Plan what is due now and deliver it; one bad recipient never blocks the others."""
+        """Plan what is due now and deliver it; one bad recipient never blocks the others.
+
+        With `[digests] processes` above 1 and enough due, the other processes
+        (`digest send-shard`) each deliver the subscribers of their shard and this one the
+        rest; a share whose process fails is delivered here."""
         now = self.now()
         self._windows.clear()  # entries change between runs
         self.plan(now, schedule=schedule)
-        mailers = [self.mailer_factory(self.config)]
-        outcomes: list[Outcome | None] = []
-        try:
+        with DeliveryLock(delivery_lock(self.config)) as lock:
             if recover:
-                self.recover(mailers[0])
-            due = [
-                row
-                for row in self.store.due(now)
-                if schedule is None or row.period.startswith(schedule + ":")
+                await self._recover_alone(lock)
+            due = self._due(now, schedule)
+            shards = self.config.digests.processes if len(due) >= _SHARDED_FROM else 1
+            helpers = [
+                await asyncio.create_subprocess_exec(
+                    *self._shard_command(k, shards, now, schedule),
+                    stdout=asyncio.subprocess.PIPE,
+                )
+                for k in range(1, shards)
             ]
-            first = self.store.first_seen([r.subscriber for r in due], now, record=False)
-            outcomes = [None] * len(due)
-            # Several connections, each delivering one digest at a time: one server's round
-            # trips overlap the others' and the next digest's rendering.
-            width = min(self.config.smtp.connections, len(due)) if self.config.smtp.host else 1
-            mailers += [self.mailer_factory(self.config) for _ in range(width - 1)]
-            queue = iter(enumerate(due))
+            try:
+                outcomes = await self.deliver_all(
+                    [r for r in due if shard(r.subscriber, shards) == 0]
+                )
+            finally:
+                reports = [await helper.communicate() for helper in helpers]
+            failed: set[int] = set()
+            for (k, helper), (out, _) in zip(enumerate(helpers, start=1), reports, strict=True):
+                if helper.returncode == 0:
+                    outcomes += [Outcome(**json.loads(line)) for line in out.splitlines()]
+                else:
+                    failed.add(k)
+                    log.error(
+                        "delivering process %d (shard %d of %d) exited with %s; its share is "
+                        "delivered by this one",
+                        helper.pid,
+                        k,
+                        shards,
+                        helper.returncode,
+                        extra={"event": "mail", "state": "error", "code": helper.returncode},
+                    )
+            if failed:
+                await self._recover_alone(lock)  # what it left `sending`, now that nobody sends
+                rest = [
+                    r for r in self._due(now, schedule) if shard(r.subscriber, shards) in failed
+                ]
+                outcomes += await self.deliver_all(rest)
+        return outcomes
 
-            async def worker(mailer: Mailer) -> None:
-                for i, row in queue:
-                    outcomes[i] = await self.deliver(row, mailer, first[row.subscriber])
+    async def run_shard(
+        self, at: datetime, index: int, shards: int, *, schedule: str | None = None
+    ) -> list[Outcome]:
+        """`digest send-shard`: deliver shard `index` of what a run planned at `at` found due."""
+        with DeliveryLock(delivery_lock(self.config)):
+            due = self._due(at, schedule)
+            return await self.deliver_all([r for r in due if shard(r.subscriber, shards) == index])
 
+    def _shard_command(
+        self, index: int, shards: int, at: datetime, schedule: str | None
+    ) -> list[str]:
+        args = ["send-shard", "--shard", str(index), "--of", str(shards), "--at", at.isoformat()]
+        return self.config.command(*args, *(("--period", schedule) if schedule else ()))
+
+    def _due(self, now: datetime, schedule: str | None) -> list[OutboxRow]:
+        return [
+            row
+            for row in self.store.due(now)
+            if schedule is None or row.period.startswith(schedule + ":")
+        ]
+
+    async def _recover_alone(self, lock: DeliveryLock) -> None:
+        """Settle `sending` rows only when no other process is delivering: they are then a
+        dead process's, never a live neighbour's."""
+        mailer = self.mailer_factory(self.config)
+        try:
+            with lock.alone() as alone:
+                if alone:
+                    self.recover(mailer)
+                else:
+                    log.info(
+                        "another process is delivering digests; rows left sending are "
+                        "settled by a later run",
+                        extra={"event": "mail", "state": "recover-later"},
+                    )
+        finally:
+            await mailer.close()
+
+    async def deliver_all(self, due: list[OutboxRow]) -> list[Outcome]:
+        if not due:
+            return []
+        first = self.store.first_seen([r.subscriber for r in due], self.now(), record=False)
+        outcomes: list[Outcome | None] = [None] * len(due)
+        # Several connections, each delivering one digest at a time: one server's round
+        # trips overlap the others' and the next digest's rendering.
+        width = min(self.config.smtp.connections, len(due)) if self.config.smtp.host else 1
+        mailers = [self.mailer_factory(self.config) for _ in range(width)]
+        queue = iter(enumerate(due))
+
+        async def worker(mailer: Mailer) -> None:
+            for i, row in queue:
+                outcomes[i] = await self.deliver(row, mailer, first[row.subscriber])
+
+        try:
             failures = await asyncio.gather(*map(worker, mailers), return_exceptions=True)
             for failure in failures:
                 if isinstance(failure, BaseException):
@@ -353,10 +437,61 @@ class Sender:
             log.exception("digest run failed: %s", exc, extra={"event": "mail", "state": "error"})
 
 
+def shard(subscriber: str, shards: int) -> int:
+    """Which of `shards` delivering processes sends this subscriber's digests: stable, and
+    even enough over many subscribers."""
+    return zlib.crc32(subscriber.encode()) % shards
+
+
+def delivery_lock(config: Config) -> Path:
+    return config.paths.store.with_name(config.paths.store.name + ".send.lock")
+
+
+class DeliveryLock:
+    """Held shared by every process that may have claims in flight; settling rows left
+    `sending` takes it alone, so only a dead process's claims are ever settled."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = -1
+
+    def __enter__(self) -> DeliveryLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_SH)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        os.close(self.fd)  # closing releases the lock, also when the process dies
+
+    @contextlib.contextmanager
+    def alone(self) -> Iterator[bool]:
+        """Exclusive for the block if no other process holds the lock; shared again after.
+        Never hold it across an await: a neighbour's shared request would wait on it."""
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            alone = True
+        except BlockingIOError:
+            alone = False
+        try:
+            yield alone
+        finally:
+            fcntl.flock(self.fd, fcntl.LOCK_SH)  # a refused upgrade drops the shared lock too
+
+
 def preview_period(schedule: str, now: datetime, digests: Digests) -> Period:
     """The next period of `schedule` after `now` (what the next digest will be)."""
     upcoming = slots(schedule, digests, now, now + timedelta(days=8))
     return Period(schedule, upcoming[0])
 
 
-__all__ = ["Outcome", "Sender", "make_mailer", "preview_period", "slots"]
+__all__ = [
+    "DeliveryLock",
+    "Outcome",
+    "Sender",
+    "delivery_lock",
+    "make_mailer",
+    "preview_period",
+    "shard",
+    "slots",
+]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import email
+import logging
+import os
 import shutil
 import signal
 import socket
@@ -26,7 +28,7 @@ from digest.app import make_digest
 from digest.compose import bodies
 from digest.config import ConfigError, load
 from digest.model import VIETNAM
-from digest.outbox import Sender, slots
+from digest.outbox import Sender, shard, slots
 from digest.schedule import Timer
 
 
@@ -52,13 +54,21 @@ class Handler:
         self.drop_after: int | None = None
         self.gone = False
         self.sessions: set[int] = set()  # connections that started a transaction
+        self.delay = 0.0  # seconds each message takes to be accepted
+        self.eight_bit_mime = True  # whether EHLO offers 8BITMIME
+        self.raw: list[tuple[list[str], bytes]] = []  # (MAIL options, DATA) of each message
 
     async def handle_MAIL(self, server, session, envelope, address, options):  # type: ignore[no-untyped-def]
         self.sessions.add(id(session))
         if self.gone:  # shutting down: every new transaction is turned away
             return "421 4.3.2 service shutting down"
         envelope.mail_from = address
+        envelope.mail_options.extend(options)
         return "250 OK"
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # type: ignore[no-untyped-def]
+        session.host_name = hostname
+        return [r for r in responses if self.eight_bit_mime or "8BITMIME" not in r]
 
     async def handle_RCPT(self, server, session, envelope, address, options):  # type: ignore[no-untyped-def]
         reply, times = self.refuse.get(address, ("", 0))
@@ -73,6 +83,8 @@ class Handler:
             self.gone = True
             server.transport.close()  # the server goes away while the data is in flight
             return "421 going away"
+        await asyncio.sleep(self.delay)
+        self.raw.append((envelope.mail_options, envelope.original_content))
         parsed = email.message_from_bytes(envelope.content, policy=policy.default)
         self.messages.append(parsed)  # type: ignore[arg-type]
         return "250 Message accepted"
@@ -211,6 +223,49 @@ def test_weekly_digest_on_monday(world: World, smtp: Any) -> None:
     assert "Hợp tác quốc tế" in weekly[0].get_body(("plain",)).get_content()
 
 
+@pytest.mark.parametrize("eight_bit_mime", [True, False], ids=["8bitmime", "no-8bitmime"])
+def test_parts_go_8bit_where_the_server_takes_it_and_base64_where_not(
+    tmp_path: Path, smtp: Any, eight_bit_mime: bool
+) -> None:
+    handler, controller = smtp
+    handler.eight_bit_mime = eight_bit_mime
+    world = World(tmp_path, controller.port)
+    world.at(vn(2026, 11, 21, 7, 0, 5))
+    world.run()
+    assert len(handler.raw) == len(handler.messages) == 2
+    for (options, data), message in zip(handler.raw, handler.messages, strict=True):
+        encodings = {part["Content-Transfer-Encoding"] for part in message.iter_parts()}
+        if eight_bit_mime:  # as they are: readable, and a quarter smaller than base64
+            assert encodings == {"8bit"} and options == ["BODY=8BITMIME"]
+            assert "Chăm sóc sức khỏe".encode() in data
+        else:  # RFC 6152: no 8bit data to a server that did not offer it
+            assert encodings == {"base64"} and options == [] and data.isascii()
+        assert max(map(len, data.split(b"\r\n"))) <= 998
+        text = message.get_body(("plain",)).get_content()
+        greeting = f"gửi {message['To'].addresses[0].display_name}"
+        assert greeting in text and "Chăm sóc sức khỏe nhân dân toàn diện" in text
+
+
+def test_a_line_too_long_for_smtp_sends_its_part_as_base64(tmp_path: Path, smtp: Any) -> None:
+    handler, controller = smtp
+    world = World(tmp_path, controller.port)
+    long_title = "Bộ trưởng Đào Hồng Lan làm việc về chăm sóc sức khỏe nhân dân " * 12
+    assert len(long_title.encode()) > 998
+    with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
+        db.execute(
+            "update entries set title = ? where published = (select max(published) from entries)",
+            (long_title.strip(),),
+        )
+    world.at(vn(2026, 11, 21, 7, 0, 5))
+    world.run()
+    assert len(handler.messages) == 2  # a server refuses longer lines ("500 Line too long")
+    for (_, data), message in zip(handler.raw, handler.messages, strict=True):
+        assert max(map(len, data.split(b"\r\n"))) <= 998
+        html = message.get_body(("html",))
+        assert html["Content-Transfer-Encoding"] == "base64"
+        assert long_title.strip() in html.get_content()
+
+
 def add_capture(world: World, name: str, title: str, when: str) -> None:
     (world.root / "seeds" / name).write_text(
         f"HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ\n{title}\nThứ Hai, ngày {when}Sáng nay, Bộ trưởng...\n",
@@ -316,6 +371,129 @@ def test_several_connections_deliver_each_digest_exactly_once(tmp_path: Path, sm
     # Message-IDs recorded in the outbox are the ones that arrived.
     recorded = {r.message_id for r in world.sender.store.outbox_rows(500) if r.state == "sent"}
     assert recorded == {m["Message-ID"] for m in handler.messages}
+
+
+def sharded_world(root: Path, port: int, subscribers: int) -> World:
+    """A world of `subscribers` more daily subscribers, delivered by two processes."""
+    extra = "".join(
+        f'\n[[subscribers]]\nemail = "r{i}@example.org"\nschedule = "daily"\n'
+        for i in range(subscribers)
+    )
+    world = World(root, port, extra)
+    path = root / "config.toml"
+    path.write_text(path.read_text().replace("processes = 1\n", "processes = 2\n"))
+    world.config = load(path)
+    assert world.config.digests.processes == 2
+    world.sender = Sender(world.config, world.sender.store, world.clock.now)
+    return world
+
+
+def delivering_children() -> list[int]:
+    """This process's `digest send-shard` children, from one listing of /proc."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines())
+            cmdline = (status.parent / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if int(fields.get("PPid", "0")) == os.getpid() and b"send-shard" in cmdline:
+            found.append(int(status.parent.name))
+    return found
+
+
+def test_two_processes_deliver_each_digest_exactly_once(tmp_path: Path, smtp: Any) -> None:
+    handler, controller = smtp
+    world = sharded_world(tmp_path, controller.port, 250)
+    world.at(vn(2026, 11, 21, 7, 0, 5))
+    outcomes = world.run()
+    assert len(outcomes) == 252 and {o.state for o in outcomes} == {"sent"}
+    delivered = [m["To"].addresses[0].addr_spec for m in handler.messages]
+    assert len(delivered) == len(set(delivered)) == 252
+    # Four connections from each of the two processes.
+    assert len(handler.sessions) == 8
+    recorded = {r.message_id for r in world.sender.store.outbox_rows(500) if r.state == "sent"}
+    assert recorded == {m["Message-ID"] for m in handler.messages}
+    assert delivering_children() == []
+
+
+def test_a_delivering_process_killed_mid_run_leaves_its_share_to_the_first(
+    tmp_path: Path, smtp: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    handler, controller = smtp
+    handler.delay = 0.02  # a run long enough to kill the other process in the middle
+    world = sharded_world(tmp_path, controller.port, 250)
+    world.at(vn(2026, 11, 21, 7, 0, 5))
+    killed: list[int] = []
+
+    def sent_by_the_other() -> int:
+        with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
+            sent = db.execute("select subscriber from outbox where state = 'sent'").fetchall()
+        return sum(shard(who, 2) == 1 for (who,) in sent)
+
+    def kill_after_its_first_messages() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            children = delivering_children()
+            if children and sent_by_the_other() >= 10:
+                os.kill(children[0], signal.SIGKILL)
+                killed.append(children[0])
+                return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_after_its_first_messages)
+    killer.start()
+    with caplog.at_level(logging.INFO, logger="digest.mail"):
+        world.run()
+    killer.join()
+    assert killed, "the second delivering process was never seen"
+    assert f"delivering process {killed[0]} (shard 1 of 2) exited with -9" in caplog.text
+    states = world.states()
+    daily = {who: state for (who, period), state in states.items() if period.startswith("daily")}
+    assert len(daily) == 252 and "sending" not in daily.values()
+    # What the killed process had handed to the server is unknown, never sent again; the
+    # rest of its share was delivered by the first process.
+    unknown = {who for who, state in daily.items() if state == "unknown"}
+    assert 1 <= len(unknown) <= world.config.smtp.connections
+    assert all(shard(who, 2) == 1 for who in unknown)
+    assert set(daily.values()) == {"sent", "unknown"}
+    delivered = [m["To"].addresses[0].addr_spec for m in handler.messages]
+    assert len(delivered) == len(set(delivered))
+    assert {who for who, state in daily.items() if state == "sent"} <= set(delivered)
+
+
+def test_rows_a_live_process_is_sending_are_left_to_it(tmp_path: Path, smtp: Any) -> None:
+    handler, controller = smtp
+    world = World(tmp_path, controller.port)
+    world.at(vn(2026, 11, 21, 7, 0, 5))
+    world.sender.plan(world.clock.now())
+    # Another process delivers to a server that accepts and never greets: it hangs, sending.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    write_config(tmp_path, silent.getsockname()[1])
+    at = world.clock.now().isoformat()
+    other = subprocess.Popen(
+        world.config.command("send-shard", "--shard", "0", "--of", "1", "--at", at),
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "sending" not in world.states().values():
+            time.sleep(0.05)
+        sending = {k for k, state in world.states().items() if state == "sending"}
+        assert sending, "the other process never claimed a period"
+        # A run that would recover finds the claims alive: it leaves them alone.
+        world.run()
+        assert {k for k, state in world.states().items() if state == "sending"} == sending
+    finally:
+        other.kill()
+        other.wait()
+        silent.close()
+    # Once that process is dead, its claims are settled (unknown over SMTP: never resent).
+    world.run()
+    assert all(world.states()[k] == "unknown" for k in sending)
+    assert not {m["To"].addresses[0].addr_spec for m in handler.messages} & {w for w, _ in sending}
 
 
 def test_crlf_injection_stays_out_of_headers(tmp_path: Path, smtp: Any) -> None:
