@@ -41,7 +41,7 @@ _UNSUBSCRIBE = "https://digest.invalid/unsubscribe-7f3a"
 _RENDER_CACHE = 256
 _MAX_LINE = 998  # octets in a line of a message, CRLF aside (RFC 5322 2.1.1)
 _LINE_BREAKS = re.compile("[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
-_INLINER = css_inline.CSSInliner(keep_style_tags=False)
+_INLINER = css_inline.CSSInliner(keep_style_tags=False, minify_css=True)
 
 
 def header_safe(text: str) -> str:
