@@ -21,6 +21,7 @@ from .classify import Subject
 from .compose import bodies
 from .config import Config, ConfigError, load
 from .model import VIETNAM, Entry, Problem, rfc3339
+from .outbox import Outcome, stop_on_signals
 from .store import StoreError
 
 log = logging.getLogger("digest")
@@ -209,8 +210,12 @@ def _cmd_send(app: Digest, args: argparse.Namespace) -> int:
             what = f"{len(letter.entries)} items" if letter.parcel else "empty, no e-mail"
             print(f"{letter.subscriber.email}  {letter.period.key}  {what}")
         return 0
+
+    async def send() -> list[Outcome]:
+        return await sender.run(schedule=args.period, recover=True, stop=stop_on_signals())
+
     with writer_lock(app.config):
-        outcomes = asyncio.run(sender.run(schedule=args.period, recover=True))
+        outcomes = asyncio.run(send())
     for o in outcomes:
         print(f"{o.subscriber}  {o.period}  {o.state}  {o.items} items")
     counts = Counter(o.state for o in outcomes)
@@ -221,7 +226,12 @@ def _cmd_send(app: Digest, args: argparse.Namespace) -> int:
 def _cmd_send_shard(app: Digest, args: argparse.Namespace) -> int:
     sender = app.sender()
     at = datetime.fromisoformat(args.at)
-    outcomes = asyncio.run(sender.run_shard(at, args.shard, args.of, schedule=args.period))
+
+    async def send() -> list[Outcome]:
+        stop = stop_on_signals()  # stops taking digests; those in flight finish
+        return await sender.run_shard(at, args.shard, args.of, schedule=args.period, stop=stop)
+
+    outcomes = asyncio.run(send())
     for o in outcomes:  # read by the process that started this one
         print(json.dumps(dataclasses.asdict(o)))
     return 0

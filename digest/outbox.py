@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import secrets as secrets_module
+import signal
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -285,12 +286,21 @@ class Sender:
         )
         return Outcome(row.subscriber, row.period, state, items)
 
-    async def run(self, *, schedule: str | None = None, recover: bool = False) -> list[Outcome]:
+    async def run(
+        self,
+        *,
+        schedule: str | None = None,
+        recover: bool = False,
+        stop: asyncio.Event | None = None,
+    ) -> list[Outcome]:
         """Plan what is due now and deliver it; one bad recipient never blocks the others.
+        Once `stop` is set no further digest is taken: those in flight finish, the rest stay
+        due for the next run.
 
         With `[digests] processes` above 1 and enough due, the other processes
         (`digest send-shard`) each deliver the subscribers of their shard and this one the
         rest; a share whose process fails is delivered here."""
+        stop = stop or asyncio.Event()
         now = self.now()
         self._windows.clear()  # entries change between runs
         self.plan(now, schedule=schedule)
@@ -306,12 +316,15 @@ class Sender:
                 )
                 for k in range(1, shards)
             ]
+            # Stopping this run stops theirs: they finish what they have in flight.
+            relay = asyncio.create_task(_terminate_on(stop, helpers))
             try:
                 outcomes = await self.deliver_all(
-                    [r for r in due if shard(r.subscriber, shards) == 0]
+                    [r for r in due if shard(r.subscriber, shards) == 0], stop
                 )
             finally:
                 reports = [await helper.communicate() for helper in helpers]
+                relay.cancel()
             failed: set[int] = set()
             for (k, helper), (out, _) in zip(enumerate(helpers, start=1), reports, strict=True):
                 if helper.returncode == 0:
@@ -332,16 +345,30 @@ class Sender:
                 rest = [
                     r for r in self._due(now, schedule) if shard(r.subscriber, shards) in failed
                 ]
-                outcomes += await self.deliver_all(rest)
+                outcomes += await self.deliver_all(rest, stop)
+        if stop.is_set() and len(outcomes) < len(due):
+            log.warning(
+                "stopped with %d of %d digests delivered; the next run sends the rest",
+                len(outcomes),
+                len(due),
+                extra={"event": "mail", "state": "stopped"},
+            )
         return outcomes
 
     async def run_shard(
-        self, at: datetime, index: int, shards: int, *, schedule: str | None = None
+        self,
+        at: datetime,
+        index: int,
+        shards: int,
+        *,
+        schedule: str | None = None,
+        stop: asyncio.Event | None = None,
     ) -> list[Outcome]:
         """`digest send-shard`: deliver shard `index` of what a run planned at `at` found due."""
         with DeliveryLock(delivery_lock(self.config)):
             due = self._due(at, schedule)
-            return await self.deliver_all([r for r in due if shard(r.subscriber, shards) == index])
+            mine = [r for r in due if shard(r.subscriber, shards) == index]
+            return await self.deliver_all(mine, stop or asyncio.Event())
 
     def _shard_command(
         self, index: int, shards: int, at: datetime, schedule: str | None
@@ -373,7 +400,7 @@ class Sender:
         finally:
             await mailer.close()
 
-    async def deliver_all(self, due: list[OutboxRow]) -> list[Outcome]:
+    async def deliver_all(self, due: list[OutboxRow], stop: asyncio.Event) -> list[Outcome]:
         if not due:
             return []
         first = self.store.first_seen([r.subscriber for r in due], self.now(), record=False)
@@ -386,6 +413,8 @@ class Sender:
 
         async def worker(mailer: Mailer) -> None:
             for i, row in queue:
+                if stop.is_set():
+                    return
                 outcomes[i] = await self.deliver(row, mailer, first[row.subscriber])
 
         try:
@@ -411,7 +440,7 @@ class Sender:
         timer = Timer(self.config.digests, wake)
         timer.start()
         try:
-            await self._guarded(recover=True)  # missed periods are sent once, now
+            await self._guarded(stop, recover=True)  # missed periods are sent once, now
             while not stop.is_set():
                 retry = self.store.next_retry()
                 wait = _IDLE
@@ -426,15 +455,32 @@ class Sender:
                     task.cancel()
                 wake.clear()
                 if not stop.is_set():
-                    await self._guarded()
+                    await self._guarded(stop)
         finally:
             timer.shutdown()
 
-    async def _guarded(self, *, recover: bool = False) -> None:
+    async def _guarded(self, stop: asyncio.Event, *, recover: bool = False) -> None:
         try:
-            await self.run(recover=recover)
+            await self.run(recover=recover, stop=stop)
         except Exception as exc:  # the daemon and the next attempt go on
             log.exception("digest run failed: %s", exc, extra={"event": "mail", "state": "error"})
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event SIGINT or SIGTERM sets, for a send outside the daemon (which has its own)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _terminate_on(stop: asyncio.Event, processes: list[asyncio.subprocess.Process]) -> None:
+    await stop.wait()
+    for process in processes:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
 
 
 def shard(subscriber: str, shards: int) -> int:
@@ -494,4 +540,5 @@ __all__ = [
     "preview_period",
     "shard",
     "slots",
+    "stop_on_signals",
 ]

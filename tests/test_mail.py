@@ -462,6 +462,93 @@ def test_a_delivering_process_killed_mid_run_leaves_its_share_to_the_first(
     assert {who for who, state in daily.items() if state == "sent"} <= set(delivered)
 
 
+def test_a_stopped_run_finishes_what_is_in_flight_in_every_process(
+    tmp_path: Path, smtp: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    handler, controller = smtp
+    handler.delay = 0.02
+    world = sharded_world(tmp_path, controller.port, 250)
+    world.at(vn(2026, 11, 21, 7, 0, 5))
+
+    def sent(in_shard: int) -> int:
+        with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
+            rows = db.execute("select subscriber from outbox where state = 'sent'").fetchall()
+        return sum(shard(who, 2) == in_shard for (who,) in rows)
+
+    async def stopped_part_way() -> list[Any]:
+        stop = asyncio.Event()  # what SIGTERM sets in the daemon or in `digest send`
+
+        async def stop_once_both_deliver() -> None:
+            while sent(0) < 10 or sent(1) < 10:
+                await asyncio.sleep(0.01)
+            stop.set()
+
+        stopper = asyncio.create_task(stop_once_both_deliver())
+        outcomes = await world.sender.run(recover=True, stop=stop)
+        stopper.cancel()
+        return outcomes
+
+    with caplog.at_level(logging.INFO, logger="digest.mail"):
+        outcomes = asyncio.run(stopped_part_way())
+    daily = {who: s for (who, period), s in world.states().items() if period.startswith("daily")}
+    # In flight when it stopped: finished, in both processes; nothing left in between.
+    assert set(daily.values()) == {"sent", "pending"}
+    for k in (0, 1):
+        assert "pending" in {s for who, s in daily.items() if shard(who, 2) == k}
+    assert len(outcomes) == sum(s == "sent" for s in daily.values())
+    assert f"stopped with {len(outcomes)} of 252 digests delivered" in caplog.text
+    assert delivering_children() == []
+    # The next run sends the rest, each digest once in all.
+    world.run()
+    assert {s for (_, period), s in world.states().items() if period.startswith("daily")} == {
+        "sent"
+    }
+    delivered = [m["To"].addresses[0].addr_spec for m in handler.messages]
+    assert len(delivered) == len(set(delivered)) == 252
+
+
+def test_sigterm_stops_digest_send_after_the_digests_in_flight(tmp_path: Path, smtp: Any) -> None:
+    handler, controller = smtp
+    handler.delay = 0.5
+    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
+    emails = [f"r{i}@example.org" for i in range(12)]
+    extra = "".join(f'\n[[subscribers]]\nemail = "{e}"\nschedule = "daily"\n' for e in emails)
+    write_config(tmp_path, controller.port, extra)
+    run = [sys.executable, "-m", "digest", "--config", "config.toml"]
+    subprocess.run([*run, "build"], cwd=tmp_path, check=True, capture_output=True)
+    with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
+        # Subscribed four days ago, the entries an hour later: a digest a day since.
+        subscribed = int(time.time()) - 4 * 86400
+        db.executemany(
+            "insert into subscribers (email, first_seen) values (?, ?)",
+            [(e, subscribed) for e in ["all@example.org", "lan@example.org", *emails]],
+        )
+        db.execute("update entries set seen_at = ?", (subscribed + 3600,))
+    sending = subprocess.Popen(
+        [*run, "send", "--period", "daily"], cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 20
+    while not handler.messages and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sending.send_signal(signal.SIGTERM)
+    _, errors = sending.communicate(timeout=20)
+    assert sending.returncode == 0, errors
+    assert "stopped with" in errors
+    with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
+        states = [s for (s,) in db.execute("select state from outbox where period like 'daily:%'")]
+    # What was in flight finished; nothing is left sending or unknown. (A period can be
+    # empty, depending on the hour this runs at.)
+    assert "pending" in states and set(states) <= {"sent", "pending", "empty"}
+    assert states.count("sent") == len(handler.messages)
+    again = subprocess.run([*run, "send"], cwd=tmp_path, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
+        states = [s for (s,) in db.execute("select state from outbox where period like 'daily:%'")]
+    assert set(states) == {"sent", "empty"}  # later periods have nothing new
+    delivered = [(m["To"].addresses[0].addr_spec, m["Message-ID"]) for m in handler.messages]
+    assert len(delivered) == len(set(delivered)) == states.count("sent")
+
+
 def test_rows_a_live_process_is_sending_are_left_to_it(tmp_path: Path, smtp: Any) -> None:
     handler, controller = smtp
     world = World(tmp_path, controller.port)
