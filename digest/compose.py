@@ -38,8 +38,10 @@ from .site import vietnam_time
 # character that escaping or CSS inlining would touch.
 _NAME = "DIGESTSUBSCRIBERNAME7f3a"
 _UNSUBSCRIBE = "https://digest.invalid/unsubscribe-7f3a"
+_NAME_B, _UNSUBSCRIBE_B = _NAME.encode(), _UNSUBSCRIBE.encode()
 _RENDER_CACHE = 256
 _MAX_LINE = 998  # octets in a line of a message, CRLF aside (RFC 5322 2.1.1)
+_MAX_NAME = 64  # characters of a display name in To and From
 _LINE_BREAKS = re.compile("[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
 _INLINER = css_inline.CSSInliner(keep_style_tags=False, minify_css=True)
 
@@ -47,6 +49,13 @@ _INLINER = css_inline.CSSInliner(keep_style_tags=False, minify_css=True)
 def header_safe(text: str) -> str:
     """A value fit for a header: no line break of any kind, so nothing can be injected."""
     return _LINE_BREAKS.sub(" ", text).strip()
+
+
+def display_name(name: str) -> str:
+    """A name for To or From: header_safe, and cut to 64 characters, so the encoded header
+    stays one short line (a longer one would exceed SMTP's 998 octets, unfolded)."""
+    safe = header_safe(name)
+    return safe if len(safe) <= _MAX_NAME else safe[: _MAX_NAME - 1].rstrip() + "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +127,7 @@ class Composer:
         self.official_order = {o.slug: i for i, o in enumerate(names.officials)}
         self.topic_names = {t.slug: t.name for t in names.topics}
         self.domain = config.smtp.from_address.rpartition("@")[2] or "localhost"
-        self._rendered: dict[tuple[object, ...], tuple[str, str]] = {}
+        self._rendered: dict[tuple[object, ...], tuple[_Rendered, _Rendered]] = {}
         self._headers: dict[tuple[str, datetime], bytes] = {}
         # (filters, id of the entry list) -> (that list, kept alive so the id stays its own,
         # the matching entries, a key for them)
@@ -196,9 +205,11 @@ class Composer:
             return Letter(subscriber, period, chosen, None)
         subject = self.subject(period, len(chosen), label)
         text, html = self._bodies(subscriber, period, chosen, key, label, subject)
-        name, unsubscribe = subscriber.name, self.unsubscribe_url(subscriber)
-        text = text.replace(_NAME, name).replace(_UNSUBSCRIBE, unsubscribe)
-        html = html.replace(_NAME, escape(name)).replace(_UNSUBSCRIBE, escape(unsubscribe))
+        name, unsubscribe = header_safe(subscriber.name), self.unsubscribe_url(subscriber)
+        parts = (
+            text.filled(name, unsubscribe),
+            html.filled(escape(name), escape(unsubscribe)),
+        )
         smtp = self.config.smtp
         token = unsubscribe_token(self.secret, subscriber.email)
         mailto = f"mailto:{smtp.from_address}?subject={quote(f'unsubscribe {token}')}"
@@ -206,7 +217,7 @@ class Composer:
         # between recipients; the rest is encoded once per subject (folding headers in the
         # email package cost a millisecond a message).
         head = Message()
-        head["To"] = formataddr((header_safe(subscriber.name), subscriber.email), "utf-8")
+        head["To"] = formataddr((display_name(subscriber.name), subscriber.email), "utf-8")
         message_id = self.message_id(subscriber, period)
         head["Message-ID"] = message_id
         head["List-Unsubscribe"] = f"<{mailto}>, <{unsubscribe}>"
@@ -217,7 +228,7 @@ class Composer:
             b"\r\n"
         )
         content_type = f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'
-        body, eight_bit = _body(boundary, text, html)
+        body, eight_bit = _body(boundary, parts)
         data = headers + content_type.encode() + body
         parcel = Parcel(message_id, subscriber.email, data, eight_bit=eight_bit)
         return Letter(subscriber, period, chosen, parcel)
@@ -232,7 +243,7 @@ class Composer:
             # says str).
             head["Subject"] = Header(header_safe(subject), "utf-8", header_name="Subject")  # type: ignore[assignment]
             smtp = self.config.smtp
-            head["From"] = formataddr((header_safe(smtp.from_name), smtp.from_address), "utf-8")
+            head["From"] = formataddr((display_name(smtp.from_name), smtp.from_address), "utf-8")
             head["Date"] = format_datetime(now)
             head["List-Id"] = Header(
                 f"{header_safe(self.site.title)} <digest.{self.domain}>",
@@ -271,7 +282,7 @@ class Composer:
         selection: str,
         label: str | None,
         subject: str,
-    ) -> tuple[str, str]:
+    ) -> tuple[_Rendered, _Rendered]:
         """Text and inlined HTML, rendered once for every subscriber with the same filters
         and entries; their name and unsubscribe link are filled in afterwards."""
         key = (
@@ -299,37 +310,64 @@ class Composer:
             "feeds": self._feeds(subscriber),
             "unsubscribe_url": _UNSUBSCRIBE,
         }
-        bodies = self.text.render(context), _INLINER.inline(self.html.render(context))
+        bodies = (
+            _Rendered.of(self.text.render(context)),
+            _Rendered.of(_INLINER.inline(self.html.render(context))),
+        )
         if len(self._rendered) >= _RENDER_CACHE:
             self._rendered.clear()
         self._rendered[key] = bodies
         return bodies
 
 
-def _body(boundary: str, text: str, html: str) -> tuple[bytes, bool]:
+@dataclass(frozen=True, slots=True)
+class _Rendered:
+    """A body as rendered for a selection, with the name and unsubscribe placeholders; its
+    line ends and longest line are worked out once, not once per subscriber."""
+
+    data: bytes  # CRLF line ends, one at the end
+    longest: int  # octets in the longest line
+    placeholders: int  # how many there are
+    plain: bool  # no NUL: may go unencoded
+
+    @classmethod
+    def of(cls, content: str) -> _Rendered:
+        lines = content.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n").split("\n")
+        data = "\r\n".join(lines).encode() + b"\r\n"
+        longest = max(len(line.encode()) for line in lines)
+        placeholders = content.count(_NAME) + content.count(_UNSUBSCRIBE)
+        return cls(data, longest, placeholders, "\0" not in content)
+
+    def filled(self, name: str, unsubscribe: str) -> tuple[str, bytes]:
+        """(Content-Transfer-Encoding, payload) with this subscriber's name and link, which
+        carry no line break. They go unencoded (8bit; 7bit if ASCII) when every line fits
+        SMTP's 998 octets: a quarter smaller than base64 for the reader, nothing to encode.
+        A part with a longer line, or a NUL, goes as base64."""
+        name_b, unsubscribe_b = name.encode(), unsubscribe.encode()
+        data = self.data.replace(_NAME_B, name_b).replace(_UNSUBSCRIBE_B, unsubscribe_b)
+        # Lines grow at most by every placeholder landing on the longest: measure only then.
+        growth = max(0, len(name_b) - len(_NAME_B), len(unsubscribe_b) - len(_UNSUBSCRIBE_B))
+        fits = self.longest + self.placeholders * growth <= _MAX_LINE or all(
+            len(line) <= _MAX_LINE for line in data.split(b"\r\n")
+        )
+        if self.plain and fits:
+            return ("7bit" if data.isascii() else "8bit"), data
+        return "base64", base64.encodebytes(data.replace(b"\r\n", b"\n")).replace(b"\n", b"\r\n")
+
+
+def _body(boundary: str, parts: tuple[tuple[str, bytes], ...]) -> tuple[bytes, bool]:
     """multipart/alternative written directly, no line-by-line generator (the email
     package's own way cost more than everything else in sending a digest); and whether a
-    part is 8bit.
-
-    Parts go as they are (8bit; 7bit if ASCII) when every line fits SMTP's 998 octets: a
-    quarter smaller than base64 for the reader, and nothing to encode or scan twice. A part
-    with a longer line, or a NUL, goes as base64."""
+    part is 8bit."""
     out = []
-    eight_bit = False
-    for subtype, content in (("plain", text), ("html", html)):
-        raw = content.replace("\r\n", "\n").replace("\r", "\n").encode()
-        if "\0" in content or max(map(len, raw.split(b"\n"))) > _MAX_LINE:
-            cte, payload = "base64", base64.encodebytes(raw)
-        else:
-            cte, payload = ("7bit" if raw.isascii() else "8bit"), raw.rstrip(b"\n") + b"\n"
-            eight_bit = eight_bit or cte == "8bit"
+    for subtype, (cte, payload) in zip(("plain", "html"), parts, strict=True):
         out.append(
             f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
             f"Content-Transfer-Encoding: {cte}\r\n\r\n".encode()
         )
-        out.append(payload.replace(b"\n", b"\r\n"))
+        out.append(payload)
     out.append(f"--{boundary}--\r\n".encode())
-    return b"".join(out), eight_bit
+    return b"".join(out), any(cte == "8bit" for cte, _ in parts)
 
 
 def bodies(message: Message) -> tuple[str, str]:

@@ -266,6 +266,28 @@ def test_a_line_too_long_for_smtp_sends_its_part_as_base64(tmp_path: Path, smtp:
         assert long_title.strip() in html.get_content()
 
 
+def test_a_long_subscriber_name_makes_no_line_too_long(tmp_path: Path, smtp: Any) -> None:
+    handler, controller = smtp
+    name = "Phòng truyền thông Bộ Y tế " * 40  # about 1,200 octets
+    extra = f'\n[[subscribers]]\nemail = "x@example.org"\nname = "{name}"\nschedule = "daily"\n'
+    world = World(tmp_path, controller.port, extra)
+    world.at(vn(2026, 11, 21, 7, 0, 5))
+    world.run()
+    assert world.states()[("x@example.org", "daily:2026-11-21")] == "sent"
+    (data,) = [
+        d
+        for (_, d), m in zip(handler.raw, handler.messages, strict=True)
+        if m["To"].addresses[0].addr_spec == "x@example.org"
+    ]
+    assert max(map(len, data.split(b"\r\n"))) <= 998
+    message = email.message_from_bytes(data, policy=policy.default)
+    # Whole in the greeting (the part goes as base64), cut short in To.
+    assert name.strip() in message.get_body(("plain",)).get_content()
+    assert message["To"].addresses[0].display_name == name[:63].rstrip() + "…"
+    # The other two digests still go 8bit.
+    assert sum(b"Content-Transfer-Encoding: 8bit" in d for _, d in handler.raw) == 2
+
+
 def add_capture(world: World, name: str, title: str, when: str) -> None:
     (world.root / "seeds" / name).write_text(
         f"HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ\n{title}\nThứ Hai, ngày {when}Sáng nay, Bộ trưởng...\n",
