@@ -26,6 +26,7 @@ import os
 import secrets as secrets_module
 import signal
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -273,7 +274,9 @@ class Sender:
         return self._logged(row, state, items, error)
 
     def _logged(self, row: OutboxRow, state: str, items: int, error: str = "") -> Outcome:
-        level = logging.INFO if state in ("sent", "empty") else logging.ERROR
+        # Each delivery at DEBUG (the outbox keeps them: `digest outbox`), a run's counts at
+        # INFO; every digest that did not arrive at ERROR.
+        level = logging.DEBUG if state in ("sent", "empty") else logging.ERROR
         log.log(
             level,
             "digest %s for %s: %s (%d items)%s",
@@ -346,6 +349,13 @@ class Sender:
                     r for r in self._due(now, schedule) if shard(r.subscriber, shards) in failed
                 ]
                 outcomes += await self.deliver_all(rest, stop)
+        counts = Counter(o.state for o in outcomes)
+        if outcomes:
+            log.info(
+                "digests: %s",
+                ", ".join(f"{n} {state}" for state, n in sorted(counts.items())),
+                extra={"event": "mail", "state": "run", **counts},
+            )
         if stop.is_set() and len(outcomes) < len(due):
             log.warning(
                 "stopped with %d of %d digests delivered; the next run sends the rest",
