@@ -380,7 +380,8 @@ def bench_digests(root: Path, port: int) -> dict[str, Any]:
         profile = os.environ.get("BENCH_PROFILE")  # py-spy's folded stacks of this send
         if profile:
             spy = shutil.which("py-spy", path=str(Path(PY).parent)) or "py-spy"
-            send = [spy, "record", "-r", "200", "-f", "raw", "-o", profile, "--", *send]
+            record = [spy, "record", "--subprocesses", "-r", "200", "-f", "raw", "-o", profile]
+            send = [*record, "--", *send]  # both delivering processes
         total, _, out = measured(send, root)
     finally:
         sink.send_signal(signal.SIGTERM)
