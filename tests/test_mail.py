@@ -355,10 +355,7 @@ def test_5xx_for_one_recipient_while_the_others_arrive(world: World, smtp: Any) 
 
 def test_server_going_away_mid_batch(tmp_path: Path, smtp: Any) -> None:
     handler, controller = smtp
-    extra = "".join(
-        f'\n[[subscribers]]\nemail = "r{i}@example.org"\nschedule = "daily"\n' for i in range(4)
-    )
-    world = World(tmp_path, controller.port, extra)
+    world = World(tmp_path, controller.port, daily_subscribers(4))
     handler.drop_after = 2
     world.at(vn(2026, 11, 21, 7, 0, 5))
     world.run()
@@ -377,31 +374,34 @@ def test_server_going_away_mid_batch(tmp_path: Path, smtp: Any) -> None:
     assert len(delivered) == len(set(delivered)) == 6 - in_flight
 
 
-def test_several_connections_deliver_each_digest_exactly_once(tmp_path: Path, smtp: Any) -> None:
-    handler, controller = smtp
-    extra = "".join(
-        f'\n[[subscribers]]\nemail = "r{i}@example.org"\nschedule = "daily"\n' for i in range(30)
+def daily_subscribers(count: int) -> str:
+    """config.toml blocks for `count` more daily subscribers, r0@example.org and on."""
+    return "".join(
+        f'\n[[subscribers]]\nemail = "r{i}@example.org"\nschedule = "daily"\n' for i in range(count)
     )
-    world = World(tmp_path, controller.port, extra)
-    assert world.config.smtp.connections == 4  # the shipped setting
-    world.at(vn(2026, 11, 21, 7, 0, 5))
-    outcomes = world.run()
-    assert len(outcomes) == 32 and {o.state for o in outcomes} == {"sent"}
+
+
+def assert_each_sent_once(world: World, handler: Handler, outcomes: list[Any], count: int) -> None:
+    assert len(outcomes) == count and {o.state for o in outcomes} == {"sent"}
     delivered = [m["To"].addresses[0].addr_spec for m in handler.messages]
-    assert len(delivered) == len(set(delivered)) == 32
-    assert len(handler.sessions) == 4
+    assert len(delivered) == len(set(delivered)) == count
     # Message-IDs recorded in the outbox are the ones that arrived.
     recorded = {r.message_id for r in world.sender.store.outbox_rows(500) if r.state == "sent"}
     assert recorded == {m["Message-ID"] for m in handler.messages}
 
 
+def test_several_connections_deliver_each_digest_exactly_once(tmp_path: Path, smtp: Any) -> None:
+    handler, controller = smtp
+    world = World(tmp_path, controller.port, daily_subscribers(30))
+    assert world.config.smtp.connections == 4  # the shipped setting
+    world.at(vn(2026, 11, 21, 7, 0, 5))
+    assert_each_sent_once(world, handler, world.run(), 32)
+    assert len(handler.sessions) == 4
+
+
 def sharded_world(root: Path, port: int, subscribers: int) -> World:
     """A world of `subscribers` more daily subscribers, delivered by two processes."""
-    extra = "".join(
-        f'\n[[subscribers]]\nemail = "r{i}@example.org"\nschedule = "daily"\n'
-        for i in range(subscribers)
-    )
-    world = World(root, port, extra)
+    world = World(root, port, daily_subscribers(subscribers))
     path = root / "config.toml"
     path.write_text(path.read_text().replace("processes = 1\n", "processes = 2\n"))
     world.config = load(path)
@@ -428,14 +428,9 @@ def test_two_processes_deliver_each_digest_exactly_once(tmp_path: Path, smtp: An
     handler, controller = smtp
     world = sharded_world(tmp_path, controller.port, 250)
     world.at(vn(2026, 11, 21, 7, 0, 5))
-    outcomes = world.run()
-    assert len(outcomes) == 252 and {o.state for o in outcomes} == {"sent"}
-    delivered = [m["To"].addresses[0].addr_spec for m in handler.messages]
-    assert len(delivered) == len(set(delivered)) == 252
+    assert_each_sent_once(world, handler, world.run(), 252)
     # Four connections from each of the two processes.
     assert len(handler.sessions) == 8
-    recorded = {r.message_id for r in world.sender.store.outbox_rows(500) if r.state == "sent"}
-    assert recorded == {m["Message-ID"] for m in handler.messages}
     assert delivering_children() == []
 
 
@@ -534,8 +529,7 @@ def test_sigterm_stops_digest_send_after_the_digests_in_flight(tmp_path: Path, s
     handler.delay = 0.5
     shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
     emails = [f"r{i}@example.org" for i in range(12)]
-    extra = "".join(f'\n[[subscribers]]\nemail = "{e}"\nschedule = "daily"\n' for e in emails)
-    write_config(tmp_path, controller.port, extra)
+    write_config(tmp_path, controller.port, daily_subscribers(len(emails)))
     run = [sys.executable, "-m", "digest", "--config", "config.toml"]
     subprocess.run([*run, "build"], cwd=tmp_path, check=True, capture_output=True)
     with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
