@@ -371,14 +371,14 @@ def _body(boundary: str, parts: tuple[tuple[str, bytes], ...]) -> tuple[bytes, b
 
 
 def bodies(message: Message) -> tuple[str, str]:
-    """(text, html) of a digest message, decoded."""
+    """(text, html) of a digest message, decoded, with "\n" line ends (8bit parts keep the
+    wire's CRLF)."""
     found = {}
     for part in message.walk():
         payload = part.get_payload(decode=True)
         if isinstance(payload, bytes):
-            found[part.get_content_subtype()] = payload.decode(
-                part.get_content_charset() or "utf-8"
-            )
+            text = payload.decode(part.get_content_charset() or "utf-8")
+            found[part.get_content_subtype()] = text.replace("\r\n", "\n")
     return found.get("plain", ""), found.get("html", "")
 
 

@@ -51,7 +51,8 @@ log = logging.getLogger("digest.mail")
 _SECRET_KEY = "unsubscribe_secret"  # noqa: S105 - the meta key's name, not a secret
 _BACKOFF = (60, 300, 1800, 7200, 21600)  # seconds before retry 1, 2, 3, …
 _IDLE = 60.0  # the sender looks at the outbox at least this often (retries)
-# Fewer due digests are delivered by one process: starting another (about 0.3 s) costs more.
+# Fewer due digests are delivered by one process: starting another (a second or so of CPU,
+# with thousands of subscribers to read) costs more than it saves.
 _SHARDED_FROM = 200
 
 
@@ -335,12 +336,12 @@ class Sender:
                 else:
                     failed.add(k)
                     log.error(
-                        "delivering process %d (shard %d of %d) exited with %s; its share is "
-                        "delivered by this one",
+                        "delivering process %d (shard %d of %d) exited with %s%s",
                         helper.pid,
                         k,
                         shards,
                         helper.returncode,
+                        "" if stop.is_set() else "; its share is delivered by this one",
                         extra={"event": "mail", "state": "error", "code": helper.returncode},
                     )
             if failed:

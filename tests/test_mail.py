@@ -796,3 +796,7 @@ def test_preview_since_holds_exactly_the_entries_published_in_the_window(world: 
     now = world.clock.now()
     expected = [e.id for e in world.app.entries() if since <= e.published <= now]
     assert expected and [e.id for e in letter.entries] == expected
+    # What `digest preview` prints: the 8bit parts decoded, with "\n" line ends.
+    assert letter.message is not None
+    text, html = bodies(letter.message)
+    assert "Tất cả" in text and "</html>" in html and "\r" not in text + html
