@@ -53,7 +53,8 @@ def header_safe(text: str) -> str:
 
 def display_name(name: str) -> str:
     """A name for To or From: header_safe, and cut to 64 characters, so the encoded header
-    stays one short line (a longer one would exceed SMTP's 998 octets, unfolded)."""
+    stays one short line (one of several hundred, encoded as one unfolded word, would exceed
+    SMTP's 998 octets)."""
     safe = header_safe(name)
     return safe if len(safe) <= _MAX_NAME else safe[: _MAX_NAME - 1].rstrip() + "…"
 
