@@ -79,11 +79,11 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(self.delay)  # before the count is read: it and the append are one step
         if self.drop_after is not None and len(self.messages) >= self.drop_after:
             self.gone = True
             server.transport.close()  # the server goes away while the data is in flight
             return "421 going away"
-        await asyncio.sleep(self.delay)
         self.raw.append((envelope.mail_options, envelope.original_content))
         parsed = email.message_from_bytes(envelope.content, policy=policy.default)
         self.messages.append(parsed)  # type: ignore[arg-type]
