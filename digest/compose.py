@@ -335,7 +335,7 @@ class _Rendered:
     def of(cls, content: str) -> _Rendered:
         lines = content.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n").split("\n")
         data = "\r\n".join(lines).encode() + b"\r\n"
-        longest = max(len(line.encode()) for line in lines)
+        longest = max(map(len, data.split(b"\r\n")))
         placeholders = content.count(_NAME) + content.count(_UNSUBSCRIBE)
         return cls(data, longest, placeholders, "\0" not in content)
 

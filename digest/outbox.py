@@ -135,9 +135,8 @@ class Sender:
         now = self.now()
         due = [
             (self.by_email[r.subscriber], Period(r.period.partition(":")[0], r.slot))
-            for r in self.store.due(now)
+            for r in self._due(now, schedule)
             if r.subscriber in self.by_email
-            and (schedule is None or r.period.startswith(schedule + ":"))
         ]
         due += self.plan(now, schedule=schedule, record=False)
         first = self.store.first_seen([s.email for s, _ in due], now, record=False)

@@ -347,6 +347,7 @@ class Publisher:
             plan.add([_Output(path, signature, self._page_renderer(path, ids, args, names), ids)])
 
         month_nav = {m: (_month_label(m), f"archive/{key}/{m}.html", None) for m in order}
+        position = {m: i for i, m in enumerate(order)}
         for i in sorted(chosen):
             unit = units[i]
             # Parts count from the month's oldest entry: new entries (the usual change) fill
@@ -370,7 +371,7 @@ class Publisher:
             feed(base.removesuffix(".atom"), shell, items, ("atom",))
             # A part links the other parts of its month and the months beside it, without
             # counts: a new entry then rewrites the part it is in, not the pages around it.
-            at = order.index(unit.month)
+            at = position[unit.month]
             nearby = [month_nav[m] for m in order[at + 1 : at + 2]]  # older
             if unit.parts > 1:
                 nearby += [
@@ -596,7 +597,10 @@ class _Unit:
     entries: int  # in the whole month
     part: int
     parts: int
-    name: str
+
+    @property
+    def name(self) -> str:
+        return _unit_name(self.month, self.part)
 
 
 def _unit_name(month: str, part: int) -> str:
@@ -618,10 +622,7 @@ def _archive_units(counts: Sequence[tuple[str, int]], size: int) -> list[_Unit]:
     units: list[_Unit] = []
     for month, entries in counts:
         parts = -(-entries // size)
-        units.extend(
-            _Unit(month, entries, part, parts, _unit_name(month, part))
-            for part in range(parts, 0, -1)
-        )
+        units.extend(_Unit(month, entries, part, parts) for part in range(parts, 0, -1))
     return units
 
 
