@@ -7,6 +7,7 @@ only decides what to read and what to write.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import time
 from collections.abc import Collection, Iterator, Sequence
@@ -32,6 +33,8 @@ _RETAG_PAGE = 2000
 _HINT_LIMIT = 1000  # more changed names than this: scanning the folder is as cheap
 _CLASSIFIER_KEY = "classifier"
 
+log = logging.getLogger("digest.build")
+
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
@@ -54,7 +57,8 @@ class BuildReport:
     entries_updated: int = 0
     entries_total: int = 0
     entries_retagged: int = 0
-    problems: tuple[Problem, ...] = ()
+    problems: tuple[Problem, ...] = ()  # found by this build, in the files it read
+    problems_total: int = 0  # every current problem, as `digest problems` lists them
     changed_ids: frozenset[str] = frozenset()  # entries whose stored form changed
     seconds: float = 0.0
 
@@ -67,19 +71,33 @@ class BuildReport:
 
 @dataclass
 class _Plan:
-    """What a scan found compared with the store."""
+    """What a scan found compared with the store: files whose stat changed are read (once)
+    in the build's batches, where their hash says whether they are new, renamed, touched or
+    changed."""
 
     seen: int
     unchanged: int
-    to_parse: list[sources.SourceFile] = field(default_factory=list)
-    touched: list[SourceState] = field(default_factory=list)
-    renamed: list[tuple[str, SourceState]] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
+    changed: list[sources.SourceFile] = field(default_factory=list)
+    known: dict[str, SourceState] = field(default_factory=dict)  # of the changed and the gone
+    gone: dict[str, SourceState] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
-        return not (self.to_parse or self.touched or self.renamed or self.removed)
+        return not (self.changed or self.gone)
+
+
+@dataclass
+class _Tally:
+    """What a build did, counted as its batches go."""
+
+    parsed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    renamed_from: set[str] = field(default_factory=set)
+    created: set[str] = field(default_factory=set)
+    updated: set[str] = field(default_factory=set)
+    changed: set[str] = field(default_factory=set)
+    problems: list[Problem] = field(default_factory=list)
 
 
 def _state(f: sources.SourceFile, sha256: str, items: int) -> SourceState:
@@ -109,30 +127,16 @@ class Digest:
             files = sources.scan(folder)
             known = self.store.source_states()
         present = {f.name for f in files}
-        gone = {name: state for name, state in known.items() if name not in present}
-        gone_by_hash = {state.sha256: name for name, state in sorted(gone.items())}
         plan = _Plan(seen=len(files), unchanged=0)
+        plan.gone = {name: state for name, state in known.items() if name not in present}
         for f in files:
             old = known.get(f.name)
             if old is not None and (old.size, old.mtime_ns) == (f.size, f.mtime_ns):
                 plan.unchanged += 1
-                continue
-            try:
-                data = f.path.read_bytes()
-            except OSError as exc:
-                plan.problems.append(Problem(f.name, 0, f"cannot read: {exc.strerror}; skipped"))
-                continue
-            digest = sources.sha256_bytes(data)
-            if old is not None and old.sha256 == digest:
-                plan.touched.append(_state(f, digest, old.items))
-                plan.unchanged += 1
-            elif old is None and digest in gone_by_hash:
-                previous = gone_by_hash.pop(digest)
-                plan.renamed.append((previous, _state(f, digest, gone[previous].items)))
-                del gone[previous]
             else:
-                plan.to_parse.append(f)  # read again in its batch: keeps memory flat
-        plan.removed = sorted(gone)
+                plan.changed.append(f)
+                if old is not None:
+                    plan.known[f.name] = old
         return plan
 
     def build(
@@ -142,7 +146,8 @@ class Digest:
 
         `only` names the files (relative to the seeds folder) a watcher saw change: they alone
         are looked at, so the cost follows the change, not the folder. Without it, or when a
-        name is a folder, the whole folder is scanned."""
+        name is a folder, the whole folder is scanned. No capture can stop a build: whatever
+        goes wrong with one file or one article is that file's problem, and the rest goes on."""
         started = time.perf_counter()
         plan = self._plan(only if only is None or len(only) <= _HINT_LIMIT else None)
         retag = self.store.meta(_CLASSIFIER_KEY) != self.classifier.fingerprint
@@ -151,64 +156,92 @@ class Digest:
                 files_seen=plan.seen,
                 files_unchanged=plan.unchanged,
                 entries_total=self.store.count_entries(),
-                problems=tuple(plan.problems),
+                problems_total=self.store.count_problems(),
                 seconds=time.perf_counter() - started,
             )
         now = self.clock.now()
-        problems = list(plan.problems)
-        failed = 0
-        created: set[str] = set()
-        updated: set[str] = set()
-        changed: set[str] = set()
+        tally = _Tally(unchanged=plan.unchanged)
         retagged: set[str] = set()
+        # A file that went away with the same content as a new one was renamed.
+        gone_by_hash = {s.sha256: n for n, s in sorted(plan.gone.items()) if s.sha256}
         with self.store.transaction() as tx:
             if retag:
                 # Registry or taxonomy changed in config: re-tag from the store, parse nothing.
                 retagged = self._retag_all(tx)
-                changed |= retagged
+                tally.changed |= retagged
                 tx.set_meta(_CLASSIFIER_KEY, self.classifier.fingerprint)
-            for old, state in plan.renamed:
-                tx.rename_source(old, state)
-            for state in plan.touched:
-                tx.touch_source(state)
-            for name in plan.removed:
-                tx.forget_source(name)
-            for start in range(0, len(plan.to_parse), _BATCH_FILES):
+            for start in range(0, len(plan.changed), _BATCH_FILES):
                 items: list[Item] = []
-                for f in plan.to_parse[start : start + _BATCH_FILES]:
-                    state, result, bad, usable = _parse_one(f)
-                    failed += not usable
-                    problems.extend(bad)
-                    found = [(i.source, entry_id(i.title, i.published)) for i in result.items]
-                    tx.save_source(state, found, bad)
-                    items.extend(result.items)
-                self._merge_batch(tx, items, now, created, updated, changed)
-                done = min(start + _BATCH_FILES, len(plan.to_parse))
-                progress("files", done, len(plan.to_parse), len(created))
+                for f in plan.changed[start : start + _BATCH_FILES]:
+                    items.extend(self._ingest_file(tx, f, plan, gone_by_hash, tally, now))
+                self._merge_batch(tx, items, now, tally)
+                done = min(start + _BATCH_FILES, len(plan.changed))
+                progress("files", done, len(plan.changed), len(tally.created))
+            removed = sorted(set(plan.gone) - tally.renamed_from)
+            for name in removed:
+                tx.forget_source(name)
         return BuildReport(
             files_seen=plan.seen,
-            files_parsed=len(plan.to_parse),
-            files_unchanged=plan.unchanged,
-            files_failed=failed,
-            files_renamed=len(plan.renamed),
-            files_removed=len(plan.removed),
-            entries_new=len(created),
-            entries_updated=len(updated),
+            files_parsed=tally.parsed,
+            files_unchanged=tally.unchanged,
+            files_failed=tally.failed,
+            files_renamed=len(tally.renamed_from),
+            files_removed=len(removed),
+            entries_new=len(tally.created),
+            entries_updated=len(tally.updated),
             entries_total=self.store.count_entries(),
             entries_retagged=len(retagged),
-            problems=tuple(sorted(problems)),
-            changed_ids=frozenset(changed),
+            problems=tuple(sorted(tally.problems)),
+            problems_total=self.store.count_problems(),
+            changed_ids=frozenset(tally.changed),
             seconds=time.perf_counter() - started,
         )
 
-    def _merge_batch(
+    def _ingest_file(
         self,
         tx: StoreTransaction,
-        items: Sequence[Item],
+        f: sources.SourceFile,
+        plan: _Plan,
+        gone_by_hash: dict[str, str],
+        tally: _Tally,
         now: datetime,
-        created: set[str],
-        updated: set[str],
-        changed: set[str],
+    ) -> Sequence[Item]:
+        """Read one file whose stat changed, once, and record what it is; its items."""
+        try:
+            data = f.path.read_bytes()
+        except OSError as exc:
+            # Kept with an impossible mtime, so the next build tries it again.
+            problem = Problem(f.name, 0, f"cannot read: {exc.strerror}; skipped")
+            tx.save_source(SourceState(f.name, "", f.size, -1, 0), (), [problem])
+            tally.failed += 1
+            tally.problems.append(problem)
+            return ()
+        digest = sources.sha256_bytes(data)
+        old = plan.known.get(f.name)
+        if old is not None and old.sha256 == digest:
+            tx.touch_source(_state(f, digest, old.items))  # same content, new stat
+            tally.unchanged += 1
+            return ()
+        if old is None and digest in gone_by_hash:
+            previous = gone_by_hash.pop(digest)
+            tx.rename_source(previous, _state(f, digest, plan.gone[previous].items))
+            tally.renamed_from.add(previous)
+            return ()
+        tally.parsed += 1
+        try:
+            state, result, bad, usable = _parse_one(f, data, digest, now)
+        except Exception as exc:  # a bug meeting strange input: that file's problem only
+            log.exception("parsing %s failed", f.name)
+            bad = [Problem(f.name, 0, f"could not be parsed ({type(exc).__name__}); skipped")]
+            state, result, usable = _state(f, digest, 0), ParseResult((), ()), False
+        tally.failed += not usable
+        tally.problems.extend(bad)
+        found = [(i.source, entry_id(i.title, i.published)) for i in result.items]
+        tx.save_source(state, found, bad)
+        return result.items
+
+    def _merge_batch(
+        self, tx: StoreTransaction, items: Sequence[Item], now: datetime, tally: _Tally
     ) -> None:
         by_id: dict[str, list[Item]] = {}
         for item in items:
@@ -217,24 +250,35 @@ class Digest:
         new: list[Entry] = []
         altered: list[Entry] = []
         found: list[tuple[str, str, str]] = []
+        problems: list[Problem] = []
         for eid, group in by_id.items():
             old = existing.get(eid)
-            merged = self._tagged(merge(old, group, now=now), found)
+            try:
+                result = merge(old, group, now=now)
+                merged = self._tagged(result.entry, found)
+            except Exception as exc:  # a bug meeting strange input: that article's problem
+                log.exception("merging %s failed", eid)
+                why = f"could not be merged ({type(exc).__name__}); item skipped"
+                problems.extend(Problem(i.source.file, i.source.line, why) for i in group)
+                continue
+            problems.extend(result.problems)
             if old is None:
                 new.append(merged)
-                created.add(eid)
+                tally.created.add(eid)
             elif merged != old:
-                if eid in created:
+                if eid in tally.created:
                     # Still this build's first version: it is new, not updated.
                     merged = replace(merged, changed_at=old.changed_at)
                 elif visible_hash(merged) != visible_hash(old):
-                    updated.add(eid)
+                    tally.updated.add(eid)
                 altered.append(merged)
             else:
                 continue
-            changed.add(eid)
+            tally.changed.add(eid)
         tx.upsert_entries(new, altered)
         tx.add_discovered(found)
+        tx.add_problems(problems)
+        tally.problems.extend(problems)
 
     def _tagged(self, entry: Entry, found: list[tuple[str, str, str]]) -> Entry:
         tags = self.classifier.tag(entry)
@@ -282,19 +326,16 @@ class Digest:
 
 
 def _parse_one(
-    f: sources.SourceFile,
+    f: sources.SourceFile, data: bytes, digest: str, now: datetime
 ) -> tuple[SourceState, ParseResult, list[Problem], bool]:
-    """(state, items, problems, usable) of one file, read now."""
-    try:
-        data = f.path.read_bytes()
-    except OSError as exc:
-        problem = Problem(f.name, 0, f"cannot read: {exc.strerror}; skipped")
-        return _state(f, "", 0), ParseResult((), ()), [problem], False
+    """(state, items, problems, usable) of one file's bytes."""
     decoded = sources.decode(f.name, data)
     if not decoded.usable:
-        return _state(f, decoded.sha256, 0), ParseResult((), ()), list(decoded.problems), False
-    result = parse_lines(f.name, decoded.lines, last_line_cut=not decoded.ends_with_newline)
-    state = _state(f, decoded.sha256, len(result.items))
+        return _state(f, digest, 0), ParseResult((), ()), list(decoded.problems), False
+    result = parse_lines(
+        f.name, decoded.lines, last_line_cut=not decoded.ends_with_newline, now=now
+    )
+    state = _state(f, digest, len(result.items))
     return state, result, [*decoded.problems, *result.problems], True
 
 

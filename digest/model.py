@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from .text import printable
+
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
@@ -26,7 +28,7 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
+        return f"{printable(self.file)}:{self.line}: {printable(self.message)}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from .model import VIETNAM, Item, Location, Problem
 from .text import clean, fold
@@ -25,13 +25,30 @@ _MARKERS = {
 
 _VI_WEEKDAY = r"(?:Thứ\s+(?:Hai|Ba|Tư|Năm|Sáu|Bẩy|Bảy)|Chủ\s+Nhật)"
 _EN_WEEKDAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
+# Monday first, as datetime.weekday() counts; the site spells Saturday "Thứ Bẩy".
+_WEEKDAY_NUMBER = {
+    fold(name): number
+    for number, names in enumerate(
+        (
+            ("Thứ Hai", "Monday"),
+            ("Thứ Ba", "Tuesday"),
+            ("Thứ Tư", "Wednesday"),
+            ("Thứ Năm", "Thursday"),
+            ("Thứ Sáu", "Friday"),
+            ("Thứ Bẩy", "Thứ Bảy", "Saturday"),
+            ("Chủ Nhật", "Sunday"),
+        )
+    )
+    for name in names
+}
+_WEEKDAY_NAMES = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ Nhật")
 # The teaser is glued to HH:MM, and may itself start with digits: minutes are exactly two.
 _VI_DATE = re.compile(
-    _VI_WEEKDAY + r",\s*ngày\s+(\d{1,2})/(\d{1,2})/(\d{4})\s+(\d{1,2}):(\d{2})(.*)\Z",
+    "(" + _VI_WEEKDAY + r"),\s*ngày\s+(\d{1,2})/(\d{1,2})/(\d{4})\s+(\d{1,2}):(\d{2})(.*)\Z",
     re.IGNORECASE | re.DOTALL,
 )
 _EN_DATE = re.compile(
-    _EN_WEEKDAY + r",?\s+(\d{4})-(\d{1,2})-(\d{1,2})\s+(\d{1,2}):(\d{2})(.*)\Z",
+    "(" + _EN_WEEKDAY + r"),?\s+(\d{4})-(\d{1,2})-(\d{1,2})\s+(\d{1,2}):(\d{2})(.*)\Z",
     re.IGNORECASE | re.DOTALL,
 )
 _VI_DATE_LIKE = re.compile(_VI_WEEKDAY + r",\s*ngày\b", re.IGNORECASE)
@@ -41,6 +58,11 @@ _ARTICLE_DATE = re.compile(
     r"(\d{1,2})/(\d{1,2})/(\d{4})\s*\|\s*(\d{1,2}):(\d{2})(?:\s*[AP]M)?\Z", re.IGNORECASE
 )
 _ELLIPSIS = ("...", "…")
+# The site shows at most about 200 characters of a teaser; a listing line carrying far more
+# is damaged (junk appended, lines joined) and is cut back rather than trusted.
+MAX_TEASER = 300
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # older dates are damage, not news
+_AHEAD = timedelta(days=3653)  # nor are dates more than ten years after the build
 _JUNK_RELATED = re.compile(r"\.(?:png|jpe?g|gif|webp|pdf|docx?|xlsx?)\Z", re.IGNORECASE)
 
 
@@ -54,30 +76,50 @@ class _DateError(ValueError):
     pass
 
 
-def _instant(y: str, mo: str, d: str, h: str, mi: str, *, vietnam_time: bool) -> datetime:
+def _instant(
+    y: str, mo: str, d: str, h: str, mi: str, *, vietnam_time: bool, latest: datetime
+) -> datetime:
     try:
         local = datetime(int(y), int(mo), int(d), int(h), int(mi))
     except ValueError:
         raise _DateError(f"impossible date or time {d}/{mo}/{y} {h}:{mi}") from None
-    if vietnam_time:
-        return local.replace(tzinfo=VIETNAM).astimezone(UTC)
-    return local.replace(tzinfo=UTC)
+    # The calendar year first: converting a date at the calendar's edge (year 1 or 9999)
+    # to another zone overflows.
+    if EARLIEST.year <= local.year <= latest.year:
+        zone = VIETNAM if vietnam_time else UTC
+        moment = local.replace(tzinfo=zone).astimezone(UTC)
+        if EARLIEST <= moment <= latest:
+            return moment
+    raise _DateError(
+        f"date {d}/{mo}/{y} {h}:{mi} is before {EARLIEST.year} or more than ten years ahead: "
+        "damage, not news"
+    )
 
 
-def _listing_date(line: str) -> tuple[datetime, str] | None:
-    """(instant, teaser) for a full listing date line; None if it is not one.
+def _listing_date(line: str, latest: datetime) -> tuple[datetime, str, str | None] | None:
+    """(instant, teaser, weekday warning) for a full listing date line; None if it is not one.
 
-    Raises _DateError for a line that is clearly a date line but cut or impossible.
+    Raises _DateError for a line that is clearly a date line but cut, impossible or out of
+    range. The weekday printed is Vietnam's (the time is UTC); one that contradicts the date
+    is reported and the item kept: the date and time are what identify it.
     """
     if m := _VI_DATE.match(line):
-        d, mo, y, h, mi, rest = m.groups()
-        return _instant(y, mo, d, h, mi, vietnam_time=False), rest
-    if m := _EN_DATE.match(line):
-        y, mo, d, h, mi, rest = m.groups()
-        return _instant(y, mo, d, h, mi, vietnam_time=False), rest
-    if _VI_DATE_LIKE.match(line) or _EN_DATE_LIKE.match(line):
+        weekday, d, mo, y, h, mi, rest = m.groups()
+    elif m := _EN_DATE.match(line):
+        weekday, y, mo, d, h, mi, rest = m.groups()
+    elif _VI_DATE_LIKE.match(line) or _EN_DATE_LIKE.match(line):
         raise _DateError(f"date line cut or malformed: {line[:60]!r}")
-    return None
+    else:
+        return None
+    moment = _instant(y, mo, d, h, mi, vietnam_time=False, latest=latest)
+    shown = moment.astimezone(VIETNAM).weekday()
+    warning = None
+    if _WEEKDAY_NUMBER.get(fold(weekday)) != shown:
+        warning = (
+            f"weekday {weekday!r} does not match {d}/{mo}/{y} {h}:{mi} UTC "
+            f"({_WEEKDAY_NAMES[shown]} in Vietnam); kept with the date and time as written"
+        )
+    return moment, rest, warning
 
 
 def _strip_ellipsis(text: str) -> tuple[str, bool]:
@@ -87,14 +129,26 @@ def _strip_ellipsis(text: str) -> tuple[str, bool]:
     return text, False
 
 
-def _teaser(title: str, text: str, *, cut: bool) -> tuple[str, bool]:
+def _teaser(title: str, text: str, *, cut: bool) -> tuple[str, bool, str | None]:
+    """(teaser, cut, problem) of a listing item's text after its time."""
     # Some teasers repeat the title before the text proper. Only a repeat followed by a new
     # sentence is dropped: "<title> tại Việt Nam Chiều ..." is a photo caption, not a repeat.
     rest = text[len(title) :]
     if rest[:1] == " " and rest[1:2].isupper() and fold(text[: len(title)]) == fold(title):
         text = rest.lstrip()
     text, truncated = _strip_ellipsis(text)
-    return text, truncated or cut
+    if len(text) <= MAX_TEASER:
+        return text, truncated or cut, None
+    # Longer than the site ever shows: junk after the site's own cut, or lines run together.
+    # Keep what comes before the last cut marker within reach, else cut at a word.
+    head = text[: MAX_TEASER + 3]
+    marker = max(head.rfind(mark) for mark in _ELLIPSIS)
+    kept = head[:marker] if marker > 0 else head[:MAX_TEASER].rsplit(" ", 1)[0]
+    problem = (
+        f"teaser of {len(text)} characters is longer than the site shows (about 200); "
+        f"cut to {len(kept.rstrip())}"
+    )
+    return kept.rstrip(), True, problem
 
 
 _MARKER_MAX = max(map(len, _MARKERS)) + 8
@@ -109,6 +163,7 @@ class _Parser:
     name: str
     lines: Sequence[str]  # cleaned: NFC, no control characters, white space folded
     last_line_cut: bool
+    latest: datetime  # dates after this are damage
     markers: list[str | None] = field(init=False)
     items: list[Item] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
@@ -174,7 +229,7 @@ class _Parser:
         index = self.pos
         title = self.line(index)
         try:
-            if _listing_date(title) is not None:
+            if _listing_date(title, self.latest) is not None:
                 self.problem(index, "date line with no title before it; skipped")
                 self.pos = index + 1
                 return
@@ -188,7 +243,7 @@ class _Parser:
             self.pos = date_index
             return
         try:
-            parsed = _listing_date(self.line(date_index))
+            parsed = _listing_date(self.line(date_index), self.latest)
         except _DateError as exc:
             self.problem(date_index, f"{exc}; item {title[:60]!r} skipped")
             self.pos = date_index + 1
@@ -197,8 +252,12 @@ class _Parser:
             self.problem(index, f"title with no date line: {title[:60]!r}; skipped")
             self.pos = date_index
             return
-        published, raw_teaser = parsed
-        summary, truncated = _teaser(title, raw_teaser, cut=self.is_cut(date_index))
+        published, raw_teaser, weekday = parsed
+        if weekday is not None:
+            self.problem(date_index, weekday)
+        summary, truncated, damaged = _teaser(title, raw_teaser, cut=self.is_cut(date_index))
+        if damaged is not None:
+            self.problem(date_index, damaged)
         self.items.append(
             Item(
                 kind="listing",
@@ -225,7 +284,7 @@ class _Parser:
             return
         d, mo, y, h, mi = m.groups()
         try:
-            published = _instant(y, mo, d, h, mi, vietnam_time=True)
+            published = _instant(y, mo, d, h, mi, vietnam_time=True, latest=self.latest)
         except _DateError as exc:
             self.problem(date_index, f"{exc}; article {title[:60]!r} skipped")
             self.pos = date_index + 1
@@ -293,14 +352,22 @@ class _Parser:
             self.pos += 1
 
 
-def parse_lines(name: str, lines: Sequence[str], *, last_line_cut: bool = False) -> ParseResult:
-    """Items and problems of one decoded capture. Never raises on any text."""
-    return _Parser(name, [clean(line) for line in lines], last_line_cut).run()
+def parse_lines(
+    name: str,
+    lines: Sequence[str],
+    *,
+    last_line_cut: bool = False,
+    now: datetime | None = None,
+) -> ParseResult:
+    """Items and problems of one decoded capture. Never raises on any text. Dates before
+    2000 or more than ten years after `now` (the build's time) are problems, not instants."""
+    latest = (now or datetime.now(UTC)) + _AHEAD
+    return _Parser(name, [clean(line) for line in lines], last_line_cut, latest).run()
 
 
-def parse_text(name: str, text: str) -> ParseResult:
+def parse_text(name: str, text: str, *, now: datetime | None = None) -> ParseResult:
     lines = text.split("\n")
     ends = text.endswith("\n")
     if ends:
         lines.pop()
-    return parse_lines(name, lines, last_line_cut=not ends and bool(text))
+    return parse_lines(name, lines, last_line_cut=not ends and bool(text), now=now)

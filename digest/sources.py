@@ -32,7 +32,6 @@ class SourceFile:
 class Decoded:
     """A file's text as lines (1-based numbering is kept by position) and what was wrong."""
 
-    sha256: str
     lines: tuple[str, ...]
     ends_with_newline: bool
     problems: tuple[Problem, ...]
@@ -104,14 +103,13 @@ def decode(name: str, data: bytes) -> Decoded:
     A binary or empty file is unusable as a whole. A line that is not valid UTF-8 is reported
     and left out, so one damaged byte does not cost the other entries of the file.
     """
-    digest = sha256_bytes(data)
     if not data.strip():
-        return Decoded(digest, (), False, (Problem(name, 1, "empty file; skipped"),), False)
+        return Decoded((), False, (Problem(name, 1, "empty file; skipped"),), False)
     nul = data.find(b"\x00")
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1
         problem = Problem(name, line, f"binary file (NUL byte at offset {nul}); skipped")
-        return Decoded(digest, (), False, (problem,), False)
+        return Decoded((), False, (problem,), False)
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
@@ -134,4 +132,4 @@ def decode(name: str, data: bytes) -> Decoded:
     usable = any(line.strip() for line in lines)
     if not usable and not problems:
         problems.append(Problem(name, 1, "empty file; skipped"))
-    return Decoded(digest, tuple(lines), ends_with_newline, tuple(problems), usable)
+    return Decoded(tuple(lines), ends_with_newline, tuple(problems), usable)

@@ -203,8 +203,14 @@ _CLAIM = (
         attempts=outbox.c.attempts + 1,
         updated=sa.bindparam("_now"),
         items=sa.bindparam("items"),
-        message_id=sa.bindparam("message_id"),
+        message_id=None,
     )
+)
+# Recorded just before the message's DATA: from then on, only the server knows.
+_DATA_BEGINS = (
+    outbox.update()
+    .where(_THIS_PERIOD, outbox.c.state == "sending")
+    .values(message_id=sa.bindparam("message_id"))
 )
 _FINISH = (
     outbox.update()
@@ -229,6 +235,7 @@ class _Prepared:
 
 
 _CLAIM_SQL = _Prepared(_CLAIM)
+_DATA_SQL = _Prepared(_DATA_BEGINS)
 _FINISH_SQL = _Prepared(_FINISH)
 
 
@@ -449,6 +456,7 @@ class Store(Protocol):
         self, ids: Sequence[str] | None = None, *, with_sources: bool = True
     ) -> list[Entry]: ...
     def problems(self) -> list[Problem]: ...
+    def count_problems(self) -> int: ...
     def count_entries(self) -> int: ...
     def meta(self, key: str) -> str | None: ...
     def discovered(self) -> dict[str, tuple[str, str]]: ...
@@ -490,6 +498,7 @@ class StoreTransaction(Protocol):
     def rename_source(self, old: str, state: SourceState) -> None: ...
     def forget_source(self, name: str) -> None: ...
     def set_meta(self, key: str, value: str) -> None: ...
+    def add_problems(self, found: Iterable[Problem]) -> None: ...
     def add_discovered(self, found: Iterable[tuple[str, str, str]]) -> None: ...
 
 
@@ -800,6 +809,11 @@ class SqlStore:
                 conn.execute(subscribers.insert(), list(chunk))
         return {k: _dt(known.get(k, _ts(now))) for k in keys}
 
+    def known_subscribers(self) -> set[str]:
+        """Addresses that have appeared before (each got, or gets, periods since then)."""
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.select(subscribers.c.email)).scalars())
+
     def unsubscribed(self) -> set[str]:
         with self.engine.connect() as conn:
             query = sa.select(subscribers.c.email).where(subscribers.c.unsubscribed.is_not(None))
@@ -871,24 +885,18 @@ class SqlStore:
         return _dt(value) if value is not None else None
 
     def claim(
-        self,
-        subscriber: str,
-        period: str,
-        now: datetime,
-        *,
-        items: int | None = None,
-        message_id: str | None = None,
+        self, subscriber: str, period: str, now: datetime, *, items: int | None = None
     ) -> bool:
-        """pending/failed -> sending, with the Message-ID about to be used, committed before
-        any mail is sent; False if another run took it."""
-        values = {
-            "_subscriber": subscriber,
-            "_period": period,
-            "_now": _ts(now),
-            "items": items,
-            "message_id": message_id,
-        }
+        """pending/failed -> sending, committed before any mail is sent; False if another
+        run took it."""
+        values = {"_subscriber": subscriber, "_period": period, "_now": _ts(now), "items": items}
         return self._write(_CLAIM_SQL, values) == 1
+
+    def data_begins(self, subscriber: str, period: str, message_id: str) -> None:
+        """Record, committed, that the message is about to be handed over (SMTP DATA, or the
+        Maildir's rename): a row interrupted before this is safe to send again."""
+        values = {"_subscriber": subscriber, "_period": period, "message_id": message_id}
+        self._write(_DATA_SQL, values)
 
     def finish(
         self,
@@ -966,6 +974,10 @@ class SqlStore:
             )
             new = sa.or_(new, recent)
         return self._heads(new)
+
+    def count_problems(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(problems)).scalar_one())
 
     def problems(self) -> list[Problem]:
         with self.engine.connect() as conn:
@@ -1083,10 +1095,18 @@ class _SqlTransaction:
         rows = [{"source": loc.file, "line": loc.line, "entry_id": eid} for loc, eid in found]
         for chunk in _chunks(rows):
             self.c.execute(provenance.insert(), list(chunk))
-        unique = sorted(set(bad))
-        for chunk in _chunks(
-            [{"source": p.file, "line": p.line, "message": p.message} for p in unique]
-        ):
+        self.add_problems(bad)
+
+    def add_problems(self, found: Iterable[Problem]) -> None:
+        """Record problems of files whose records were just saved (merging reports late)."""
+        rows = [{"source": p.file, "line": p.line, "message": p.message} for p in set(found)]
+        keys = sa.tuple_(problems.c.source, problems.c.line, problems.c.message)
+        for chunk in _chunks(sorted(rows, key=lambda r: (r["source"], r["line"], r["message"]))):
+            self.c.execute(
+                problems.delete().where(
+                    keys.in_([(r["source"], r["line"], r["message"]) for r in chunk])
+                )
+            )
             self.c.execute(problems.insert(), list(chunk))
 
     def touch_source(self, state: SourceState) -> None:

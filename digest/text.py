@@ -28,7 +28,8 @@ _DASHES = re.compile("[\u2010-\u2015\u2212]")
 _QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "`": "'"})
 _SPACE = re.compile(r"\s+")
 # C0/C1 control characters other than tab and newline cannot appear in XML 1.0 at all.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# So can't U+FFFE and U+FFFF, valid UTF-8 though they are.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffe\uffff]")
 
 
 def nfc(text: str) -> str:
@@ -67,3 +68,12 @@ def fold_aligned(text: str) -> str:
 def slugify(text: str) -> str:
     """An ASCII, lower-case, file-name-safe slug: `Đào Hồng Lan` -> `dao-hong-lan`."""
     return _slugify(nfc(text), max_length=80, word_boundary=True)
+
+
+def printable(text: str) -> str:
+    """`text` with every character that is not printable escaped (`\\n`, `\\x1b`, `\\u2028`):
+    a file name or a setting written into a log line can then neither break the line nor
+    forge another."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)

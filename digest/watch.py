@@ -1,14 +1,13 @@
 """Watching the seeds folder: bursts of changes become one build, and only of settled files.
 
 watchfiles reports changes (inotify, or polling where inotify does not work: network and
-container file systems). A file being copied in is not read until its size, mtime and hash
-stop changing, so a capture written in several chunks is parsed once, complete.
+container file systems). A file being copied in is not read until its size and mtime stop
+changing, so a capture written in several chunks is parsed once, complete.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -23,13 +22,14 @@ log = logging.getLogger("digest.watch")
 _SETTLE_LIMIT = 100  # settle rounds before building anyway (a file written for ever)
 
 
-def _fingerprint(path: Path) -> tuple[int, int, str] | None:
+def _fingerprint(path: Path) -> tuple[int, int] | None:
+    # Size and mtime (nanoseconds) change with every write; the build reads and hashes the
+    # file once, after it settled.
     try:
         st = path.stat()
-        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
     except OSError:
         return None  # gone (deleted, or renamed away): that is settled too
-    return (st.st_size, st.st_mtime_ns, digest)
+    return (st.st_size, st.st_mtime_ns)
 
 
 async def settle(paths: set[Path], interval: float) -> None:

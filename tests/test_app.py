@@ -5,8 +5,16 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
 
-from conftest import SEEDS, Project
+from conftest import SEEDS, Project, base_config
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from digest.app import BuildReport, make_digest
+from digest.config import load
 
 NEW_FILE = (
     "HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ\n"
@@ -218,3 +226,177 @@ def test_a_build_told_which_files_changed_looks_at_those_alone(seeded: Project) 
     report = app.build(only={"sub"})  # gone, and never a file: everything is scanned
     assert (report.files_seen, report.files_removed) == (5, 1)
     assert report.entries_total == 101  # a deleted file's entries stay
+
+
+# -- no input can stop a build ------------------------------------------------------------------
+
+
+def _build_in_process(root: Path) -> tuple[BuildReport, int]:
+    app = make_digest(load(root / "config.toml"))
+    try:
+        return app.build(), app.publish().written
+    finally:
+        app.store.close()  # type: ignore[attr-defined]
+
+
+_day = st.integers(0, 40).map(lambda n: f"{n:02d}")
+_year = st.sampled_from([1, 999, 1999, 2000, 2025, 2026, 2036, 2037, 9999, 10000])
+_edge_dates = st.one_of(
+    st.builds(
+        lambda wd, d, mo, y, h, mi, rest: f"{wd}, ngày {d}/{mo}/{y} {h}:{mi}{rest}",
+        st.sampled_from(["Thứ Hai", "Thứ Sáu", "Chủ Nhật", "Thứ Bẩy"]),
+        _day,
+        st.integers(0, 13).map(str),
+        _year,
+        st.integers(0, 30).map(str),
+        st.integers(0, 99).map(lambda n: f"{n:02d}"),
+        st.sampled_from(["Nội dung...", "", "x" * 500, "...rác"]),
+    ),
+    st.builds(
+        lambda d, mo, y, h: f"{d}/{mo}/{y} | {h}:03 AM",
+        _day,
+        st.integers(0, 13).map(lambda n: f"{n:02d}"),
+        _year,
+        st.integers(0, 30),
+    ),
+)
+_lines = st.lists(
+    st.one_of(
+        _edge_dates,
+        st.sampled_from(
+            ["HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ", "Xuất bản thông tin", "Tin liên quan", "- Tiêu đề", ""]
+        ),
+        st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60),
+    ),
+    max_size=30,
+)
+_capture = st.one_of(
+    _lines.map(lambda lines: "\n".join(lines).encode("utf-8")),
+    st.binary(max_size=300),
+    _lines.map(lambda lines: "\r\n".join(lines).encode("utf-8") + b"\xff\xfe\x00"),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_capture, min_size=1, max_size=4))
+def test_no_capture_stops_a_build_nor_costs_a_stored_entry(captures: list[bytes]) -> None:
+    """Arbitrary bytes and dates at the calendar's edges, through the whole build and publish:
+    each broken capture is its own problem, and what was stored stays stored and served."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        (root / "seeds").mkdir()
+        (root / "config.toml").write_text(base_config(), encoding="utf-8")
+        (root / "seeds" / "good.txt").write_text(NEW_FILE, encoding="utf-8")
+        good, _ = _build_in_process(root)
+        assert good.entries_new == 1
+        for i, data in enumerate(captures):
+            (root / "seeds" / f"fuzz-{i}.txt").write_bytes(data)
+        report, _ = _build_in_process(root)
+        assert all(p.file.startswith("fuzz-") for p in report.problems)
+        app = make_digest(load(root / "config.toml"))
+        try:
+            stored = {e.id: e for e in app.entries()}
+        finally:
+            app.store.close()  # type: ignore[attr-defined]
+        (eid,) = good.changed_ids
+        assert stored[eid].summary == "Sáng 16/11/2026, Thứ trưởng"
+        assert (root / "public" / "entries" / f"{eid}.html").is_file()
+        for entry in stored.values():  # every stored instant is a sane one
+            assert 2000 <= entry.published.year <= datetime.now(UTC).year + 10
+
+
+def test_dates_at_the_calendars_edge_are_problems_not_instants(seeded: Project) -> None:
+    seeded.write_seed(
+        "edge.txt",
+        "HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ\n"
+        "Tin ngày tận thế\n"
+        "Thứ Sáu, ngày 31/12/9999 23:59Nội dung...\n"
+        "Xuất bản thông tin\n"
+        "Bài năm một\n"
+        "01/01/0001 | 03:00 AM\n"
+        "Thân bài.\n",
+    )
+    result = seeded.digest("build")
+    assert "entries: 100 new" in result.stdout
+    errors = result.stderr.splitlines()
+    assert any(
+        e.startswith("seeds/edge.txt:3: date 31/12/9999 23:59 is before 2000 or") for e in errors
+    )
+    assert any(
+        e.startswith("seeds/edge.txt:6: date 01/01/0001 03:00 is before 2000") for e in errors
+    )
+
+
+def _fuzzed(text: str, index: int) -> str:
+    """A seed capture damaged the ways captures get damaged: junk after the site's `...`,
+    one extra character, a very long run of junk, and the last item cut mid-word by a scraper
+    that stopped early (no `...`, the file still ends with a newline)."""
+    lines = text.splitlines()
+    dated = [i for i, line in enumerate(lines) if line.endswith("...")]
+    junk = ["x", " rác rác rác", "Đ"]
+    for n, i in enumerate(dated):
+        lines[i] += " nhiễu" * 200_000 if (index, n) == (0, 2) else junk[n % 3]
+    if dated:
+        last = lines[dated[-1]]
+        lines[dated[-1]] = last[: len(last) * 2 // 3].rstrip(".")
+    return "\n".join(lines) + "\n"
+
+
+def test_fuzzed_seeds_keep_every_original_teaser(seeded: Project, make_project) -> None:  # type: ignore[no-untyped-def]
+    seeded.digest("build")
+    original = {e["id"]: e for e in seeded.entries()}
+    for i, f in enumerate(sorted(SEEDS.iterdir())):
+        seeded.write_seed(f"fuzzed-{f.name}", _fuzzed(f.read_text(encoding="utf-8"), i))
+    result = seeded.digest("build")
+    assert "entries: 0 new, 0 updated" in result.stdout
+    after = {e["id"]: e for e in seeded.entries()}
+    for eid, entry in original.items():
+        for key in ("summary", "summary_truncated", "updated", "content"):
+            assert after[eid][key] == entry[key], (eid, key)
+    assert "teaser adds text after the site's cut marker" in result.stderr
+    assert "longer than the site shows" in result.stderr
+    assert os.path.getsize(seeded.public / "feeds" / "all.atom") < 200_000
+    # Arriving together, in one build, the damaged copies win nothing either.
+    both: Project = make_project()
+    for f in sorted(seeded.seeds.iterdir()):
+        shutil.copy(f, both.seeds / f.name)
+    both.digest("build")
+    cold = {e["id"]: e for e in both.entries()}
+    for eid, entry in original.items():
+        assert (cold[eid]["summary"], cold[eid]["summary_truncated"]) == (
+            entry["summary"],
+            entry["summary_truncated"],
+        ), eid
+
+
+def test_a_file_name_cannot_forge_problem_lines(seeded: Project) -> None:
+    seeded.write_seed(
+        "x.txt\nseeds/000_b1ad6872f566675d.txt:1: forged\x1b[2J.txt",
+        "HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ\nTiêu đề mồ côi\n",
+    )
+    result = seeded.digest("build")
+    (line,) = result.stderr.splitlines()
+    assert line == (
+        "seeds/x.txt\\nseeds/000_b1ad6872f566675d.txt:1: forged\\x1b[2J.txt:2: "
+        "title with no date line: 'Tiêu đề mồ côi'; skipped"
+    )
+
+
+def test_every_build_counts_the_problems_there_are_now(seeded: Project) -> None:
+    seeded.write_seed("bad.txt", b"\x00binary")
+    assert "problems: 1; `digest problems` lists them" in seeded.digest("build").stdout
+    again = seeded.digest("build")  # nothing read this time; the broken file is still there
+    assert "problems: 1;" in again.stdout and again.stderr == ""
+    assert seeded.digest("problems").stdout.splitlines() == [
+        "seeds/bad.txt:1: binary file (NUL byte at offset 0); skipped",
+        "problems: 1",
+    ]
+    (seeded.seeds / "bad.txt").unlink()
+    assert "problems: 0" in seeded.digest("build").stdout
+
+
+def test_version(project: Project) -> None:
+    import importlib.metadata
+
+    out = project.digest("--version").stdout
+    assert out.strip() == f"digest {importlib.metadata.version('digest')}"

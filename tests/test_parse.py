@@ -163,6 +163,52 @@ def test_impossible_date_is_reported_and_the_rest_kept() -> None:
     assert str(problem).startswith("bad.txt:3: impossible date or time 31/02/2025")
 
 
+def test_weekday_that_contradicts_its_date_is_reported_and_the_item_kept() -> None:
+    # 03/11/2025 03:44 UTC is Monday 10:44 in Hanoi, not a Friday.
+    text = "HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ\nTin\nThứ Sáu, ngày 03/11/2025 03:44Nội dung...\n"
+    result = parse_text("w.txt", text)
+    (item,) = result.items
+    assert item.published == utc(2025, 11, 3, 3, 44)
+    assert [str(p) for p in result.problems] == [
+        "w.txt:3: weekday 'Thứ Sáu' does not match 03/11/2025 03:44 UTC (Thứ Hai in Vietnam); "
+        "kept with the date and time as written"
+    ]
+
+
+def test_dates_outside_2000_to_ten_years_ahead_are_problems() -> None:
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    text = (
+        "HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ\n"
+        "Quá xa\nThứ Sáu, ngày 31/12/9999 23:59Nội dung...\n"
+        "Quá cũ\nThứ Hai, ngày 03/11/1999 03:44Nội dung...\n"
+        "Mười một năm sau\nThứ Tư, ngày 03/12/2036 03:44Nội dung...\n"
+        "Chín năm sau\nThứ Hai, ngày 03/12/2035 03:44Nội dung...\n"
+        "Xuất bản thông tin\nNăm một\n01/01/0001 | 03:00 AM\nThân bài.\n"
+    )
+    result = parse_text("d.txt", text, now=now)
+    assert [i.title for i in result.items] == ["Chín năm sau"]
+    assert [p.line for p in result.problems] == [3, 5, 7, 12]
+    assert all("is before 2000 or more than ten years ahead" in p.message for p in result.problems)
+
+
+def test_a_teaser_longer_than_the_site_shows_is_cut_and_reported() -> None:
+    teaser = "Sáng nay, Bộ trưởng Bộ Y tế làm việc với tỉnh " * 4
+    junk = " rác" * 100_000
+    text = (
+        "HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ\n"
+        f"Có dấu cắt\nThứ Hai, ngày 03/11/2025 03:44{teaser}...{junk}\n"
+        f"Không dấu cắt\nThứ Hai, ngày 03/11/2025 04:44{teaser}{junk}\n"
+    )
+    result = parse_text("t.txt", text)
+    marked, unmarked = result.items
+    # Junk after the site's own `...`: what comes before it is the teaser.
+    assert (marked.summary, marked.summary_truncated) == (teaser.strip(), True)
+    assert unmarked.summary_truncated and len(unmarked.summary) <= 300
+    assert unmarked.summary.startswith(teaser.strip()) and not unmarked.summary.endswith(" r")
+    assert [p.line for p in result.problems] == [3, 5]
+    assert "longer than the site shows" in result.problems[0].message
+
+
 def test_title_with_no_date_line_is_reported() -> None:
     text = (
         "HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ\n"
