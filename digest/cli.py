@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import importlib.metadata
 import json
 import logging
 import os
@@ -21,8 +22,9 @@ from .classify import Subject
 from .compose import bodies
 from .config import Config, ConfigError, load
 from .model import VIETNAM, Entry, Problem, rfc3339
-from .outbox import Outcome, stop_on_signals
+from .outbox import Outcome, Sender, stop_on_signals
 from .store import StoreError
+from .text import printable
 
 log = logging.getLogger("digest")
 
@@ -66,7 +68,8 @@ def _display(path: Path) -> str:
 
 
 def _problem_line(config: Config, problem: Problem) -> str:
-    return f"{_display(config.paths.seeds / problem.file)}:{problem.line}: {problem.message}"
+    where = printable(_display(config.paths.seeds / problem.file))
+    return f"{where}:{problem.line}: {printable(problem.message)}"
 
 
 def entry_json(entry: Entry) -> dict[str, Any]:
@@ -100,7 +103,8 @@ def _print_report(config: Config, report: BuildReport) -> None:
         f"{report.entries_total} total"
         + (f", {report.entries_retagged} re-tagged" if report.entries_retagged else "")
     )
-    print(f"problems: {len(report.problems)}")
+    hint = "; `digest problems` lists them" if report.problems_total else ""
+    print(f"problems: {report.problems_total}{hint}")
 
 
 class BuildProgress:
@@ -203,12 +207,26 @@ def _cmd_serve_worker(app: Digest, args: argparse.Namespace) -> int:
     return serve_worker(app, fd=args.fd, parent=args.parent)
 
 
+def _upcoming(sender: Sender) -> list[str]:
+    lines = []
+    for u in sender.upcoming(sender.now()):
+        when = u.at.astimezone(VIETNAM).strftime("%a %d/%m/%Y %H:%M")
+        new = f" ({u.new} new: it will be their first digest)" if u.new else ""
+        who = f"{u.subscribers} subscriber" + ("s" if u.subscribers != 1 else "")
+        lines.append(f"next {u.schedule} digest: {when} Vietnam time, {who}{new}")
+    return lines or ["no subscribers: add [[subscribers]] to the config"]
+
+
 def _cmd_send(app: Digest, args: argparse.Namespace) -> int:
     sender = app.sender()
     if args.dry_run:
+        letters = 0
         for letter in sender.dry_run(schedule=args.period):
             what = f"{len(letter.entries)} items" if letter.parcel else "empty, no e-mail"
             print(f"{letter.subscriber.email}  {letter.period.key}  {what}")
+            letters += 1
+        print("would send: " + (f"{letters} digests" if letters else "nothing is due now"))
+        print("\n".join(_upcoming(sender)))
         return 0
 
     async def send() -> list[Outcome]:
@@ -220,7 +238,14 @@ def _cmd_send(app: Digest, args: argparse.Namespace) -> int:
         print(f"{o.subscriber}  {o.period}  {o.state}  {o.items} items")
     counts = Counter(o.state for o in outcomes)
     print("digests: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none due"))
-    return 0 if not (counts["dead"] or counts["unknown"] or counts["failed"]) else 1
+    print("\n".join(_upcoming(sender)))
+    bad = counts["dead"] + counts["unknown"] + counts["failed"]
+    if bad:
+        print(
+            f"{bad} digests did not arrive or may not have: `digest outbox` shows which and why",
+            file=sys.stderr,
+        )
+    return 1 if bad else 0
 
 
 def _cmd_send_shard(app: Digest, args: argparse.Namespace) -> int:
@@ -282,6 +307,20 @@ def _cmd_outbox(app: Digest, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_problems(app: Digest, args: argparse.Namespace) -> int:
+    """Every current problem of the captures: what a build, the daemon and /healthz count."""
+    found = app.problems()
+    if args.json:
+        rows = [{"file": p.file, "line": p.line, "message": p.message} for p in found]
+        json.dump(rows, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for problem in found:
+        print(_problem_line(app.config, problem))
+    print(f"problems: {len(found)}")
+    return 0
+
+
 def _cmd_officials(app: Digest, _args: argparse.Namespace) -> int:
     _print_subjects(app.subjects()[0], officials=True)
     return 0
@@ -290,6 +329,13 @@ def _cmd_officials(app: Digest, _args: argparse.Namespace) -> int:
 def _cmd_topics(app: Digest, _args: argparse.Namespace) -> int:
     _print_subjects(app.subjects()[1], officials=False)
     return 0
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("digest")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout without installing
+        return "unknown"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -310,6 +356,7 @@ def _parser() -> argparse.ArgumentParser:
         help="log lines as text for people or JSON for machines (default: $DIGEST_LOG_FORMAT "
         "or text)",
     )
+    parser.add_argument("--version", action="version", version=f"digest {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="build, then watch seeds/, serve the site and mail")
     run.set_defaults(handler=_cmd_run)
@@ -322,6 +369,9 @@ def _parser() -> argparse.ArgumentParser:
     officials.set_defaults(handler=_cmd_officials)
     topics = commands.add_parser("topics", help="topics and their entries")
     topics.set_defaults(handler=_cmd_topics)
+    problems = commands.add_parser("problems", help="what is wrong in the captures now")
+    problems.add_argument("--json", action="store_true", help="print a JSON array")
+    problems.set_defaults(handler=_cmd_problems)
     send = commands.add_parser("send", help="send the digests that are due now")
     send.add_argument("--period", choices=("daily", "weekly"), help="only this schedule")
     send.add_argument("--dry-run", action="store_true", help="print what would be sent")
@@ -357,6 +407,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ["DIGEST_LOG_FORMAT"] = args.log_format  # the processes this one starts log alike
     try:
         config = load(args.config)
+        for warning in config.warnings:
+            log.warning("%s", warning, extra={"event": "config"})
         app = make_digest(config)
     except ConfigError as exc:
         print(f"digest: {exc}", file=sys.stderr)

@@ -8,6 +8,9 @@ What matters for "exactly once" is knowing what happened. SMTP is driven step by
 - the connection dropping or timing out during DATA: UnknownOutcomeError (a TimeoutError):
   the server may have accepted the message, so it is never sent again.
 
+`before_data` is called right before DATA (or the Maildir's write): the outbox records then
+that the outcome may become unknown. A process killed before that point sent nothing.
+
 The Maildir writes each message under a name derived from its Message-ID, through tmp/ and a
 rename into new/, so delivery is atomic and a second delivery of the same message is a no-op.
 """
@@ -19,6 +22,7 @@ import email
 import email.encoders
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.policy import compat32
 from pathlib import Path
@@ -74,8 +78,16 @@ def seven_bit(data: bytes) -> bytes:
     return message.as_bytes(policy=WIRE)
 
 
+# Called just before the point of no return: SMTP's DATA, the Maildir's write.
+BeforeData = Callable[[], None]
+
+
+def _nothing() -> None:
+    return None
+
+
 class Mailer(Protocol):
-    async def send(self, parcel: Parcel) -> None: ...
+    async def send(self, parcel: Parcel, *, before_data: BeforeData = _nothing) -> None: ...
     def delivered(self, message_id: str) -> bool | None: ...
     async def close(self) -> None: ...
 
@@ -127,7 +139,7 @@ class SmtpMailer:
         self._smtp = smtp
         return smtp
 
-    async def send(self, parcel: Parcel) -> None:
+    async def send(self, parcel: Parcel, *, before_data: BeforeData = _nothing) -> None:
         smtp = await self._connection()
         sender = self.settings.from_address
         recipient = parcel.recipient
@@ -146,6 +158,7 @@ class SmtpMailer:
         except (aiosmtplib.SMTPException, OSError) as exc:
             await self._drop()
             raise TransientMailError(f"before the message was sent: {exc}") from None
+        before_data()
         try:
             await smtp.data(data)
         except aiosmtplib.SMTPResponseException as exc:
@@ -203,8 +216,9 @@ class MaildirMailer:
             return True
         return any((self.root / "cur").glob(name + "*"))  # a client adds ":2,S" when read
 
-    async def send(self, parcel: Parcel) -> None:
+    async def send(self, parcel: Parcel, *, before_data: BeforeData = _nothing) -> None:
         message_id = parcel.message_id
+        before_data()
         if self.delivered(message_id):
             return
         name = self._name(message_id)

@@ -10,8 +10,9 @@ delivered -> sent; nothing matched -> empty (no e-mail); a transient failure -> 
 growing wait, dead after max_attempts; a permanent one -> dead; an unknown outcome -> unknown,
 never sent again. A row still `sending` at start-up belonged to a process that died: with a
 Maildir, whose delivery is atomic and named after the Message-ID, it is resolved by looking;
-over SMTP nobody can tell, so it becomes unknown rather than risk a second message. A row
-without a recorded Message-ID never reached the mailer and is simply retried.
+over SMTP nobody can tell, so it becomes unknown rather than risk a second message. The
+Message-ID is recorded only just before DATA begins: a row without one never reached that
+point and is simply sent again.
 """
 
 from __future__ import annotations
@@ -77,6 +78,16 @@ def make_mailer(config: Config) -> Mailer:
 
 
 @dataclass(frozen=True, slots=True)
+class Upcoming:
+    """The next send time of one schedule, and who it is for."""
+
+    schedule: str
+    at: datetime
+    subscribers: int
+    new: int  # of them, appearing for the first time: this will be their first digest
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     subscriber: str
     period: str
@@ -128,6 +139,25 @@ class Sender:
                 found.append((s, Period(s.schedule, slot)))
         if record:
             self.store.add_periods([(s.email.lower(), p.key, p.slot) for s, p in found], now)
+        return found
+
+    def upcoming(self, now: datetime) -> list[Upcoming]:
+        """When each schedule sends next, to how many subscribers, and how many of them are
+        new (a new subscriber's first digest comes at the next send time of their schedule,
+        with what was published in the period before it)."""
+        unsubscribed = self.store.unsubscribed()
+        known = self.store.known_subscribers()
+        found = []
+        for schedule in ("daily", "weekly"):
+            emails = [
+                s.email.lower()
+                for s in self.config.subscribers
+                if s.schedule == schedule and s.email.lower() not in unsubscribed
+            ]
+            if emails:
+                at = preview_period(schedule, now, self.config.digests).slot
+                new = sum(e not in known for e in emails)
+                found.append(Upcoming(schedule, at, len(emails), new))
         return found
 
     def dry_run(self, *, schedule: str | None = None) -> Iterator[Letter]:
@@ -184,12 +214,13 @@ class Sender:
 
     # -- sending ----------------------------------------------------------------------------------
 
-    def recover(self, mailer: Mailer) -> None:
-        """Settle rows a dead process left in `sending`."""
+    def recover(self, mailer: Mailer) -> list[Outcome]:
+        """Settle rows a dead process left in `sending`; the ones now unknown."""
         now = self.now()
+        unknown = []
         for row in self.store.interrupted():
-            # The Message-ID is recorded just before the mailer is called: without one,
-            # nothing left this process for that period and it is safe to try again.
+            # The Message-ID is recorded just before DATA: without one, nothing left this
+            # process for that period and it is safe to try again.
             delivered = mailer.delivered(row.message_id) if row.message_id else False
             if delivered is True:
                 self.store.finish(
@@ -225,6 +256,8 @@ class Sender:
                     row.subscriber,
                     extra={"event": "mail", "state": "unknown", "period": row.period},
                 )
+                unknown.append(Outcome(row.subscriber, row.period, "unknown", row.items or 0))
+        return unknown
 
     async def deliver(self, row: OutboxRow, mailer: Mailer, first_seen: datetime) -> Outcome | None:
         subscriber = self.by_email.get(row.subscriber)
@@ -235,20 +268,22 @@ class Sender:
         schedule, _, _ = row.period.partition(":")
         period = Period(schedule, row.slot)
         letter = self._letter(subscriber, period, first_seen, now)
-        message_id = None if letter.parcel is None else letter.parcel.message_id
-        # The Message-ID is recorded with the claim: a crash from here on can be resolved by
-        # looking for it.
         items = len(letter.entries)
-        if not self.store.claim(
-            row.subscriber, row.period, now, items=items, message_id=message_id
-        ):
+        if not self.store.claim(row.subscriber, row.period, now, items=items):
             return None  # another run took it
         if letter.parcel is None:
             self.store.finish(row.subscriber, row.period, "empty", now, items=0)
             return self._logged(row, "empty", 0)
+        message_id = letter.parcel.message_id
+
+        def data_begins() -> None:
+            # From here a crash leaves an outcome only the server knows; before it, the
+            # digest is simply sent again.
+            self.store.data_begins(row.subscriber, row.period, message_id)
+
         state, error, retry = "sent", "", None
         try:
-            await mailer.send(letter.parcel)
+            await mailer.send(letter.parcel, before_data=data_begins)
         except TransientMailError as exc:
             attempts = row.attempts + 1
             error = str(exc)
@@ -307,9 +342,10 @@ class Sender:
         now = self.now()
         self._windows.clear()  # entries change between runs
         self.plan(now, schedule=schedule)
+        settled: list[Outcome] = []  # left unknown by a process that died
         with DeliveryLock(delivery_lock(self.config)) as lock:
             if recover:
-                await self._recover_alone(lock)
+                settled += await self._recover_alone(lock)
             due = self._due(now, schedule)
             shards = self.config.digests.processes if len(due) >= _SHARDED_FROM else 1
             helpers = [
@@ -344,11 +380,14 @@ class Sender:
                         extra={"event": "mail", "state": "error", "code": helper.returncode},
                     )
             if failed:
-                await self._recover_alone(lock)  # what it left `sending`, now that nobody sends
+                # What it left `sending`, now that nobody sends.
+                settled += await self._recover_alone(lock)
                 rest = [
                     r for r in self._due(now, schedule) if shard(r.subscriber, shards) in failed
                 ]
                 outcomes += await self.deliver_all(rest, stop)
+        delivered = len(outcomes)
+        outcomes = settled + outcomes
         counts = Counter(o.state for o in outcomes)
         if outcomes:
             log.info(
@@ -356,10 +395,10 @@ class Sender:
                 ", ".join(f"{n} {state}" for state, n in sorted(counts.items())),
                 extra={"event": "mail", "state": "run", **counts},
             )
-        if stop.is_set() and len(outcomes) < len(due):
+        if stop.is_set() and delivered < len(due):
             log.warning(
                 "stopped with %d of %d digests delivered; the next run sends the rest",
-                len(outcomes),
+                delivered,
                 len(due),
                 extra={"event": "mail", "state": "stopped"},
             )
@@ -393,20 +432,21 @@ class Sender:
             if schedule is None or row.period.startswith(schedule + ":")
         ]
 
-    async def _recover_alone(self, lock: DeliveryLock) -> None:
+    async def _recover_alone(self, lock: DeliveryLock) -> list[Outcome]:
         """Settle `sending` rows only when no other process is delivering: they are then a
-        dead process's, never a live neighbour's."""
+        dead process's, never a live neighbour's. The ones that became unknown."""
         mailer = self.mailer_factory(self.config)
         try:
             with lock.alone() as alone:
                 if alone:
-                    self.recover(mailer)
+                    return self.recover(mailer)
                 else:
                     log.info(
                         "another process is delivering digests; rows left sending are "
                         "settled by a later run",
                         extra={"event": "mail", "state": "recover-later"},
                     )
+                    return []
         finally:
             await mailer.close()
 
@@ -545,6 +585,7 @@ __all__ = [
     "DeliveryLock",
     "Outcome",
     "Sender",
+    "Upcoming",
     "delivery_lock",
     "make_mailer",
     "preview_period",
