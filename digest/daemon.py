@@ -32,9 +32,9 @@ from typing import Any
 import uvicorn
 
 from .app import BuildReport, Digest
-from .config import Config
+from .config import Config, Server
 from .model import rfc3339
-from .server import PublicApp
+from .server import GuardedHttp, Pages, PublicApp
 from .site import PublishReport
 from .watch import watch
 
@@ -178,7 +178,7 @@ class Daemon:
                 self.health.last_ok = True
                 self.health.last_error = None
                 self.health.entries = built.entries_total
-                self.health.problems = len(self.app.problems())
+                self.health.problems = built.problems_total
                 log.info(
                     "build: %d parsed, %d new, %d updated, %d total, %d problems; "
                     "published %d written, %d removed",
@@ -186,7 +186,7 @@ class Daemon:
                     built.entries_new,
                     built.entries_updated,
                     built.entries_total,
-                    len(built.problems),
+                    built.problems_total,
                     published.written,
                     published.removed,
                     extra={
@@ -196,7 +196,7 @@ class Daemon:
                         "entries_new": built.entries_new,
                         "entries_updated": built.entries_updated,
                         "entries_total": built.entries_total,
-                        "problems": len(built.problems),
+                        "problems": built.problems_total,
                         "written": published.written,
                         "seconds": round(time.perf_counter() - started, 3),
                     },
@@ -219,7 +219,12 @@ class Daemon:
             log.error("%s", exc, extra={"event": "serve", "ok": False})
             return 1
         self.health.save()  # workers must not report a previous run's state
-        server = _server(PublicApp(config.paths.public, self.health.report, self.unsubscribe))
+        server = _server(
+            PublicApp(
+                config.paths.public, self.health.report, self.unsubscribe, pages=pages(config)
+            ),
+            config.server,
+        )
         serving = asyncio.create_task(server.serve(sockets=[sock]), name="http")
         while not server.started and not serving.done():
             await asyncio.sleep(0.01)
@@ -267,6 +272,10 @@ class Daemon:
         return 0
 
 
+def pages(config: Config) -> Pages:
+    return Pages(config.paths.templates, config.site)
+
+
 def health_snapshot(config: Config) -> Path:
     return config.paths.store.parent / "health.json"
 
@@ -302,9 +311,25 @@ def listen(config: Config) -> list[socket.socket]:
     return sockets
 
 
-def _server(app: PublicApp) -> _Server:
+def _server(app: PublicApp, settings: Server) -> _Server:
+    guarded = type(
+        "Http",
+        (GuardedHttp,),
+        {
+            "header_timeout": float(settings.header_timeout),
+            "max_header_bytes": settings.max_header_bytes,
+        },
+    )
     return _Server(
-        uvicorn.Config(app, lifespan="off", access_log=False, log_config=None, server_header=False)
+        uvicorn.Config(
+            app,
+            http=guarded,
+            timeout_keep_alive=settings.keepalive_timeout,
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            server_header=False,
+        )
     )
 
 
@@ -364,7 +389,8 @@ async def _serve_worker(app: Digest, fd: int, parent: int) -> int:
     def health() -> tuple[int, dict[str, Any]]:
         return Health.load(snapshot, sender.health).report()
 
-    server = _server(PublicApp(app.config.paths.public, health, sender.unsubscribe))
+    public = PublicApp(app.config.paths.public, health, sender.unsubscribe, pages=pages(app.config))
+    server = _server(public, app.config.server)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

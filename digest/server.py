@@ -8,6 +8,7 @@ absolute paths and symlinks leading outside all get 404.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import json
@@ -16,10 +17,14 @@ import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
-from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from .config import Site
+from .site import page_templates
 
 log = logging.getLogger("digest.server")
 
@@ -60,20 +65,44 @@ HealthCheck = Callable[[], tuple[int, dict[str, Any]]]
 
 Unsubscribe = Callable[[str, str], bool]
 
-_UNSUBSCRIBE_PAGE = """<!doctype html><html lang="vi"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>Hủy đăng ký</title>
-</head><body style="font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto">
-<h1>{heading}</h1><p>{text}</p>{form}</body></html>"""
+
+class Pages:
+    """Pages the server writes itself (answers to a form, a link), in the site's style and
+    language, from the site's templates; the published 404.html for a missing path."""
+
+    def __init__(self, templates: Path, site: Site) -> None:
+        self.env = page_templates(templates)
+        self.site = site
+
+    def message(self, heading: str, *paragraphs: str, form: dict[str, str] | None = None) -> bytes:
+        template = self.env.get_template("site/message.html")
+        return template.render(
+            site=self.site,
+            root=self.site.base_url,
+            feeds=[],
+            heading=heading,
+            paragraphs=paragraphs,
+            form=form,
+        ).encode()
+
+
+_HTML = b"text/html; charset=utf-8"
 
 
 class PublicApp:
     def __init__(
-        self, root: Path, health: HealthCheck, unsubscribe: Unsubscribe | None = None
+        self,
+        root: Path,
+        health: HealthCheck,
+        unsubscribe: Unsubscribe | None = None,
+        *,
+        pages: Pages,
     ) -> None:
         self.root = root.resolve()
         self._root = str(self.root)
         self.health = health
         self.unsubscribe = unsubscribe
+        self.pages = pages
         self._cache: dict[str, _File] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -101,7 +130,11 @@ class PublicApp:
         found = self._lookup(scope["path"])
         if found is None:
             self._log_error(scope, 404)
-            await _plain(send, 404, b"Not found\n")
+            page = self._lookup("/404.html")  # the site's own page, in Vietnamese
+            if page is None:
+                await _plain(send, 404, b"Not found\n")
+            else:
+                await _plain(send, 404, b"" if method == "HEAD" else page.body, content_type=_HTML)
             return
         await self._answer(scope, send, found)
 
@@ -112,29 +145,37 @@ class PublicApp:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         email = (query.get("email") or [""])[0]
         token = (query.get("token") or [""])[0]
-        html = b"text/html; charset=utf-8"
         if scope["method"] == "POST":
             while (await receive()).get("more_body"):
                 pass  # the body is "List-Unsubscribe=One-Click"; the URL carries the token
             if email and token and self.unsubscribe(email, token):
-                text = f"{escape(email)} sẽ không nhận bản tin nữa."
-                page = _UNSUBSCRIBE_PAGE.format(heading="Đã hủy đăng ký", text=text, form="")
-                await _plain(send, 200, page.encode(), content_type=html)
+                page = self.pages.message(
+                    "Đã hủy đăng ký",
+                    f"Địa chỉ {email} sẽ không nhận bản tin nữa.",
+                    "Nếu đổi ý, hãy liên hệ người quản trị trang để đăng ký lại.",
+                )
+                await _plain(send, 200, page, content_type=_HTML)
                 return
             self._log_error(scope, 400)
-            await _plain(send, 400, b"Invalid unsubscribe link\n")
+            page = self.pages.message(
+                "Đường dẫn không hợp lệ",
+                "Đường dẫn hủy đăng ký này không đúng hoặc không đầy đủ. Hãy bấm vào đường dẫn "
+                "ở cuối một bản tin bạn đã nhận.",
+            )
+            await _plain(send, 400, page, content_type=_HTML)
             return
         if scope["method"] not in ("GET", "HEAD"):
             await _plain(send, 405, b"Method not allowed\n", [(b"allow", b"GET, POST")])
             return
-        action = "/unsubscribe?" + urlencode({"email": email, "token": token})
-        form = (
-            f'<form method="post" action="{escape(action)}">'
-            '<button type="submit">Hủy đăng ký</button></form>'
+        action = f"{self.pages.site.base_url}unsubscribe?" + urlencode(
+            {"email": email, "token": token}
         )
-        text = f"Hủy nhận bản tin cho {escape(email)}?"
-        page = _UNSUBSCRIBE_PAGE.format(heading="Hủy đăng ký", text=text, form=form)
-        await _plain(send, 200, page.encode(), content_type=html)
+        page = self.pages.message(
+            "Hủy đăng ký bản tin",
+            f"Bạn muốn ngừng nhận bản tin gửi tới {email}?",
+            form={"action": action, "button": "Hủy đăng ký"},
+        )
+        await _plain(send, 200, page, content_type=_HTML)
 
     def _log_error(self, scope: Scope, status: int) -> None:
         client = scope.get("client") or ("-", 0)
@@ -149,7 +190,8 @@ class PublicApp:
     def _lookup(self, url_path: str) -> _File | None:
         relative = url_path.lstrip("/") or "index.html"
         parts = relative.split("/")
-        if any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts):
+        # No dot-names at all: `..`, and hidden files (temporaries of a writer).
+        if any(not p or p[0] == "." or "\\" in p or "\0" in p for p in parts):
             return None
         try:
             # Plain strings on the hot path: one stat per request, no pathlib objects.
@@ -246,3 +288,76 @@ async def _plain(
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class GuardedHttp(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the limits it lacks: a request's headers must arrive
+    whole within `header_timeout` seconds of its first byte (or of the connection), and be at
+    most `max_header_bytes` long; otherwise 408 or 431 and the connection is closed. Idle
+    keep-alive connections are closed by uvicorn's own `timeout_keep_alive`. So slow and idle
+    clients (slowloris) cannot hold connections, and a huge header cannot fill memory."""
+
+    header_timeout = 10.0
+    max_header_bytes = 32 * 1024
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._header_bytes = 0
+        self._in_headers = True
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_later(self.header_timeout, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_headers:
+            self._arm()  # a new request after a keep-alive pause
+            self._header_bytes += len(data)
+            if self._header_bytes > self.max_header_bytes:
+                self._refuse(431, b"Request header fields too large\n")
+                return
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_headers = True
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        self._header_bytes = 0
+        self._disarm()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        self._in_headers = True  # what comes next on this connection is a new request
+        super().on_response_complete()
+
+    def _too_slow(self) -> None:
+        self._header_timer = None
+        if self._in_headers:
+            self._refuse(408, b"Request timeout\n")
+
+    def _refuse(self, status: int, body: bytes) -> None:
+        self._disarm()
+        if self.transport.is_closing():
+            return
+        self.transport.write(
+            STATUS_LINE[status]
+            + b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+            + b"content-length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+        self.transport.close()

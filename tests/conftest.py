@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,3 +116,103 @@ def make_project(tmp_path: Path) -> Callable[[str], Project]:
         return p
 
     return make
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Daemon:
+    def __init__(self, root: Path, *, workers: int = 1, limits: int | None = None) -> None:
+        self.root = root
+        self.port = free_port()
+        config = real_config().replace("port = 8080", f"port = {self.port}")
+        config = config.replace("settle_ms = 50", "settle_ms = 400")
+        config = config.replace("workers = 1", f"workers = {workers}")
+        if limits is not None:  # seconds for the header and keep-alive timeouts
+            config = config.replace("header_timeout = 10", f"header_timeout = {limits}")
+            config = config.replace("keepalive_timeout = 5", f"keepalive_timeout = {limits}")
+        (root / "config.toml").write_text(config, encoding="utf-8")
+        self.log = (root / "daemon.log").open("w+", encoding="utf-8")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "digest",
+                "--config",
+                "config.toml",
+                "--log-format",
+                "json",
+                "run",
+            ],
+            cwd=self.root,
+            stdout=self.log,
+            stderr=self.log,
+        )
+        self.process = process
+        self.wait_for(lambda: self.health()[0] == 200, what="first build")
+        return process
+
+    def events(self, name: str) -> list[dict[str, object]]:
+        lines = (self.root / "daemon.log").read_text(encoding="utf-8").splitlines()
+        found = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if record.get("event") == name:
+                found.append(record)
+        return found
+
+    def request(
+        self,
+        path: str,
+        method: str = "GET",
+        headers: dict[str, str] | None = None,
+        *,
+        timeout: float = 10,
+    ) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.putrequest(method, path, skip_accept_encoding=True)
+            for k, v in (headers or {}).items():
+                conn.putheader(k, v)
+            conn.endheaders()
+            response = conn.getresponse()
+            body = response.read()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, body
+        finally:
+            conn.close()
+
+    def health(self) -> tuple[int, dict[str, object]]:
+        try:
+            status, _, body = self.request("/healthz")
+        except OSError:
+            return 0, {}
+        return status, json.loads(body)
+
+    def wait_for(self, condition, *, what: str, timeout: float = 20) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"daemon exited {self.process.returncode}: {self.tail()}")
+            if condition():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}: {self.tail()}")
+
+    def tail(self) -> str:
+        return (self.root / "daemon.log").read_text(encoding="utf-8")[-3000:]
+
+    def stop(self) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=10)

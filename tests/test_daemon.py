@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import http.client
 import json
 import os
 import shutil
@@ -17,110 +16,13 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from conftest import ROOT, real_config
+from conftest import ROOT, Daemon
 
 NEW = (
     "HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ\n"
     "Thứ trưởng Bộ Y tế Lê Đức Luận thăm Bệnh viện Bạch Mai\n"
     "Thứ Hai, ngày 16/11/2026 02:00Sáng 16/11/2026, Thứ trưởng...\n"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class Daemon:
-    def __init__(self, root: Path, *, workers: int = 1) -> None:
-        self.root = root
-        self.port = free_port()
-        config = real_config().replace("port = 8080", f"port = {self.port}")
-        config = config.replace("settle_ms = 50", "settle_ms = 400")
-        config = config.replace("workers = 1", f"workers = {workers}")
-        (root / "config.toml").write_text(config, encoding="utf-8")
-        self.log = (root / "daemon.log").open("w+", encoding="utf-8")
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "digest",
-                "--config",
-                "config.toml",
-                "--log-format",
-                "json",
-                "run",
-            ],
-            cwd=self.root,
-            stdout=self.log,
-            stderr=self.log,
-        )
-        self.process = process
-        self.wait_for(lambda: self.health()[0] == 200, what="first build")
-        return process
-
-    def events(self, name: str) -> list[dict[str, object]]:
-        lines = (self.root / "daemon.log").read_text(encoding="utf-8").splitlines()
-        found = []
-        for line in lines:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if record.get("event") == name:
-                found.append(record)
-        return found
-
-    def request(
-        self,
-        path: str,
-        method: str = "GET",
-        headers: dict[str, str] | None = None,
-        *,
-        timeout: float = 10,
-    ) -> tuple[int, dict[str, str], bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            conn.putrequest(method, path, skip_accept_encoding=True)
-            for k, v in (headers or {}).items():
-                conn.putheader(k, v)
-            conn.endheaders()
-            response = conn.getresponse()
-            body = response.read()
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, body
-        finally:
-            conn.close()
-
-    def health(self) -> tuple[int, dict[str, object]]:
-        try:
-            status, _, body = self.request("/healthz")
-        except OSError:
-            return 0, {}
-        return status, json.loads(body)
-
-    def wait_for(self, condition, *, what: str, timeout: float = 20) -> None:  # type: ignore[no-untyped-def]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise AssertionError(f"daemon exited {self.process.returncode}: {self.tail()}")
-            if condition():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}: {self.tail()}")
-
-    def tail(self) -> str:
-        return (self.root / "daemon.log").read_text(encoding="utf-8")[-3000:]
-
-    def stop(self) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -210,7 +112,16 @@ def test_every_way_out_of_the_public_folder_is_404(daemon: Daemon) -> None:
     os.symlink("/etc/passwd", public / "link-out.txt")
     os.symlink("/etc", public / "dir-out")
     os.symlink(daemon.root / "config.toml", public / "config.html")
+    # Dot-names are never served: a writer's temporaries, anything hidden.
+    (public / ".tmp").mkdir(exist_ok=True)
+    (public / ".tmp" / "1-index.html").write_text("half", encoding="utf-8")
+    (public / "entries" / ".x.html.1.tmp").write_text("half", encoding="utf-8")
+    (public / ".hidden.html").write_text("hidden", encoding="utf-8")
     attempts = [
+        "/.tmp/1-index.html",
+        "/entries/.x.html.1.tmp",
+        "/.hidden.html",
+        "/%2Ehidden.html",
         "/../config.toml",
         "/%2e%2e/config.toml",
         "/%2E%2E%2Fconfig.toml",
@@ -257,6 +168,29 @@ def test_new_file_appears_in_served_feed_and_broken_one_is_reported(daemon: Daem
     assert daemon.health()[0] == 200 and in_feed(daemon, "Lê Đức Luận thăm")
 
 
+def test_every_count_of_problems_agrees_with_digest_problems(daemon: Daemon) -> None:
+    """A build, the daemon's log, /healthz and `digest problems` all count the problems there
+    are now, not those of the last file read."""
+    seeds = daemon.root / "seeds"
+    (seeds / "bad-1.txt").write_bytes(b"\x00binary")
+    daemon.wait_for(lambda: daemon.health()[1].get("problems") == 1, what="first problem")
+    (seeds / "bad-2.txt").write_text("HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ\nMồ côi\n", encoding="utf-8")
+    daemon.wait_for(lambda: daemon.health()[1].get("problems") == 2, what="second problem")
+    (seeds / "005_new.txt").write_text(NEW, encoding="utf-8")  # a good file: still 2
+    daemon.wait_for(lambda: in_feed(daemon, "Lê Đức Luận thăm"), what="good file")
+    assert daemon.health()[1]["problems"] == 2
+    assert daemon.events("build")[-1]["problems"] == 2
+    listed = subprocess.run(
+        [sys.executable, "-m", "digest", "--config", "config.toml", "problems"],
+        cwd=daemon.root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert listed[-1] == "problems: 2"
+    assert [line.split(":")[0] for line in listed[:-1]] == ["seeds/bad-1.txt", "seeds/bad-2.txt"]
+
+
 def test_file_written_in_chunks_is_parsed_once_complete(daemon: Daemon) -> None:
     builds_before = len(daemon.events("build"))
     lines = NEW.splitlines(keepends=True)
@@ -299,7 +233,7 @@ def test_sigterm_mid_build_exits_zero_and_leaves_whole_files(daemon: Daemon) -> 
     assert daemon.stop() == 0
     assert time.monotonic() - started < 5
     public = daemon.root / "public"
-    assert not [p for p in public.rglob("*") if p.name.endswith(".tmp")]
+    assert not [p for p in public.rglob("*") if p.is_file() and ".tmp" in p.name]
     for feed in public.rglob("*.atom"):
         assert not feedparser.parse(feed.read_bytes()).bozo, feed
     assert daemon.events("stop")
@@ -526,3 +460,57 @@ def test_a_taken_port_is_one_clear_line_and_exit_1(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"cannot serve on 127.0.0.1:{d.port}: Address already in use" in result.stderr
     assert "set [server] port in" in result.stderr
+
+
+def _read_until_closed(sock: socket.socket, limit: float) -> tuple[bytes, float]:
+    """What the server sends until it closes the connection, and how long that took."""
+    started = time.monotonic()
+    sock.settimeout(limit)
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except (TimeoutError, ConnectionResetError):
+        pass
+    return received, time.monotonic() - started
+
+
+def test_http_closes_idle_slow_and_oversized_requests(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
+    d = Daemon(tmp_path, limits=1)
+    d.start()
+    try:
+        # A connection that never sends anything is answered 408 and closed.
+        with socket.create_connection(("127.0.0.1", d.port)) as idle:
+            received, took = _read_until_closed(idle, 10)
+        assert received.startswith(b"HTTP/1.1 408 ") and took < 5
+        # Headers trickling in a byte at a time never complete: closed at the header timeout.
+        with socket.create_connection(("127.0.0.1", d.port)) as slow:
+            slow.sendall(b"GET /index.html HTTP/1.1\r\nHost: x\r\n")
+            started = time.monotonic()
+            try:
+                while time.monotonic() - started < 5:
+                    slow.sendall(b"X")
+                    time.sleep(0.2)
+            except OSError:
+                pass  # closed by the server
+            received, _ = _read_until_closed(slow, 5)
+        assert received.startswith(b"HTTP/1.1 408 ") and time.monotonic() - started < 5
+        # A header over the size cap is refused with 431 long before it is all sent.
+        with socket.create_connection(("127.0.0.1", d.port)) as huge:
+            huge.sendall(b"GET /index.html HTTP/1.1\r\nHost: x\r\nX-Big: ")
+            try:
+                for _ in range(32 * 16):  # up to 32 MB
+                    huge.sendall(b"a" * 65536)
+            except OSError:
+                pass
+            received, _ = _read_until_closed(huge, 5)
+        assert received.startswith(b"HTTP/1.1 431 ")
+        # After a response, an idle keep-alive connection is closed.
+        with socket.create_connection(("127.0.0.1", d.port)) as kept:
+            kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            received, took = _read_until_closed(kept, 10)
+        assert received.startswith(b"HTTP/1.1 200 ") and 0.5 < took < 5
+        assert d.health()[0] == 200  # and normal requests are served all along
+    finally:
+        d.stop()
