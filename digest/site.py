@@ -39,11 +39,25 @@ _BATCH_ENTRIES = 2000
 _WEEKDAYS = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ Nhật")
 _EMPTY_UPDATED = datetime(2000, 1, 1, tzinfo=UTC)  # feeds of a store with no entry at all
 _STATE_KEY = "published_state"
+_STATIC = ("style.css", "favicon.svg", "favicon.ico")
 
 
 def vietnam_time(moment: datetime) -> str:
     local = moment.astimezone(VIETNAM)
     return f"{_WEEKDAYS[local.weekday()]}, {local:%d/%m/%Y %H:%M}"
+
+
+def page_templates(folder: Path) -> jinja2.Environment:
+    """The site's Jinja2 templates, autoescaped, with the Vietnam-time filters."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters["vn"] = vietnam_time
+    env.filters["iso"] = rfc3339
+    return env
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +88,19 @@ class _Output:
 
 
 class PublicDir:
-    """The public folder; every write is atomic and skipped when the bytes are the same."""
+    """The public folder; every write is atomic and skipped when the bytes are the same.
+
+    Files are written in `.tmp/` and renamed into place, so a process killed mid-write leaves
+    its half file there, where the next publish deletes it, and nowhere a reader looks (the
+    server never answers a name starting with a dot)."""
+
+    TEMPORARY = ".tmp"
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self._root = str(root)
+        self._scratch = root / self.TEMPORARY
+        self._scratch_made = False
 
     def path(self, relative: str) -> Path:
         # Names come from slugs and ids, checked here as text: cheaper than resolving every
@@ -92,6 +114,18 @@ class PublicDir:
         # Plain strings: this runs for every published file on every no-change build.
         return os.path.isfile(os.path.join(self._root, relative))  # noqa: PTH113, PTH118
 
+    def clear_scratch(self, *, everywhere: bool = False) -> int:
+        """Delete what killed writers left behind; `everywhere` also sweeps the whole folder
+        for the `.<name>.<pid>.tmp` files that earlier versions wrote beside their targets.
+        How many were deleted."""
+        found = list(self._scratch.glob("*")) if self._scratch.is_dir() else []
+        if everywhere and self.root.is_dir():
+            found += [p for p in self.root.rglob(".*.tmp") if self.TEMPORARY not in p.parts]
+        for leftover in found:
+            leftover.unlink(missing_ok=True)
+        self._scratch_made = False  # the folder may be gone (cleaned by hand) by next time
+        return len(found)
+
     def write(self, relative: str, data: bytes) -> bool:
         path = self.path(relative)
         try:
@@ -100,7 +134,10 @@ class PublicDir:
         except OSError:
             pass
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        if not self._scratch_made:
+            self._scratch.mkdir(exist_ok=True)
+            self._scratch_made = True
+        temporary = self._scratch / f"{os.getpid()}-{relative.replace('/', '~')}"
         try:
             temporary.write_bytes(data)
             temporary.replace(path)
@@ -139,15 +176,7 @@ class Publisher:
         self.site = config.site
         self.store = store
         self.public = PublicDir(config.paths.public)
-        loader = jinja2.FileSystemLoader(str(config.paths.templates))
-        self.env = jinja2.Environment(
-            loader=loader,
-            autoescape=True,
-            undefined=jinja2.StrictUndefined,
-            keep_trailing_newline=True,
-        )
-        self.env.filters["vn"] = vietnam_time
-        self.env.filters["iso"] = rfc3339
+        self.env = page_templates(config.paths.templates)
 
     # -- the plan -----------------------------------------------------------------------------
 
@@ -219,13 +248,14 @@ class Publisher:
         names = _Names.of(*subjects(self.config.classification, stats, self.store.discovered()))
         channels = self.channels(names)
         if scope.everything:
-            plan.expected = (
+            plan.expected = (  # entries, OPML, the site's own pages, static files, channels
                 self.store.count_entries()
-                + 2
+                + 3
+                + len(_STATIC)
                 + sum(4 + 2 * len(self.store.channel_months(c.key)) for c in channels)
             )
-            css = (self.config.paths.templates / "site" / "style.css").read_bytes()
-            plan.add([_Output("style.css", context.sign("css", css.decode()), lambda _: css)])
+            plan.add(self._static_outputs(context))
+            plan.add(self._site_pages(channels, context))
         for outputs in self._entry_outputs(scope, names, context):
             plan.add(outputs)
         # Order matters to a reader polling during a publish: what is linked to is written
@@ -237,6 +267,39 @@ class Publisher:
         for key in sorted(set(scope.months) - listed):
             plan.remove_channel(key)  # a discovered official with no entries left
         plan.add([self._opml_output(channels, context)])
+
+    def _static_outputs(self, context: _SignatureBase) -> list[_Output]:
+        """The stylesheet and icons, copied as they are."""
+        outputs = []
+        for name in _STATIC:
+            data = (self.config.paths.templates / "site" / name).read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            outputs.append(_Output(name, context.sign("static", name, digest), _constant(data)))
+        return outputs
+
+    def _site_pages(self, channels: Sequence[Channel], context: _SignatureBase) -> list[_Output]:
+        """How to follow the site (every feed address), and the page the server shows for a
+        missing path (its links are absolute: it is shown at any depth)."""
+        addresses = [(c.title, self._url(f"feeds/{c.key}.atom")) for c in channels]
+        urls = {f: self._url(f"feeds/all.{f}") for f in FORMATS}
+        feeds = self._feeds_meta(urls, self.site.title)
+        daily_at = self.config.digests.daily_at.strftime("%H:%M")
+
+        def follow(_: Mapping[str, Entry]) -> bytes:
+            template = self.env.get_template("site/follow.html")
+            html = template.render(
+                site=self.site, root="", feeds=feeds, addresses=addresses, daily_at=daily_at
+            )
+            return html.encode()
+
+        def missing(_: Mapping[str, Entry]) -> bytes:
+            template = self.env.get_template("site/404.html")
+            return template.render(site=self.site, root=self.site.base_url, feeds=[]).encode()
+
+        return [
+            _Output("theo-doi.html", context.sign("follow", addresses, daily_at), follow),
+            _Output("404.html", context.sign("404"), missing),
+        ]
 
     def _channel_outputs(
         self,
@@ -452,6 +515,7 @@ class Publisher:
                 "names": names,
                 "feeds": self._feeds_meta(args["urls"], channel.title),
                 "channel_urls": args["urls"],
+                "channel": channel,
                 "archive": args["archive"],
             }
             if path == "index.html":
@@ -565,6 +629,7 @@ class Publisher:
         context = self._context()
         state = context.digest()
         everything = self.store.meta(_STATE_KEY) != state
+        self.public.clear_scratch(everywhere=everything)
         scope = _Scope(everything=True)
         if not everything:
             months, ids = self.store.dirty()
@@ -700,8 +765,12 @@ class _SignatureBase:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _constant(data: bytes) -> Callable[[Mapping[str, Entry]], bytes]:
+    return lambda _: data
+
+
 def _revs(items: Sequence[Listed]) -> list[str]:
     return [h.rev for h in items]
 
 
-__all__ = ["Channel", "PublicDir", "PublishReport", "Publisher", "vietnam_time"]
+__all__ = ["Channel", "PublicDir", "PublishReport", "Publisher", "page_templates", "vietnam_time"]

@@ -1,4 +1,6 @@
-"""The site in a real headless Chromium, at desktop and phone widths.
+"""The site, as the running daemon serves it, in a real headless Chromium at desktop and phone
+widths: no errors, nothing wider than the screen, news first on a phone, and every page
+passing axe-core's WCAG 2.1 A and AA rules.
 
 Screenshots are kept in tests/artifacts/ (not in git). CI installs Debian's chromium;
 elsewhere the tests skip when it is missing.
@@ -8,10 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import axe_playwright_python
 import pytest
-from conftest import ROOT, Project, real_config
+from conftest import ROOT, Daemon
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -24,6 +29,9 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# axe-core, as the axe-playwright-python package ships it.
+AXE = Path(axe_playwright_python.__file__).with_name("axe.min.js")
+WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 if CHROMIUM is None and os.environ.get("CI"):
     pytest.fail("CI must have Debian's chromium: .ci/run installs it", pytrace=False)
@@ -41,32 +49,54 @@ def browser():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def public(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     root = tmp_path_factory.mktemp("browser")
     shutil.copytree(ROOT / "seeds", root / "seeds")
-    (root / "config.toml").write_text(real_config(), encoding="utf-8")
-    Project(root).digest("build")
-    return root / "public"
+    daemon = Daemon(root)
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+def accessibility_violations(page: Any) -> list[str]:
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        "async (tags) => await axe.run(document, {runOnly: {type: 'tag', values: tags}})",
+        WCAG_21_AA,
+    )
+    return [
+        f"{v['id']}: {v['help']} ({len(v['nodes'])}× e.g. {v['nodes'][0]['target']})"
+        for v in result["violations"]
+    ]
+
+
+def first_month(served: Daemon) -> str:
+    return sorted((served.root / "public" / "archive" / "all").glob("*.html"))[0].name
 
 
 PAGES = [
-    ("index.html", "Hoạt động của lãnh đạo Bộ Y tế", "Tin mới nhất"),
+    ("index.html", "Tổng hợp tin lãnh đạo Bộ Y tế", "Tin mới nhất"),
     ("officials/dao-hong-lan.html", "Đào Hồng Lan — Bộ trưởng Bộ Y tế", "Chăm sóc sức khỏe"),
+    ("topics/hop-tac-quoc-te.html", "Hợp tác quốc tế", "nhận tin mới"),
+    ("archive/all/FIRST", "Tổng hợp tin lãnh đạo Bộ Y tế — tháng", "Lưu trữ theo tháng"),
     (
         "entries/ee07bbc0-5aba-5502-98ab-818e9811aabf.html",
         "Bộ trưởng Bộ Y tế Đào Hồng Lan: Chăm sóc sức khỏe nhân dân toàn diện",
         "Xin trân trọng cảm ơn Bộ trưởng!",
     ),
+    ("theo-doi.html", "Cách theo dõi tin mới", "Feedly"),
+    ("khong-co-trang-nay.html", "Không tìm thấy trang", "trang chủ"),
+    ("unsubscribe?email=a%40example.org&token=x", "Hủy đăng ký bản tin", "a@example.org"),
 ]
 
 
 @pytest.mark.parametrize(("width", "height"), [(1280, 900), (390, 844)], ids=["desktop", "phone"])
-@pytest.mark.parametrize(
-    ("path", "heading", "text"), PAGES, ids=[p[0].split("/")[0] for p in PAGES]
-)
-def test_page_loads_without_errors_and_shows_its_titles(
-    browser, public: Path, path: str, heading: str, text: str, width: int, height: int
-) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(("path", "heading", "text"), PAGES, ids=[p[0][:12] for p in PAGES])
+def test_every_page_loads_cleanly_fits_the_screen_and_passes_axe(
+    browser: Any, served: Daemon, path: str, heading: str, text: str, width: int, height: int
+) -> None:
     page = browser.new_page(viewport={"width": width, "height": height})
     problems: list[str] = []
     page.on(
@@ -74,13 +104,62 @@ def test_page_loads_without_errors_and_shows_its_titles(
     )
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
-    page.goto((public / path).resolve().as_uri())
+    page.on(
+        "response", lambda r: problems.append(f"{r.status}: {r.url}") if r.status >= 400 else None
+    )
+    url = f"http://127.0.0.1:{served.port}/{path.replace('FIRST', first_month(served))}"
+    page.goto(url)
+    page.wait_for_load_state("networkidle")  # the icon and style sheet too
     assert page.locator("h1").inner_text().startswith(heading)
     assert text in page.locator("main").inner_text()
+    if heading == "Không tìm thấy trang":  # the page itself is a 404; nothing else may be
+        assert problems[0] == f"404: {url}" and "404" in problems[1]
+        problems = problems[2:]
     assert problems == []
     # Nothing wider than the viewport: readable on a phone without sideways scrolling.
     assert page.evaluate("document.documentElement.scrollWidth") <= width
+    # Every page names its source and says it is not the Ministry's own site.
+    footer = page.locator("footer").inner_text()
+    assert "không phải trang chính thức của Bộ Y tế" in footer
+    assert (
+        page.locator("footer a").get_attribute("href")
+        == "https://moh.gov.vn/hoat-dong-cua-lanh-dao-bo"
+    )
+    assert accessibility_violations(page) == []
     ARTIFACTS.mkdir(exist_ok=True)
-    name = f"{path.replace('/', '_')}-{width}.png"
+    name = f"{path.split('?')[0].replace('/', '_')}-{width}.png"
     page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+    page.close()
+
+
+def test_a_phone_shows_the_news_first(browser: Any, served: Daemon) -> None:
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(f"http://127.0.0.1:{served.port}/index.html")
+    first_news = page.locator("ol.entries li").first.bounding_box()
+    leaders = page.locator("#lanh-dao").bounding_box()
+    assert first_news is not None and leaders is not None
+    assert first_news["y"] < 844 and first_news["y"] < leaders["y"]
+    page.close()
+
+
+def test_missing_pages_are_404_in_the_sites_own_words(served: Daemon) -> None:
+    status, headers, body = served.request("/khong-co.html")
+    assert status == 404 and headers["content-type"].startswith("text/html")
+    assert "Không tìm thấy trang" in body.decode()
+    status, _, body = served.request("/favicon.ico")  # asked for by every browser and reader
+    assert status == 200 and body.startswith(b"\x00\x00\x01\x00")
+
+
+def test_the_accessibility_check_finds_what_it_should(browser: Any, tmp_path: Path) -> None:
+    """The check above can fail: a page with a classic fault is caught."""
+    bad = tmp_path / "bad.html"
+    bad.write_text(
+        "<!doctype html><html><head><title>x</title></head><body><main>"
+        '<p style="color:#ccc;background:#fff">mờ</p><img src="x.png"></main></body></html>',
+        encoding="utf-8",
+    )
+    page = browser.new_page()
+    page.goto(bad.as_uri())
+    found = {v.split(":")[0] for v in accessibility_violations(page)}
+    assert {"html-has-lang", "image-alt", "color-contrast"} <= found
     page.close()
