@@ -11,9 +11,12 @@ from dataclasses import dataclass, replace
 from datetime import date, time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from .text import clean
+from .text import clean, printable
 
+# The Ministry's page the captures come from.
+SOURCE_URL = "https://moh.gov.vn/hoat-dong-cua-lanh-dao-bo"
 # The Ministry's leadership roles, as the captures write them.
 ROLES = ("Bộ trưởng", "Thứ trưởng Thường trực", "Thứ trưởng")
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*\Z")
@@ -84,6 +87,9 @@ class Site:
     base_url: str  # where the public folder is served, ending in "/"
     title: str
     feed_size: int  # entries in each current feed document
+    # The page the captures come from: every page names it, so nobody takes this site for
+    # the Ministry's own.
+    source_url: str = SOURCE_URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +97,9 @@ class Server:
     host: str
     port: int
     workers: int = 1  # processes serving the port, a socket each; the daemon is the first
+    header_timeout: int = 10  # seconds a request's headers may take to arrive
+    max_header_bytes: int = 32 * 1024  # a request's headers, at most
+    keepalive_timeout: int = 5  # seconds an idle connection is kept open
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +166,7 @@ class Config:
     subscribers: tuple[Subscriber, ...] = ()
     digests: Digests = Digests(time(7), 0, time(7), 50, 6)
     smtp: Smtp = Smtp(None, 587, "starttls", None, "digest@localhost", "", 30.0, None)
+    warnings: tuple[str, ...] = ()  # settings that work but are probably wrong, one line each
 
     def command(self, *args: str) -> list[str]:
         """The command line of another digest process on this config (a serving worker, a
@@ -170,8 +180,15 @@ _SECTIONS: dict[str, set[str]] = {
     "topics": {"slug", "name"},
     "rules": {"topic", "phrases", "exclude"},
     "classify": {"foreign_markers"},
-    "site": {"base_url", "title", "feed_size"},
-    "server": {"host", "port", "workers"},
+    "site": {"base_url", "title", "feed_size", "source_url"},
+    "server": {
+        "host",
+        "port",
+        "workers",
+        "header_timeout",
+        "max_header_bytes",
+        "keepalive_timeout",
+    },
     "watch": {"poll", "debounce_ms", "settle_ms"},
     "subscribers": {"email", "name", "schedule", "officials", "topics"},
     "digests": {"daily_at", "weekly_day", "weekly_at", "max_items", "max_attempts", "processes"},
@@ -188,8 +205,32 @@ _SECTIONS: dict[str, set[str]] = {
         "password",  # known only to be refused with a message saying where it belongs
     },
 }
+DEFAULT_TITLE = "Tổng hợp tin lãnh đạo Bộ Y tế"
+_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?\Z")
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_EMAIL = re.compile(r"[^@\s<>\x00-\x1f,;]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\Z")
+_LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+\Z")
+_DOMAIN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}\Z")
+
+
+def address_problem(value: str, *, local_host: bool = False) -> str | None:
+    """Why `value` is not an address we can put in a header and send to, or None. Checked
+    where addresses enter (config, forms), so a line break never reaches a mail header."""
+    if not value.isprintable() or any(c.isspace() for c in value):
+        return "has spaces or control characters"
+    if len(value) > 254:
+        return "is longer than 254 characters"
+    if value.count("@") != 1:
+        return "must have exactly one @"
+    local, domain = value.split("@")
+    if not local or len(local) > 64 or not _LOCAL_PART.match(local):
+        return "has an invalid part before the @"
+    if local.startswith(".") or local.endswith(".") or ".." in local:
+        return "has an invalid part before the @"
+    if not (_DOMAIN.match(domain) or (local_host and domain == "localhost")):
+        return "has an invalid domain after the @"
+    return None
+
+
 _ARRAYS = {"officials", "topics", "rules", "subscribers"}
 _DEFAULT_PATHS = {
     "seeds": "seeds",
@@ -204,6 +245,7 @@ class _Reader:
     def __init__(self, source: Path, data: Mapping[str, Any]) -> None:
         self.source = source
         self.data = data
+        self.warnings: list[str] = []
 
     def fail(self, key: str, message: str) -> ConfigError:
         return ConfigError(f"{self.source}: {key}: {message}")
@@ -280,20 +322,40 @@ class _Reader:
             found.append(Tenure(title, start, end))
         return tuple(found)
 
-    def site(self) -> Site:
+    def url(self, key: str, value: object) -> str:
+        if not isinstance(value, str) or not _URL.match(value):
+            raise self.fail(key, "must be an http(s) URL such as https://example.org/")
+        return value
+
+    def site(self, server: Server) -> Site:
         table = self.table("site")
-        base_url = table.get("base_url", "http://127.0.0.1:8080/")
-        if not isinstance(base_url, str) or not re.match(
-            r"https?://[^\s/?#]+(/[^\s?#]*)?\Z", base_url
-        ):
-            raise self.fail("site.base_url", "must be an http(s) URL such as https://example.org/")
-        title = table.get("title", "Hoạt động của lãnh đạo Bộ Y tế")
+        local = f"http://{_url_host(server.host)}:{server.port}/"
+        if "base_url" in table:
+            base_url = self.url("site.base_url", table["base_url"]).rstrip("/") + "/"
+            self._check_base_url(base_url, server)
+        else:
+            base_url = local  # where `digest run` serves: links work on this machine
+        title = table.get("title", DEFAULT_TITLE)
         if not isinstance(title, str) or not clean(title):
             raise self.fail("site.title", "must be a non-empty string")
         size = table.get("feed_size", 50)
         if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 1000:
             raise self.fail("site.feed_size", "must be a whole number from 1 to 1000")
-        return Site(base_url.rstrip("/") + "/", clean(title), size)
+        source = self.url("site.source_url", table.get("source_url", SOURCE_URL))
+        return Site(base_url, clean(title), size, source)
+
+    def _check_base_url(self, base_url: str, server: Server) -> None:
+        """A base_url on this machine's own address that names another port than the server's
+        is the classic mistake after changing [server] port: every link would point nowhere."""
+        parts = urlsplit(base_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        local = parts.hostname in ("127.0.0.1", "localhost", "::1", server.host)
+        if local and port != server.port:
+            self.warnings.append(
+                f"{self.source}: site.base_url: {base_url} names port {port}, but [server] port "
+                f"is {server.port}: feed, page and mail links will not reach this server; fix "
+                "base_url, or remove it to use the server's own address"
+            )
 
     def whole(self, section: str, key: str, default: int, low: int, high: int) -> int:
         value = self.table(section).get(key, default)
@@ -309,6 +371,9 @@ class _Reader:
             host.strip(),
             self.whole("server", "port", 8080, 0, 65535),
             self.whole("server", "workers", 1, 1, 16),
+            self.whole("server", "header_timeout", 10, 1, 300),
+            self.whole("server", "max_header_bytes", 32 * 1024, 1024, 1024 * 1024),
+            self.whole("server", "keepalive_timeout", 5, 1, 300),
         )
 
     def watch(self) -> Watch:
@@ -328,8 +393,8 @@ class _Reader:
         found = []
         for where, table in self.array("subscribers"):
             email = self.text(where, table, "email")
-            if not _EMAIL.match(email):
-                raise self.fail(f"{where}.email", f"{email!r} is not an e-mail address")
+            if why := address_problem(email):
+                raise self.fail(f"{where}.email", f"{email!r} is not an e-mail address: it {why}")
             if email.lower() in seen:
                 raise self.fail(f"{where}.email", f"{email!r} is listed twice")
             seen.add(email.lower())
@@ -387,10 +452,13 @@ class _Reader:
             raise self.fail("smtp.security", 'must be "starttls", "tls" or "none"')
         default_port = {"starttls": 587, "tls": 465, "none": 25}[security]
         from_address = table.get("from_address", "digest@localhost")
-        if not isinstance(from_address, str) or not (
-            _EMAIL.match(from_address) or from_address.endswith("@localhost")
-        ):
-            raise self.fail("smtp.from_address", f"{from_address!r} is not an e-mail address")
+        if not isinstance(from_address, str):
+            raise self.fail("smtp.from_address", "must be a string such as digest@example.org")
+        if why := address_problem(from_address, local_host=True):
+            raise self.fail(
+                "smtp.from_address",
+                f"{printable(from_address)!r} is not an e-mail address: it {why}",
+            )
         username = table.get("username") or None
         if username is not None and not isinstance(username, str):
             raise self.fail("smtp.username", "must be a string")
@@ -454,6 +522,13 @@ class _Reader:
         return path if path.is_absolute() else (self.source.parent / path).resolve()
 
 
+def _url_host(host: str) -> str:
+    """The host part of a URL for `host` as the server binds it."""
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the wildcard, not binding it
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
 def load(path: Path) -> Config:
     """Read and check `path`; raise ConfigError with a one-line message on any problem."""
     source = path.resolve()
@@ -467,19 +542,24 @@ def load(path: Path) -> Config:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     reader = _Reader(source, data)
     reader.check_keys()
+    server = reader.server()
     paths = Paths(**{key: reader.path("paths", key, d) for key, d in _DEFAULT_PATHS.items()})
     config = Config(
         source=source,
         paths=paths,
-        site=reader.site(),
-        server=reader.server(),
+        site=reader.site(server),
+        server=server,
         watch=reader.watch(),
         classification=reader.classification(),
         subscribers=(),
         digests=reader.digests(),
         smtp=reader.smtp(),
     )
-    config = replace(config, subscribers=reader.subscribers(config.classification))
+    config = replace(
+        config,
+        subscribers=reader.subscribers(config.classification),
+        warnings=tuple(reader.warnings),
+    )
     if not (paths.templates / "site").is_dir():
         raise reader.fail("paths.templates", f"{paths.templates} has no site/ templates folder")
     return config
