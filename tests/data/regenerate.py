@@ -1,50 +1,17 @@
-"""Regenerate expectation files under tests/data/. Review every diff before committing.
+"""Regenerate the golden feeds under tests/data/golden/. Read every diff before committing.
 
-.venv/bin/python tests/data/regenerate.py seed_tags   # needs `make run` first
+.venv/bin/python tests/data/regenerate.py golden
+
+Expected tags (seed_tags.json, unseen/) are written by reading, never regenerated.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parent
 ROOT = DATA.parent.parent
-
-
-def seed_tags() -> None:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "digest",
-            "--config",
-            str(ROOT / "config.toml"),
-            "entries",
-            "--json",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    rows = []
-    for e in sorted(
-        json.loads(out), key=lambda e: (e["sources"][0]["file"], e["sources"][0]["line"])
-    ):
-        first = e["sources"][0]
-        rows.append(
-            {
-                "at": f"{first['file']}:{first['line']}",
-                "title": e["title"][:70],
-                "officials": e["officials"],
-                "topics": e["topics"],
-            }
-        )
-    note = json.loads((DATA / "seed_tags.json").read_text(encoding="utf-8"))["_note"]
-    text = json.dumps({"_note": note, "entries": rows}, ensure_ascii=False, indent=1)
-    (DATA / "seed_tags.json").write_text(text + "\n", encoding="utf-8")
 
 
 def golden() -> None:
@@ -59,7 +26,7 @@ def golden() -> None:
         (folder / f"feed.{fmt}").write_bytes(render(sample_doc()))
 
 
-TARGETS = {"seed_tags": seed_tags, "golden": golden}
+TARGETS = {"golden": golden}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or list(TARGETS):
