@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -17,6 +18,9 @@ from .text import clean, printable
 
 # The Ministry's page the captures come from.
 SOURCE_URL = "https://moh.gov.vn/hoat-dong-cua-lanh-dao-bo"
+# What a topic rule can ask the classifier to read from the sentence, beyond phrases:
+# a health minister or deputy of another country, and a pair of countries ("Việt Nam - Ba Lan").
+SIGNALS = ("foreign-leader", "country-pair")
 # The Ministry's leadership roles, as the captures write them.
 ROLES = ("Bộ trưởng", "Thứ trưởng Thường trực", "Thứ trưởng")
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*\Z")
@@ -70,8 +74,10 @@ class Topic:
 @dataclass(frozen=True, slots=True)
 class Rule:
     topic: str
-    phrases: tuple[str, ...]
-    exclude: tuple[str, ...]
+    phrases: tuple[str, ...]  # each decides the topic in a title, and counts in the body
+    exclude: tuple[str, ...]  # uses of those words that are something else
+    weak: tuple[str, ...] = ()  # suggest the topic in a title or summary, decide nothing
+    signals: tuple[str, ...] = ()  # read from the sentence: see SIGNALS
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +85,8 @@ class Classification:
     officials: tuple[Official, ...] = ()
     topics: tuple[Topic, ...] = ()
     rules: tuple[Rule, ...] = ()
-    foreign_markers: tuple[str, ...] = ()
+    not_officials: tuple[str, ...] = ()  # names never to discover as leaders
+    discover_after: int = 2  # entries that must name a new leader before they get feeds
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +185,8 @@ _SECTIONS: dict[str, set[str]] = {
     "paths": {"seeds", "store", "public", "templates", "outbox"},
     "officials": {"slug", "name", "variants", "roles"},
     "topics": {"slug", "name"},
-    "rules": {"topic", "phrases", "exclude"},
-    "classify": {"foreign_markers"},
+    "rules": {"topic", "phrases", "exclude", "weak", "signals"},
+    "classify": {"defaults", "not_officials", "discover_after"},
     "site": {"base_url", "title", "feed_size", "source_url"},
     "server": {
         "host",
@@ -480,33 +487,69 @@ class _Reader:
             self.whole("smtp", "connections", 4, 1, 32),
         )
 
-    def classification(self) -> Classification:
+    def classification(self, base: Classification | None = None) -> Classification:
+        """The registry and taxonomy of this file, on top of `base` (the shipped one): an
+        official or topic with a slug already there replaces it, rules add to a topic's."""
+        settings = self.table("classify")
+        if base is not None and settings.get("defaults", True) is False:
+            base = None  # this config carries its whole own taxonomy
         seen: set[str] = set()
-        officials = tuple(
-            Official(
-                slug=self.slug(w, t, seen),
-                name=self.text(w, t, "name"),
-                variants=self.texts(w, t, "variants"),
-                roles=self.tenures(w, t),
+        officials = {
+            o.slug: o
+            for o in (
+                Official(
+                    slug=self.slug(w, t, seen),
+                    name=self.text(w, t, "name"),
+                    variants=self.texts(w, t, "variants"),
+                    roles=self.tenures(w, t),
+                )
+                for w, t in self.array("officials")
             )
-            for w, t in self.array("officials")
-        )
+        }
         topic_slugs: set[str] = set()
-        topics = tuple(
-            Topic(self.slug(w, t, topic_slugs), self.text(w, t, "name"))
-            for w, t in self.array("topics")
-        )
+        topics = {
+            t.slug: t
+            for t in (
+                Topic(self.slug(w, t, topic_slugs), self.text(w, t, "name"))
+                for w, t in self.array("topics")
+            )
+        }
+        known_topics = topic_slugs | {t.slug for t in (base.topics if base else ())}
         rules: list[Rule] = []
         for w, t in self.array("rules"):
             topic = self.text(w, t, "topic")
-            if topic not in topic_slugs:
+            if topic not in known_topics:
                 raise self.fail(f"{w}.topic", f"unknown topic {topic!r}; add it under [[topics]]")
             phrases = self.texts(w, t, "phrases")
-            if not phrases:
+            signals = self.texts(w, t, "signals")
+            if not phrases and not signals:
                 raise self.fail(f"{w}.phrases", "must list at least one phrase")
-            rules.append(Rule(topic, phrases, self.texts(w, t, "exclude")))
-        markers = self.texts("classify", self.table("classify"), "foreign_markers")
-        return Classification(officials, topics, tuple(rules), markers)
+            for signal in signals:
+                if signal not in SIGNALS:
+                    raise self.fail(
+                        f"{w}.signals", f"unknown signal {signal!r}; known: {', '.join(SIGNALS)}"
+                    )
+            weak = self.texts(w, t, "weak")
+            rules.append(Rule(topic, phrases, self.texts(w, t, "exclude"), weak, signals))
+        ignored = self.texts("classify", settings, "not_officials")
+        discover_after = self.whole("classify", "discover_after", 2, 1, 100)
+        if base is None:
+            return Classification(
+                tuple(officials.values()),
+                tuple(topics.values()),
+                tuple(rules),
+                ignored,
+                discover_after,
+            )
+        merged_officials = [officials.pop(o.slug, o) for o in base.officials]
+        merged_topics = [topics.pop(t.slug, t) for t in base.topics]
+        return Classification(
+            (*merged_officials, *officials.values()),
+            (*merged_topics, *topics.values()),
+            (*base.rules, *rules),
+            (*base.not_officials, *ignored),
+            discover_after if "discover_after" in settings else base.discover_after,
+        )
 
     def table(self, section: str) -> Mapping[str, Any]:
         value = self.data.get(section, {})
@@ -527,6 +570,19 @@ def _url_host(host: str) -> str:
     if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the wildcard, not binding it
         return "127.0.0.1"
     return f"[{host}]" if ":" in host else host
+
+
+TAXONOMY = Path(__file__).with_name("taxonomy.toml")
+
+
+@functools.cache
+def default_taxonomy() -> Classification:
+    """The registry and taxonomy shipped with the package (digest/taxonomy.toml): new
+    versions improve it without anyone editing their config.toml."""
+    data = tomllib.loads(TAXONOMY.read_text(encoding="utf-8"))
+    reader = _Reader(TAXONOMY, data)
+    reader.check_keys()
+    return reader.classification()
 
 
 def load(path: Path) -> Config:
@@ -550,7 +606,7 @@ def load(path: Path) -> Config:
         site=reader.site(server),
         server=server,
         watch=reader.watch(),
-        classification=reader.classification(),
+        classification=reader.classification(default_taxonomy()),
         subscribers=(),
         digests=reader.digests(),
         smtp=reader.smtp(),
