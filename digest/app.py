@@ -109,10 +109,17 @@ class Digest:
         self.config = config
         self.store = store
         self.clock = clock
-        self.classifier = Classifier(config.classification)
+        self.classifier = self._classifier()
         self.publisher = Publisher(config, store)
 
     # -- ingest ---------------------------------------------------------------------------
+
+    def _classifier(self, tx: StoreTransaction | None = None) -> Classifier:
+        """The registry, with the leaders enough captures have named (as the store, or this
+        build's transaction, knows them)."""
+        evidence = self.config.classification.discover_after
+        source = tx if tx is not None else self.store
+        return Classifier(self.config.classification, source.active_discovered(evidence))
 
     def _plan(self, only: Collection[str] | None) -> _Plan:
         folder = self.config.paths.seeds
@@ -150,6 +157,7 @@ class Digest:
         goes wrong with one file or one article is that file's problem, and the rest goes on."""
         started = time.perf_counter()
         plan = self._plan(only if only is None or len(only) <= _HINT_LIMIT else None)
+        self.classifier = self._classifier()
         retag = self.store.meta(_CLASSIFIER_KEY) != self.classifier.fingerprint
         if plan.empty and not retag:
             return BuildReport(
@@ -180,6 +188,16 @@ class Digest:
             removed = sorted(set(plan.gone) - tally.renamed_from)
             for name in removed:
                 tx.forget_source(name)
+            # Enough captures now name a new leader (or no longer do): every entry is tagged
+            # again with the registry they make, so the leader is found in every form.
+            for _ in range(3):
+                classifier = self._classifier(tx)
+                if classifier.fingerprint == self.classifier.fingerprint:
+                    break
+                self.classifier = classifier
+                retagged |= self._retag_all(tx)
+                tally.changed |= retagged
+                tx.set_meta(_CLASSIFIER_KEY, self.classifier.fingerprint)
         return BuildReport(
             files_seen=plan.seen,
             files_parsed=tally.parsed,
@@ -249,7 +267,7 @@ class Digest:
         existing = {e.id: e for e in tx.entries(list(by_id))}
         new: list[Entry] = []
         altered: list[Entry] = []
-        found: list[tuple[str, str, str]] = []
+        found: list[tuple[str, str, str, str]] = []
         problems: list[Problem] = []
         for eid, group in by_id.items():
             old = existing.get(eid)
@@ -276,21 +294,23 @@ class Digest:
                 continue
             tally.changed.add(eid)
         tx.upsert_entries(new, altered)
+        tx.forget_discovered_in(e.id for e in altered)
         tx.add_discovered(found)
         tx.add_problems(problems)
         tally.problems.extend(problems)
 
-    def _tagged(self, entry: Entry, found: list[tuple[str, str, str]]) -> Entry:
+    def _tagged(self, entry: Entry, found: list[tuple[str, str, str, str]]) -> Entry:
         tags = self.classifier.tag(entry)
-        found.extend((d.slug, d.name, d.role) for d in tags.discovered)
+        found.extend((d.slug, d.name, d.role, entry.id) for d in tags.discovered)
         if (tags.officials, tags.topics) == (entry.officials, entry.topics):
             return entry
         return replace(entry, officials=tags.officials, topics=tags.topics)
 
     def _retag_all(self, tx: StoreTransaction) -> set[str]:
         retagged: set[str] = set()
-        for page in self.store.entry_pages(_RETAG_PAGE):
-            found: list[tuple[str, str, str]] = []
+        tx.forget_discovered_in(None)
+        for page in tx.entry_pages(_RETAG_PAGE):
+            found: list[tuple[str, str, str, str]] = []
             updates = []
             for entry in page:
                 tagged = self._tagged(entry, found)

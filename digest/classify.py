@@ -1,16 +1,32 @@
 """Tagging: which of the Ministry's leaders take part in an entry, and what it is about.
 
-Officials are found by name (folded, so either tone convention matches), with or without
-role words and academic titles in front. A role with no name (`Bộ trưởng Bộ Y tế...` cut
-before the name) is read as the one person who held that role on the entry's date, and
-only when the tenure data names exactly one. A name after a Ministry role that is not in
-the registry is *discovered*. Roles of other ministries or countries never count.
+Officials are read from the sentence, not from lists of exceptions. Every mention of a
+leader (a known name, or a role such as `Bộ trưởng Bộ Y tế`) is judged by its context:
 
-Topics come from phrase rules in config.toml. A topic needs a score of 3: each phrase found
-in the title scores 3, in the summary 2; each body paragraph that mentions the topic scores
-1, scaled down for bodies over 12 paragraphs so that a long article must come back to the
-subject in a quarter of its paragraphs. So: one title hit, or a summary hit the body
-confirms, or a body that keeps returning to it. A wrong topic is worse than a missing one.
+- a role followed by another ministry (`Bộ Tài chính`), by `Y tế` without `Bộ` (`Bộ trưởng Y
+  tế Hung-ga-ri`), or by any capitalised word after `Bộ Y tế` that is not a Vietnamese
+  person's name (a country, a nationality: `Bộ Y tế Cu-ba`, `Bộ Y tế Vương quốc Cam-pu-chia`)
+  belongs to someone else; so does a composite ministry (`Bộ Y tế, Lao động và Phúc lợi`);
+- a mention preceded by a reference word is not taking part: `nguyên`, `cố` (former, late),
+  `Thừa lệnh`, `Thay mặt`, `của` (`Quyết định của Bộ trưởng`, `theo ủy quyền của …`), `các`,
+  `Thưa`; nor is a signer (`do Bộ trưởng Bộ Y tế ký`);
+- a role with no name is the one person who held it on the entry's day (tenure dates), and
+  only when exactly one did: `Bộ trưởng Bộ Y tế` is the Minister, `Thứ trưởng Bộ Y tế` nobody;
+  a place before a role (`tại Bệnh viện Bạch Mai, Bộ trưởng …`) is not a person's name.
+
+A person named with our Ministry's role (`Thứ trưởng Bộ Y tế <Name>`, `<Name>, Thứ trưởng Bộ
+Y tế`, `<Name> giữ chức Thứ trưởng Bộ Y tế`) who is not in the registry is *discovered* when
+the name reads as a Vietnamese person's: three or four capitalised syllables of Vietnamese
+shape, starting with a family name, never after a reference word. A discovered official is
+matched everywhere, in every form, like a configured one, once `discover_after` entries have
+named them so (one odd sentence never creates a feed).
+
+Topics come from phrase rules: phrases that decide a topic, weak ones that suggest it,
+exclusions that mask other uses of the words, and signals read from the sentence (another
+country's health minister, two countries side by side). A topic needs a score of 3: a deciding
+phrase in the title scores 3, in the summary 2, a weak one 1; the body adds 1, 2 or 3 when
+12%, 25% or 40% of its paragraphs hold a deciding phrase, so a long article that names a
+subject once in passing gets nothing for it.
 """
 
 from __future__ import annotations
@@ -18,41 +34,98 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 
-from .config import Classification, Official
+from .config import Classification, Official, Rule
 from .model import VIETNAM, Entry
 from .text import clean, fold, fold_aligned, slugify
 
-TITLE_WEIGHT, SUMMARY_WEIGHT, BODY_WEIGHT, TOPIC_THRESHOLD = 3, 2, 1, 3
+TITLE_WEIGHT, SUMMARY_WEIGHT, TOPIC_THRESHOLD = 3, 2, 3
+# What a body adds, by the share of its paragraphs that name the topic: a subject the article
+# sustains counts; one named once in a long article does not.
+_BODY_SHARES = ((0.4, 3), (0.25, 2), (0.12, 1))
 
-# Vietnamese family names: a discovered official's name must start with one. This keeps
-# `Bộ trưởng Bộ Y tế Lào Bounfeng …` and `Thứ trưởng Nhật Bản` from becoming leaders.
+# Vietnamese family names: a discovered official's name must start with one.
 _SURNAMES = frozenset(
     fold(name)
     for line in (
         "Nguyễn Trần Lê Phạm Hoàng Huỳnh Phan Vũ Võ Đặng Bùi Đỗ Hồ Ngô Dương Lý Đào Đinh Mai",
         "Trịnh Lương Tạ Lưu Cao Chu Hà Thái Tô Lâm Phùng Kiều Quách Triệu Đoàn Trương La",
         "Châu Tăng Thân Hứa Nông Mạc Khổng Tống Diệp Lại Giang Tôn Vi Lục Âu Kim Bạch Văn",
-        "Quan Lò Hầu Ninh Từ Khúc Doãn Đàm Nghiêm Lã Mã Trang Tiêu Chế Phương Thạch",
+        "Quan Lò Hầu Ninh Từ Khúc Doãn Đàm Nghiêm Lã Mã Trang Tiêu Chế Phương Thạch Ông",
     )
     for name in line.split(" ")
 )
 # Words that stand between a role and a name: honorifics and academic titles
 # (GS.TS, GS.TS., PGS.TS.BSCKII, TS.BSCK II, ThS.BS …).
-_HONORIFICS = frozenset({"ông", "bà", "đồng chí", "đ/c"})
+_HONORIFICS = frozenset({"ông", "bà", "đồng chí", "đ/c", "đại biểu", "ngài", "tân"})
 _ACADEMIC = re.compile(
-    r"(?:(?:GS|PGS|TS|ThS|BS|BSCK|BSCKI|BSCKII|CKI|CKII|DS|NGND|TTND|TTƯT|II|I)\.?)+\Z"
+    r"(?:(?:GS|PGS|TS|ThS|BS|BSCK|BSCKI|BSCKII|CKI|CKII|DS|NGND|TTND|TTƯT|NGƯT|II|I)\.?)+\Z"
 )
 _ROLE = re.compile(r"(?<!\w)(bộ trưởng|thứ trưởng(?: thường trực)?)(?!\w)")
-_OUR_MINISTRY = " bộ y tế"
-# Before a role, these make it a reference, not someone taking part: "Quyết định của Bộ
-# trưởng", "các Bộ trưởng", "nguyên Bộ trưởng", "Thưa Bộ trưởng".
-_REFERENCE_BEFORE = frozenset({"của", "các", "những", "nguyên", "cố", "thưa", "xin", "phó"})
-_WORD = re.compile(r"[^\W_]+(?:\.[^\W_]+)+\.?|[^\W_]+|\S")  # GS.TS. is one word, "Lan." two
-_CLAUSE_END = re.compile(r"[.;:!?…]")
+_OURS = re.compile(r" bộ y tế(?!\w)(?: nước cộng hòa xã hội chủ nghĩa việt nam| việt nam)?")
+# Before a mention, these make it a reference to someone, not someone taking part.
+_REFERENCE_ONE = frozenset(
+    {"nguyên", "cố", "cựu", "của", "các", "những", "thưa", "xin", "phó", "từng"}
+)
+_REFERENCE_TWO = frozenset({"thừa lệnh", "thay mặt", "ủy quyền", "nguyên là", "từng là"})
+# `của` after one of these nouns is an event the person leads, not a document they signed:
+# "chuyến thăm của Bộ trưởng" takes part, "Quyết định của Bộ trưởng" does not.
+_EVENT_NOUNS = frozenset(
+    {"thăm", "công tác", "đoàn", "làm việc", "phát biểu", "tham dự", "chứng kiến", "dự"}
+)
+_DESCRIBING = frozenset({"là", "làm", "chức", "cương vị", "chức vụ", "vị trí", "giữ"})
+# Documents a leader signs: "Bằng khen Bộ trưởng Bộ Y tế", "Quyết định Bộ trưởng".
+_DOCUMENT_NOUNS = frozenset(
+    {
+        "quyết định", "chỉ thị", "công văn", "thông tư", "bằng khen", "giấy khen", "công điện",
+        "văn bản", "thông báo", "tờ trình", "chỉ đạo", "ý kiến chỉ đạo", "lệnh", "định",
+        "thị", "khen", "điện", "kết luận", "kế hoạch",
+    }
+)  # fmt: skip
+# Right after a mention: the person signs a document ("ký kết" an agreement is taking part).
+_SIGNS = re.compile(
+    r"(?:,?\s+(?:đã|vừa|mới|chính thức))*\s+(?:ký(?! kết)(?!\w)|ban hành|phê duyệt)(?!\w)"
+)
+_ROLE_BEFORE = re.compile(r"(?:bộ trưởng|thứ trưởng(?: thường trực)?)(?: bộ y tế)?$")
+# After a signer: "… do Bộ trưởng Bộ Y tế ký", "được Bộ trưởng phê duyệt".
+_SIGNED = re.compile(r"\s*(?:[^\s,.;:]+\s+){0,4}?(?:ký|phê duyệt|ban hành)(?!\w)")
+# Words after `Bộ Y tế` that keep it ours, or that say it is another country's.
+_NOT_OURS_AFTER = ("nước", "các nước", "hai nước", "của", "bạn")
+# Nouns that make the capitalised words after them a place, not a person.
+_PLACE_NOUNS = frozenset(
+    {
+        "viện", "bệnh viện", "trường", "tâm", "tỉnh", "phố", "xã", "phường", "huyện",
+        "quận", "đường", "sở", "cục", "vụ", "hội", "ty", "đoàn", "học", "khu", "làng",
+        "thôn", "bản", "đảo", "tp.", "tp", "tại", "ở", "tới", "đến", "từ", "thị", "trạm",
+    }
+)  # fmt: skip
+_WORD = re.compile(r"[^\W_]+(?:\.[^\W_]+)+\.?|[^\W_]+(?:-[^\W_]+)*|\S")  # GS.TS., Cu-ba
+_CLAUSE_END = re.compile(r"[.;:!?…(\n]")
+_WINDOW = 240  # characters around a mention that its reading may look at
+_NEAR = 100  # characters beside a mention where the words that qualify it stand
+_CAPITAL_AFTER = re.compile(r"\s+(?!Việt Nam\b)[A-ZĐ]")
+_ROLE_AFTER_NAME = re.compile(
+    r"(?:,\s*|\s+-\s+|\s+(?:giữ chức|làm|được bổ nhiệm(?: làm| giữ chức)?)\s+)"
+    r"(bộ trưởng|thứ trưởng(?: thường trực)?) bộ y tế(?!\w)"
+)
+_COMPOSITE = re.compile(r",\s*[A-ZĐ][^,.;:]{0,40}?\svà\s+[A-ZĐ]")
+_HYPHEN = re.compile(r"\s*-\s*")
+# "Việt Nam - Ba Lan", "Pháp – Việt": two countries side by side.
+_COUNTRY_PAIR = re.compile(
+    r"(?:Việt Nam|Việt)\s*[-\u2010-\u2015\u2212]\s*[A-ZĐÁÀẢÃẠÂĂÊÔƠƯ]"
+    r"|[A-ZĐ][^\s,.;:]*\s*[-\u2010-\u2015\u2212]\s*(?:Việt Nam|Việt)(?!\w)"
+)
+# A Vietnamese syllable: onset, a vowel nucleus of one to three letters, coda. Tone marks
+# are removed before the check; the vowel letters keep their shape (ă, â, ê, ô, ơ, ư).
+_SYLLABLE = re.compile(
+    r"(?:ngh|ng|nh|ch|gh|gi|kh|ph|qu|th|tr|[bcdđghklmnprstvx])?"
+    r"[aăâeêioôơuưy]{1,3}(?:ch|ng|nh|[cmnpt])?\Z"
+)
+_TONE_MARKS = dict.fromkeys(map(ord, "\u0300\u0301\u0303\u0309\u0323"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +139,15 @@ class Discovered:
 class Tags:
     officials: tuple[str, ...]
     topics: tuple[str, ...]
-    discovered: tuple[Discovered, ...]
+    discovered: tuple[Discovered, ...]  # new leaders this entry names, active or not yet
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    start: int
+    end: int
+    word: str  # as written
+    key: str  # folded
 
 
 def _phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str] | None:
@@ -77,8 +158,12 @@ def _phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str] | None:
 
 
 def _match_key(text: str) -> str:
+    return _match_key_of_folded(fold(text))
+
+
+def _match_key_of_folded(folded: str) -> str:
     # "Việt Nam-Pháp", "Pháp – Việt" and "Pháp - Việt" are one phrase.
-    return re.sub(r"\s*-\s*", "-", fold(text))
+    return _HYPHEN.sub("-", folded)
 
 
 def _role_of(folded_role: str) -> str:
@@ -87,28 +172,154 @@ def _role_of(folded_role: str) -> str:
     return "Thứ trưởng Thường trực" if folded_role.endswith("thường trực") else "Thứ trưởng"
 
 
+def _syllable(word: str) -> bool:
+    bare = unicodedata.normalize("NFD", word.lower()).translate(_TONE_MARKS)
+    return bool(_SYLLABLE.match(unicodedata.normalize("NFC", bare)))
+
+
+def _is_name_word(word: str) -> bool:
+    return word[:1].isupper() and word.isalpha() and (len(word) == 1 or word[1:].islower())
+
+
+def person_name(words: Sequence[str]) -> bool:
+    """Do these words read as a Vietnamese person's name: two to four capitalised syllables
+    of Vietnamese shape, the first a family name?"""
+    return (
+        2 <= len(words) <= 4
+        and all(_is_name_word(w) and _syllable(w) for w in words)
+        and fold(words[0]) in _SURNAMES
+    )
+
+
+class _Text:
+    """One paragraph (or title, or teaser), cleaned and folded. Words are cut out only around
+    a mention that has to be read, never the whole text: most paragraphs have none."""
+
+    def __init__(self, raw: str, cut: bool) -> None:
+        self.text = clean(raw)
+        self.folded = fold_aligned(self.text)
+        self.cut = cut
+        self.signals: set[str] = set()  # what reading its roles found: see config.SIGNALS
+        if _COUNTRY_PAIR.search(self.text):
+            self.signals.add("country-pair")
+        self.key = _match_key_of_folded(self.folded)
+        self._before: dict[int, list[str]] = {}
+
+    def tokens(self, start: int, end: int) -> list[_Token]:
+        """The words wholly inside text[start:end]."""
+        return [
+            _Token(m.start(), m.end(), m.group(0), self.folded[m.start() : m.end()])
+            for m in _WORD.finditer(self.text, max(0, start), end)
+        ]
+
+    def clause_start(self, position: int, reach: int = 0) -> int:
+        """Where the clause holding `position` starts, looking back `reach` characters at
+        most (default: the whole window)."""
+        start = max(0, position - (reach or _WINDOW))
+        found = start
+        for m in _CLAUSE_END.finditer(self.folded, start, position):
+            found = m.end()
+        return found
+
+    def before(self, position: int, count: int) -> list[str]:
+        """Up to `count` folded words before `position`, within its clause."""
+        found = self._before.get(position)
+        if found is None:
+            start = self.clause_start(position, _NEAR)
+            found = self._before[position] = _WORD.findall(self.folded, start, position)[-12:]
+        return found[-count:]
+
+    def name_after(self, position: int) -> tuple[list[str], int, str] | None:
+        """The capitalised words right after `position` (titles and honorifics skipped), where
+        they end, and their folded key; None when the next word is not capitalised."""
+        if not self.text[position : position + 1].isspace():
+            return None
+        tokens = self.tokens(position, position + _NEAR)
+        i = 0
+        while i < len(tokens) and (_ACADEMIC.match(tokens[i].word) or tokens[i].key in _HONORIFICS):
+            i += 1
+        if i + 1 < len(tokens) and f"{tokens[i].key} {tokens[i + 1].key}" in _HONORIFICS:
+            i += 2
+        words: list[str] = []
+        end = start = tokens[i].start if i < len(tokens) else position
+        while i < len(tokens) and tokens[i].word[:1].isupper() and len(words) < 6:
+            words.append(tokens[i].word)
+            end = tokens[i].end
+            i += 1
+        return (words, end, self.folded[start:end]) if words else None
+
+
+def _cues(text: _Text, position: int) -> list[str]:
+    """The folded words before the mention at token `index`, in its clause, without what
+    may stand between a cue and the person: honorifics, academic titles, and a role of our
+    Ministry ("nguyên Bộ trưởng Bộ Y tế Nguyễn …", "do Thứ trưởng Đỗ Xuân Tuyên ký")."""
+    words = text.before(position, 12)
+    while words and (words[-1] in _HONORIFICS or _ACADEMIC.match(words[-1])):
+        words.pop()
+    joined = " ".join(words)
+    role = _ROLE_BEFORE.search(joined)
+    if role is not None:
+        words = joined[: role.start()].split()
+    return words
+
+
+def _reference(text: _Text, position: int) -> bool:
+    """Is the mention starting at `position` a reference (former, late, a document's
+    author, someone addressed or represented), not someone taking part?"""
+    words = _cues(text, position)
+    if not words:
+        return False
+    last, two = words[-1], " ".join(words[-2:])
+    if last == "của":
+        return not ({" ".join(words[-3:-1]), *words[-2:-1]} & _EVENT_NOUNS)
+    return (
+        last in _REFERENCE_ONE
+        or two in _REFERENCE_TWO
+        or last in _DOCUMENT_NOUNS
+        or two in _DOCUMENT_NOUNS
+    )
+
+
+def _described(text: _Text, position: int) -> bool:
+    """ "<someone> là Bộ trưởng Bộ Y tế", "giữ cương vị Bộ trưởng": the role describes a
+    person named elsewhere in the sentence (often someone of the past), it is not the agent."""
+    words = text.before(position, 2)
+    return bool(words) and (words[-1] in _DESCRIBING or " ".join(words) in _DESCRIBING)
+
+
+def _signed(text: _Text, position: int, end: int) -> bool:
+    """ "Quyết định … do Bộ trưởng Bộ Y tế ký", "Bộ trưởng Đào Hồng Lan đã ký ban hành …": the
+    person as the signer of a document, not taking part in an event ("ký kết" is)."""
+    if _SIGNS.match(text.folded, end):
+        return True
+    words = _cues(text, position)
+    return bool(words) and words[-1] in ("do", "được") and bool(_SIGNED.match(text.folded, end))
+
+
 class Classifier:
-    def __init__(self, rules: Classification) -> None:
+    def __init__(
+        self, rules: Classification, discovered: Mapping[str, tuple[str, str]] | None = None
+    ) -> None:
+        """`discovered`: slug -> (name, role) of the leaders discovered in earlier captures
+        that are matched like the registry's."""
         self.rules = rules
+        self.discovered = dict(sorted((discovered or {}).items()))
         self.fingerprint = hashlib.sha256(
-            json.dumps(asdict(rules), sort_keys=True, default=str).encode()
+            json.dumps([asdict(rules), self.discovered], sort_keys=True, default=str).encode()
         ).hexdigest()
         self._officials = rules.officials
-        self._by_name: dict[str, Official] = {}
+        self._by_name: dict[str, str] = {}
         for official in rules.officials:
             for name in (official.name, *official.variants):
-                self._by_name[fold(name)] = official
+                self._by_name[fold(name)] = official.slug
+        for slug, (name, _) in self.discovered.items():
+            self._by_name.setdefault(fold(name), slug)
         self._names = _phrase_pattern(self._by_name)
-        self._foreign = _phrase_pattern(rules.foreign_markers)
-        self._topics: list[tuple[str, list[tuple[re.Pattern[str], re.Pattern[str] | None]]]] = []
-        for topic in rules.topics:
-            compiled = []
-            for rule in rules.rules:
-                if rule.topic == topic.slug:
-                    include = _phrase_pattern(rule.phrases)
-                    assert include is not None  # config requires at least one phrase
-                    compiled.append((include, _phrase_pattern(rule.exclude)))
-            self._topics.append((topic.slug, compiled))
+        self._ignored = {fold(n) for n in rules.not_officials}
+        self._topics = [
+            _TopicRules.of(topic.slug, [r for r in rules.rules if r.topic == topic.slug])
+            for topic in rules.topics
+        ]
 
     # -- officials ------------------------------------------------------------------------
 
@@ -122,85 +333,169 @@ class Classifier:
     def officials(
         self, texts: Sequence[tuple[str, bool]], day: date
     ) -> tuple[set[str], list[Discovered]]:
-        """Officials in (text, was_cut) pairs; a name at the cut end of a text may be partial."""
+        """Officials taking part in (text, was_cut) pairs, and the unknown leaders named with
+        our Ministry's role; a name at the cut end of a text may be partial."""
+        return self._officials_in([_Text(raw, cut) for raw, cut in texts], day)
+
+    def _officials_in(self, texts: Sequence[_Text], day: date) -> tuple[set[str], list[Discovered]]:
         found: set[str] = set()
         discovered: list[Discovered] = []
-        for raw, cut in texts:
-            text = clean(raw)
-            folded = fold_aligned(text)
+        for text in texts:
             if self._names is not None:
-                for m in self._names.finditer(folded):
-                    found.add(self._by_name[m.group(0)].slug)
-            for m in _ROLE.finditer(folded):
-                self._role_mention(text, folded, m, day, cut, found, discovered)
+                for m in self._names.finditer(text.folded):
+                    if not (
+                        _reference(text, m.start())
+                        or _signed(text, m.start(), m.end())
+                        or self._former_after(text, m.end())
+                    ):
+                        found.add(self._by_name[m.group(0)])
+            for m in _ROLE.finditer(text.folded):
+                self._role(text, m, day, found, discovered)
+            discovered.extend(self._named_before_role(text))
         return found, discovered
 
-    def _role_mention(
+    def _former_after(self, text: _Text, end: int) -> bool:
+        """ "<Name>, nguyên Bộ trưởng …": the apposition says the person is former."""
+        rest = text.folded[end : end + 40].lstrip(" ,-–")
+        return rest.startswith(("nguyên ", "cố ", "cựu "))
+
+    def _role(
         self,
-        text: str,
-        folded: str,
+        text: _Text,
         m: re.Match[str],
         day: date,
-        cut: bool,
         found: set[str],
         discovered: list[Discovered],
     ) -> None:
         role = _role_of(m.group(1))
+        start = m.start()
         end = m.end()
-        ours = (
-            folded.startswith(_OUR_MINISTRY, end)
-            and not folded[end + len(_OUR_MINISTRY) : end + len(_OUR_MINISTRY) + 1].isalnum()
-        )
+        ours = _OURS.match(text.folded, end)
         if ours:
-            end += len(_OUR_MINISTRY)
-        elif folded.startswith(" bộ ", end) or folded.startswith(" y tế", end):
-            return  # another ministry ("Thứ trưởng Bộ Công an") or a generic "Bộ trưởng Y tế"
-        window = _CLAUSE_END.split(folded[end : end + 60], maxsplit=1)[0]
-        if self._foreign is not None and self._foreign.search(window):
-            return  # "Bộ trưởng Bộ Y tế Lào …", "Thứ trưởng Bộ Y tế, Lao động … Nhật Bản"
-        name = _name_after(text, end)
-        if name is not None:
-            key = fold(name)
-            partial = cut and fold_aligned(text).rstrip().endswith(key)
-            known = any(k.startswith(key) for k in self._by_name)  # also "Đào Hồn" cut short
-            if ours and not partial and not known and key.split()[0] in _SURNAMES:
-                discovered.append(Discovered(slugify(name), name, role))
+            end = ours.end()
+        elif text.folded.startswith(" y tế", end):
+            if text.text[end + 6 : end + 7].isupper():
+                text.signals.add("foreign-leader")  # "Bộ trưởng Y tế Hung-ga-ri"
+            return  # or the generic "Bộ trưởng Y tế ASEAN": nobody of ours
+        elif text.folded.startswith(" bộ ", end):
+            return  # another ministry: "Thứ trưởng Bộ Công an"
+        reference = _reference(text, start)
+        after = text.folded[end : end + 40].lstrip()
+        if after.startswith(("- ", "của ", "và ")) or (
+            ours and after.startswith(_NOT_OURS_AFTER) and not after.startswith("của ông")
+        ):
+            if ours and not after.startswith("- "):
+                text.signals.add("foreign-leader")  # "… của 10 nước", "… nước bạn"
             return
-        if folded[end : end + 2] == " -" or folded[end : end + 4].startswith(" của"):
-            return  # "Bộ trưởng Bộ Y tế của 10 nước ASEAN"
-        before = folded[: m.start()].split()
-        if before and before[-1] in _REFERENCE_BEFORE:
+        if ours and self._composite_ministry(text, end):
+            text.signals.add("foreign-leader")  # "Bộ Y tế, Lao động và Phúc lợi Nhật Bản"
             return
-        if not (ours or role == "Thứ trưởng Thường trực") or _named_before(text[: m.start()]):
+        named = text.name_after(end)
+        if named is not None:
+            words, name_end, key = named
+            if self._known_prefix(key):
+                return  # a known name (counted by the name pass), or one cut short
+            if ours and person_name(words) and len(words) >= 3:
+                name = " ".join(words)
+                partial = text.cut and not text.folded[name_end:].strip()
+                if not (reference or partial or fold(name) in self._ignored):
+                    discovered.append(Discovered(slugify(name), name, role))
+            elif ours:
+                text.signals.add("foreign-leader")  # "Bộ Y tế Lào", "Bộ Y tế Cộng hòa Séc"
+            return  # a person after the role: someone else, or someone new
+        if reference or _signed(text, start, end) or _described(text, start):
+            return
+        if not (ours or role == "Thứ trưởng Thường trực") or self._named_before(text, start):
             return
         holders = self.holders(role, day)
         if len(holders) == 1:
             found.add(holders[0].slug)
 
+    def _composite_ministry(self, text: _Text, end: int) -> bool:
+        """ ", Lao động và Phúc lợi …": a ministry of health and more, of another country."""
+        return bool(_COMPOSITE.match(text.text, end))
+
+    def _known_prefix(self, key: str) -> bool:
+        """A known name (folded `key`) or one cut short ("Đào Hồn…")."""
+        return any(k.startswith(key) or key.startswith(k) for k in self._by_name)
+
+    def _named_before(self, text: _Text, position: int) -> bool:
+        """Is the role an apposition of a person named just before it in the clause?
+
+        "TS.BS Vũ Mạnh Hà, Ủy viên …, Thứ trưởng Thường trực" names the person already; the
+        role then describes them. Capitalised words after a place noun (`Bệnh viện Bạch Mai`,
+        `tỉnh Điện Biên`) are a place, not a person."""
+        clause = text.tokens(text.clause_start(position), position)
+        i = 0
+        while i < len(clause):
+            if _is_name_word(clause[i].word) and clause[i].key in _SURNAMES:
+                j = i
+                while j < len(clause) and _is_name_word(clause[j].word):
+                    j += 1
+                previous = clause[i - 1].key if i > 0 else ""
+                two = f"{clause[i - 2].key} {previous}" if i > 1 else ""
+                place = (
+                    previous in _PLACE_NOUNS
+                    or two in _PLACE_NOUNS
+                    or (i > 0 and clause[i - 1].word[:1].isupper() and clause[i - 1].word.isalpha())
+                )
+                if j - i >= 2 and not place:
+                    return True
+                i = j
+            else:
+                i += 1
+        return False
+
+    def _named_before_role(self, text: _Text) -> list[Discovered]:
+        """New leaders written name first: "<Name>, Thứ trưởng Bộ Y tế", "<Name> giữ chức
+        Thứ trưởng Bộ Y tế"."""
+        found = []
+        for m in _ROLE_AFTER_NAME.finditer(text.folded):
+            after = _OURS.match(text.folded, m.end(1))
+            if after is None:
+                continue
+            if _CAPITAL_AFTER.match(text.text, after.end()):
+                continue  # "…, Bộ trưởng Bộ Y tế Lào"
+            if self._composite_ministry(text, after.end()):
+                continue
+            tokens = text.tokens(max(0, m.start() - _WINDOW), m.start())
+            named: list[_Token] = []
+            while tokens and _is_name_word(tokens[-1].word) and len(named) < 4:
+                named.insert(0, tokens.pop())
+            words = [t.word for t in named]
+            if not named or not person_name(words) or _reference(text, named[0].start):
+                continue
+            before = text.before(named[0].start, 2)
+            if before and (before[-1] in _PLACE_NOUNS or " ".join(before) in _PLACE_NOUNS):
+                continue
+            name = " ".join(words)
+            if fold(name) in self._by_name or fold(name) in self._ignored:
+                continue
+            found.append(Discovered(slugify(name), name, _role_of(m.group(1))))
+        return found
+
     # -- topics ---------------------------------------------------------------------------
 
     def topics(self, title: str, summary: str, body: Sequence[str]) -> list[str]:
-        head = [(TITLE_WEIGHT, _match_key(title)), (SUMMARY_WEIGHT, _match_key(summary))]
-        paragraphs = [_match_key(p) for p in body]
-        paragraph_weight = BODY_WEIGHT * min(1.0, 4 * TOPIC_THRESHOLD / max(1, len(paragraphs)))
-        # One search over everything first: most rules name nothing in most entries. Masking
-        # an exclusion only removes matches (phrases start and end with letters, so a blanked
-        # neighbour never makes a new word boundary), so a rule absent here scores nothing.
-        everything = "\n".join([text for _, text in head] + paragraphs)
+        texts = [_Text(title, False), _Text(summary, False), *(_Text(p, False) for p in body)]
+        self._officials_in(texts, date.min)  # for the signals it reads
+        return self._topics_in(texts)
+
+    def _topics_in(self, texts: Sequence[_Text]) -> list[str]:
+        """Topics of (title, summary, *paragraphs): see the module's docstring."""
+        title, summary, body = texts[0], texts[1], texts[2:]
+        everything = "\n".join(t.key for t in texts)
+        signals = [t.signals for t in texts]
         chosen = []
-        for slug, compiled in self._topics:
-            score = 0.0
-            mentioned: set[int] = set()
-            for include, exclude in compiled:
-                if not include.search(everything):
-                    continue
-                for weight, text in head:
-                    score += weight * len(include.findall(_mask(exclude, text)))
-                for index, text in enumerate(paragraphs):
-                    if include.search(_mask(exclude, text)):
-                        mentioned.add(index)
-            if score + paragraph_weight * len(mentioned) >= TOPIC_THRESHOLD - 1e-9:
-                chosen.append(slug)
+        for rules in self._topics:
+            if not rules.present(everything, signals):
+                continue
+            score = rules.score(title, TITLE_WEIGHT) + rules.score(summary, SUMMARY_WEIGHT)
+            mentioned = sum(rules.strong(p) for p in body)
+            share = mentioned / len(body) if body else 0.0
+            score += next((points for least, points in _BODY_SHARES if share >= least), 0)
+            if score >= TOPIC_THRESHOLD:
+                chosen.append(rules.slug)
         return chosen
 
     # -- both -----------------------------------------------------------------------------
@@ -208,15 +503,70 @@ class Classifier:
     def tag(self, entry: Entry) -> Tags:
         body = entry.content or ()
         day = entry.published.astimezone(VIETNAM).date()
-        texts = [(entry.title, False), (entry.summary, entry.summary_truncated)]
-        found, discovered = self.officials([*texts, *((p, False) for p in body)], day)
+        texts = [
+            _Text(entry.title, False),
+            _Text(entry.summary, entry.summary_truncated),
+            *(_Text(p, False) for p in body),
+        ]
+        found, discovered = self._officials_in(texts, day)
         known = [o.slug for o in self._officials if o.slug in found]
-        unique = {d.slug: d for d in discovered if d.slug not in found}
+        active = sorted(s for s in found if s in self.discovered and s not in known)
+        new = {d.slug: d for d in discovered if d.slug not in found}
         return Tags(
-            officials=tuple(known + sorted(unique)),
-            topics=tuple(self.topics(entry.title, entry.summary, body)),
-            discovered=tuple(unique[s] for s in sorted(unique)),
+            officials=tuple(known + active),
+            topics=tuple(self._topics_in(texts)),
+            discovered=tuple(new[s] for s in sorted(new)),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _TopicRules:
+    """One topic's rules, compiled: phrases that decide it, weak ones, exclusions, signals."""
+
+    slug: str
+    strong_phrases: re.Pattern[str] | None
+    weak_phrases: re.Pattern[str] | None
+    exclude: re.Pattern[str] | None
+    signals: frozenset[str]
+    quick: re.Pattern[str] | None  # any of its phrases: most entries name none of them
+
+    @classmethod
+    def of(cls, slug: str, rules: Sequence[Rule]) -> _TopicRules:
+        strong = [p for r in rules for p in r.phrases]
+        weak = [p for r in rules for p in r.weak]
+        return cls(
+            slug,
+            _phrase_pattern(strong),
+            _phrase_pattern(weak),
+            _phrase_pattern([p for r in rules for p in r.exclude]),
+            frozenset(s for r in rules for s in r.signals),
+            _phrase_pattern(strong + weak),
+        )
+
+    def present(self, everything: str, signals: Sequence[set[str]]) -> bool:
+        return bool(
+            (self.quick is not None and self.quick.search(everything))
+            or (self.signals and any(self.signals & s for s in signals))
+        )
+
+    def _masked(self, text: _Text) -> str:
+        # Masking an exclusion only removes matches: phrases start and end with letters, so
+        # a blanked neighbour never makes a new word boundary.
+        return self.exclude.sub(_blank, text.key) if self.exclude else text.key
+
+    def strong(self, text: _Text) -> bool:
+        if self.signals & text.signals:
+            return True
+        if self.strong_phrases is None or not self.strong_phrases.search(text.key):
+            return False
+        return self.exclude is None or bool(self.strong_phrases.search(self._masked(text)))
+
+    def score(self, text: _Text, weight: int) -> int:
+        """`weight` for a phrase that decides the topic, 1 for a weak one."""
+        if self.strong(text):
+            return weight
+        # Weak phrases are read unmasked: a department's name can suggest its subject.
+        return int(self.weak_phrases is not None and bool(self.weak_phrases.search(text.key)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,46 +612,3 @@ def _blank(match: re.Match[str]) -> str:
 
 def _mask(exclude: re.Pattern[str] | None, text: str) -> str:
     return exclude.sub(_blank, text) if exclude else text
-
-
-def _words(text: str) -> list[str]:
-    return _WORD.findall(text)
-
-
-def _is_name_word(word: str) -> bool:
-    return word[:1].isupper() and word.isalpha() and (len(word) == 1 or word[1:].islower())
-
-
-def _name_after(text: str, start: int) -> str | None:
-    """The person's name right after a role (titles and honorifics skipped), if any."""
-    rest = text[start:]
-    if not rest.startswith(" "):
-        return None
-    words = _words(rest)
-    i = 0
-    while i < len(words) and (_ACADEMIC.match(words[i]) or fold(words[i]) in _HONORIFICS):
-        i += 1
-    if i + 1 < len(words) and fold(" ".join(words[i : i + 2])) in _HONORIFICS:
-        i += 2
-    name: list[str] = []
-    while i < len(words) and _is_name_word(words[i]) and len(name) < 5:
-        name.append(words[i])
-        i += 1
-    if not 2 <= len(name) <= 4:
-        return None
-    return " ".join(name)
-
-
-def _named_before(text: str) -> bool:
-    """Is there a person's name earlier in the clause before a role?
-
-    "TS.BS Vũ Mạnh Hà, Ủy viên …, Thứ trưởng Thường trực" names the person already; the
-    role then describes them. Erring towards "yes" can only cost a tag, never add a wrong one.
-    """
-    clause = _CLAUSE_END.split(text)[-1]
-    previous = ""
-    for word in _words(clause):
-        if _is_name_word(word) and _is_name_word(previous) and fold(previous) in _SURNAMES:
-            return True
-        previous = word
-    return False

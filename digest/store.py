@@ -156,6 +156,14 @@ discovered = sa.Table(
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("role", sa.Text, nullable=False),
 )
+# Which entries name each discovered leader with our Ministry's role: a leader gets feeds only
+# once enough entries do ([classify] discover_after).
+discovered_in = sa.Table(
+    "discovered_in",
+    metadata,
+    sa.Column("slug", sa.String, primary_key=True),
+    sa.Column("entry_id", sa.String(36), primary_key=True, index=True),
+)
 
 outbox = sa.Table(
     "outbox",
@@ -180,7 +188,7 @@ subscribers = sa.Table(
     sa.Column("unsubscribed", sa.BigInteger, nullable=True),
 )
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 OUTBOX_STATES = ("pending", "sending", "sent", "empty", "failed", "dead", "unknown")
 _CHUNK = 500  # bound IN lists and executemany batches well below SQLite's variable limit
 
@@ -460,6 +468,7 @@ class Store(Protocol):
     def count_entries(self) -> int: ...
     def meta(self, key: str) -> str | None: ...
     def discovered(self) -> dict[str, tuple[str, str]]: ...
+    def active_discovered(self, evidence: int) -> dict[str, tuple[str, str]]: ...
     def entry_pages(self, size: int) -> Iterator[list[Entry]]: ...
     def heads(self, since: datetime, until: datetime) -> list[EntryHead]: ...
     def head_pages(
@@ -499,7 +508,10 @@ class StoreTransaction(Protocol):
     def forget_source(self, name: str) -> None: ...
     def set_meta(self, key: str, value: str) -> None: ...
     def add_problems(self, found: Iterable[Problem]) -> None: ...
-    def add_discovered(self, found: Iterable[tuple[str, str, str]]) -> None: ...
+    def add_discovered(self, found: Iterable[tuple[str, str, str, str]]) -> None: ...
+    def forget_discovered_in(self, ids: Iterable[str] | None) -> None: ...
+    def entry_pages(self, size: int) -> Iterator[list[Entry]]: ...
+    def active_discovered(self, evidence: int) -> dict[str, tuple[str, str]]: ...
 
 
 class SqlStore:
@@ -549,8 +561,8 @@ class SqlStore:
             )
         if version == SCHEMA_VERSION:
             return
-        if version == "2":
-            self._migrate_from_2()
+        if version in ("2", "3"):
+            self._migrate(version)
             return
         if has_meta and version != SCHEMA_VERSION:
             self.engine.dispose()
@@ -563,10 +575,16 @@ class SqlStore:
             metadata.create_all(conn)
             conn.execute(meta.insert(), [{"key": "schema", "value": SCHEMA_VERSION}])
 
-    def _migrate_from_2(self) -> None:
-        """Schema 3 adds the listing and title indexes, all derived from the entries."""
+    def _migrate(self, version: str) -> None:
+        """Schema 3 added the listing and title indexes, derived from the entries; schema 4
+        the discovery evidence, which the next build's re-tagging fills in."""
         with self.engine.begin() as conn:
             metadata.create_all(conn)
+            if version == "3":
+                conn.execute(
+                    meta.update().where(meta.c.key == "schema").values(value=SCHEMA_VERSION)
+                )
+                return
             after = ""
             while page := [
                 _entry(r)
@@ -619,17 +637,15 @@ class SqlStore:
         with self.engine.connect() as conn:
             return {r.slug: (r.name, r.role) for r in conn.execute(sa.select(discovered))}
 
+    def active_discovered(self, evidence: int) -> dict[str, tuple[str, str]]:
+        """Those of them that at least `evidence` entries name with our Ministry's role."""
+        with self.engine.connect() as conn:
+            return _active_discovered(conn, evidence)
+
     def entry_pages(self, size: int) -> Iterator[list[Entry]]:
         """All entries, `size` at a time, in id order: bounded memory for large stores."""
-        after = ""
-        while True:
-            with self.engine.connect() as conn:
-                query = sa.select(entries).where(entries.c.id > after).order_by(entries.c.id)
-                rows = list(conn.execute(query.limit(size)))
-            if not rows:
-                return
-            yield [_entry(row) for row in rows]
-            after = rows[-1].id
+        with self.engine.connect() as conn:
+            yield from _entry_pages(conn, size)
 
     def heads(self, since: datetime, until: datetime) -> list[EntryHead]:
         """Entries published in [since, until], without their bodies, newest first."""
@@ -988,6 +1004,28 @@ class SqlStore:
         return _SqlTransaction(self.engine)
 
 
+def _active_discovered(conn: Connection, evidence: int) -> dict[str, tuple[str, str]]:
+    counted = (
+        sa.select(discovered_in.c.slug)
+        .group_by(discovered_in.c.slug)
+        .having(sa.func.count() >= evidence)
+        .subquery()
+    )
+    query = sa.select(discovered).where(discovered.c.slug.in_(sa.select(counted.c.slug)))
+    return {r.slug: (r.name, r.role) for r in conn.execute(query)}
+
+
+def _entry_pages(conn: Connection, size: int) -> Iterator[list[Entry]]:
+    after = ""
+    while True:
+        query = sa.select(entries).where(entries.c.id > after).order_by(entries.c.id)
+        rows = list(conn.execute(query.limit(size)))
+        if not rows:
+            return
+        yield [_entry(row) for row in rows]
+        after = rows[-1].id
+
+
 def _load_entries(
     conn: Connection, ids: Sequence[str] | None, *, with_sources: bool
 ) -> list[Entry]:
@@ -1128,11 +1166,33 @@ class _SqlTransaction:
         self.c.execute(meta.delete().where(meta.c.key == key))
         self.c.execute(meta.insert(), [{"key": key, "value": value}])
 
-    def add_discovered(self, found: Iterable[tuple[str, str, str]]) -> None:
-        rows = {slug: {"slug": slug, "name": name, "role": role} for slug, name, role in found}
+    def add_discovered(self, found: Iterable[tuple[str, str, str, str]]) -> None:
+        """Record (slug, name, role, entry id): a new leader, and an entry that names them."""
+        found = list(found)
+        rows = {slug: {"slug": slug, "name": name, "role": role} for slug, name, role, _ in found}
         for chunk in _chunks(sorted(rows)):
             self.c.execute(discovered.delete().where(discovered.c.slug.in_(chunk)))
             self.c.execute(discovered.insert(), [rows[slug] for slug in chunk])
+        evidence = sorted({(slug, eid) for slug, _, _, eid in found})
+        key = sa.tuple_(discovered_in.c.slug, discovered_in.c.entry_id)
+        for chunk in _chunks(evidence):
+            self.c.execute(discovered_in.delete().where(key.in_(chunk)))
+            self.c.execute(discovered_in.insert(), [{"slug": s, "entry_id": e} for s, e in chunk])
+
+    def forget_discovered_in(self, ids: Iterable[str] | None) -> None:
+        """Forget what these entries (None: all) named, before they are tagged again."""
+        if ids is None:
+            self.c.execute(discovered_in.delete())
+            return
+        for chunk in _chunks(sorted(set(ids))):
+            self.c.execute(discovered_in.delete().where(discovered_in.c.entry_id.in_(chunk)))
+
+    def entry_pages(self, size: int) -> Iterator[list[Entry]]:
+        """All entries, in this transaction's view, `size` at a time."""
+        yield from _entry_pages(self.c, size)
+
+    def active_discovered(self, evidence: int) -> dict[str, tuple[str, str]]:
+        return _active_discovered(self.c, evidence)
 
     def forget_source(self, name: str) -> None:
         """The file is gone or being replaced; its entries stay published."""

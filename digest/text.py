@@ -33,6 +33,8 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffe\uffff]")
 
 
 def nfc(text: str) -> str:
+    if unicodedata.is_normalized("NFC", text):  # nearly always: the parser stored NFC
+        return text
     return unicodedata.normalize("NFC", text)
 
 
