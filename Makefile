@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CONFIG ?= config.toml
 
-.PHONY: setup run build test lint clean bench
+.PHONY: setup run test lint clean bench accuracy
 
 setup: $(STAMP)
 
@@ -26,6 +26,12 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -q
+
+# Precision and recall of officials and topics over the seeds and tests/data/unseen/, per
+# official and per topic, with every disagreement (tests/accuracy.py; the floors `make test`
+# holds are in tests/data/accuracy.json).
+accuracy: $(STAMP)
+	$(BIN)/python tests/accuracy.py
 
 clean:
 	rm -rf $(VENV) var public .pytest_cache .mypy_cache .ruff_cache

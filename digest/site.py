@@ -255,7 +255,7 @@ class Publisher:
                 + sum(4 + 2 * len(self.store.channel_months(c.key)) for c in channels)
             )
             plan.add(self._static_outputs(context))
-            plan.add(self._site_pages(channels, context))
+            plan.add([self._not_found_page(context)])
         for outputs in self._entry_outputs(scope, names, context):
             plan.add(outputs)
         # Order matters to a reader polling during a publish: what is linked to is written
@@ -266,7 +266,8 @@ class Publisher:
                 self._channel_outputs(plan, channel, names, context, scope)
         for key in sorted(set(scope.months) - listed):
             plan.remove_channel(key)  # a discovered official with no entries left
-        plan.add([self._opml_output(channels, context)])
+        # Both list every channel: a new one (a discovered official's first entry) shows here.
+        plan.add([self._opml_output(channels, context), self._follow_page(channels, context)])
 
     def _static_outputs(self, context: _SignatureBase) -> list[_Output]:
         """The stylesheet and icons, copied as they are."""
@@ -277,29 +278,31 @@ class Publisher:
             outputs.append(_Output(name, context.sign("static", name, digest), _constant(data)))
         return outputs
 
-    def _site_pages(self, channels: Sequence[Channel], context: _SignatureBase) -> list[_Output]:
-        """How to follow the site (every feed address), and the page the server shows for a
-        missing path (its links are absolute: it is shown at any depth)."""
+    def _follow_page(self, channels: Sequence[Channel], context: _SignatureBase) -> _Output:
+        """How to follow the site, with every feed address."""
         addresses = [(c.title, self._url(f"feeds/{c.key}.atom")) for c in channels]
         urls = {f: self._url(f"feeds/all.{f}") for f in FORMATS}
         feeds = self._feeds_meta(urls, self.site.title)
         daily_at = self.config.digests.daily_at.strftime("%H:%M")
 
-        def follow(_: Mapping[str, Entry]) -> bytes:
+        def render(_: Mapping[str, Entry]) -> bytes:
             template = self.env.get_template("site/follow.html")
             html = template.render(
                 site=self.site, root="", feeds=feeds, addresses=addresses, daily_at=daily_at
             )
             return html.encode()
 
-        def missing(_: Mapping[str, Entry]) -> bytes:
+        return _Output("theo-doi.html", context.sign("follow", addresses, daily_at), render)
+
+    def _not_found_page(self, context: _SignatureBase) -> _Output:
+        """The page the server shows for a missing path: its links are absolute, since it is
+        shown at any depth."""
+
+        def render(_: Mapping[str, Entry]) -> bytes:
             template = self.env.get_template("site/404.html")
             return template.render(site=self.site, root=self.site.base_url, feeds=[]).encode()
 
-        return [
-            _Output("theo-doi.html", context.sign("follow", addresses, daily_at), follow),
-            _Output("404.html", context.sign("404"), missing),
-        ]
+        return _Output("404.html", context.sign("404"), render)
 
     def _channel_outputs(
         self,

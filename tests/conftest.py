@@ -42,6 +42,11 @@ class Project:
     def public(self) -> Path:
         return self.root / "public"
 
+    def minimal_config(self, extra: str = "") -> str:
+        """A config of this project's own: its folders, the repository's templates, the
+        shipped taxonomy, and `extra`."""
+        return base_config(extra)
+
     def write_seed(self, name: str, text: str | bytes) -> Path:
         path = self.seeds / name
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -180,7 +180,7 @@ def test_a_schema_2_store_is_upgraded_in_place_and_publishes_nothing_new(
     with sqlite3.connect(seeded.store) as db:
         assert sorted(db.execute("select * from listing")) == listed
         assert sorted(db.execute("select * from months")) == counted
-        assert db.execute("select value from meta where key = 'schema'").fetchone() == ("3",)
+        assert db.execute("select value from meta where key = 'schema'").fetchone() == ("4",)
 
 
 def test_changes_a_build_recorded_are_published_by_the_next_publish(seeded: Project) -> None:

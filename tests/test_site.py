@@ -10,6 +10,7 @@ import pytest
 from conftest import ROOT, Project, real_config
 from lxml import etree, html
 
+from digest.config import TAXONOMY
 from digest.site import PublicDir
 
 
@@ -55,7 +56,7 @@ def test_a_change_rewrites_only_the_files_that_show_it(site: Project) -> None:
     site.write_seed(
         "005_new.txt",
         "HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ\n"
-        "Thứ trưởng Bộ Y tế Lê Đức Luận thăm Bệnh viện Bạch Mai\n"
+        "Thứ trưởng Bộ Y tế Lê Đức Luận kiểm tra chất lượng khám bệnh, chữa bệnh\n"
         "Thứ Hai, ngày 16/11/2026 02:00Sáng 16/11/2026, Thứ trưởng...\n",
     )
     site.digest("build")
@@ -71,11 +72,14 @@ def test_a_change_rewrites_only_the_files_that_show_it(site: Project) -> None:
 
 
 def test_removed_topic_files_are_deleted(site: Project) -> None:
-    config = site.config.read_text(encoding="utf-8")
-    config = config.replace('[[topics]]\nslug = "dan-so"\nname = "Dân số"\n', "")
-    start = config.index('[[rules]]\ntopic = "dan-so"')
-    end = config.index("[[rules]]", start + 5)
-    site.config.write_text(config[:start] + config[end:], encoding="utf-8")
+    # A config of its own whole taxonomy: the shipped one without "dan-so".
+    taxonomy = TAXONOMY.read_text(encoding="utf-8")
+    taxonomy = taxonomy.replace('[[topics]]\nslug = "dan-so"\nname = "Dân số"\n', "")
+    start = taxonomy.index('[[rules]]\ntopic = "dan-so"')
+    end = taxonomy.index("[[rules]]", start + 5)
+    taxonomy = taxonomy[:start] + taxonomy[end:]
+    taxonomy = taxonomy.replace("[classify]\n", "[classify]\ndefaults = false\n")
+    site.config.write_text(site.minimal_config() + taxonomy, encoding="utf-8")
     out = site.digest("build").stdout
     assert "removed" in out and "0 removed" not in out
     assert not list(site.public.rglob("*dan-so*"))
