@@ -333,10 +333,14 @@ def start_sink(port: int) -> subprocess.Popen[str]:
 
 def message_size(root: Path) -> int:
     """The mean size of our digests, from 200 of them rendered in-process."""
-    from digest.app import make_digest
+    from digest.app import SystemClock
     from digest.config import load
+    from digest.mail import make_sender
+    from digest.store import open_store
 
-    sender = make_digest(load(root / "config.toml")).sender()
+    config = load(root / "config.toml")
+    store = open_store(config.paths.store)
+    sender = make_sender(config, store, SystemClock().now)
     sizes = []
     for letter in sender.dry_run():
         if letter.parcel is not None:

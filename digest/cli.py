@@ -17,20 +17,21 @@ from pathlib import Path
 from time import monotonic
 from typing import Any
 
-from .app import BuildReport, Digest, LockedError, make_digest, writer_lock
+from .app import Digest, make_digest
 from .classify import Subject
-from .compose import bodies
-from .config import Config, ConfigError, load
+from .config import Config, load
+from .errors import DigestError
+from .ingest import BuildReport
+from .locks import writer_lock
+from .mail import Outcome, Sender, make_sender
+from .mail.compose import bodies
 from .model import VIETNAM, Entry, Problem, rfc3339
-from .outbox import Outcome, Sender, stop_on_signals
-from .store import StoreError
+from .process import stop_on_signals
 from .text import printable
 
 log = logging.getLogger("digest")
 
-EXIT_CONFIG = 2
-EXIT_STORE = 3
-EXIT_LOCKED = 4
+EXIT_USAGE = 2  # as argparse: a command's own arguments are wrong
 
 _RECORD_FIELDS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -149,7 +150,7 @@ class BuildProgress:
 def _cmd_build(app: Digest, _args: argparse.Namespace) -> int:
     progress = BuildProgress()
     try:
-        with writer_lock(app.config):
+        with writer_lock(app.config.paths.store, app.config.paths.public):
             report = app.build(progress)
             published = app.publish(progress)
     finally:
@@ -194,17 +195,31 @@ def _print_subjects(subjects: Sequence[Subject], *, officials: bool) -> None:
         )
 
 
+def _sender(app: Digest) -> Sender:
+    return make_sender(app.config, app.store, app.clock.now)
+
+
 def _cmd_run(app: Digest, args: argparse.Namespace) -> int:
     from .daemon import run  # the server stack is only needed by the daemon
 
-    with writer_lock(app.config):
-        return run(app)
+    sender = _sender(app)  # the mail stage, run beside the watcher
+    with writer_lock(app.config.paths.store, app.config.paths.public):
+        return run(
+            app, (sender.service,), health_extra=sender.health, unsubscribe=sender.unsubscribe
+        )
 
 
 def _cmd_serve_worker(app: Digest, args: argparse.Namespace) -> int:
     from .daemon import serve_worker
 
-    return serve_worker(app, fd=args.fd, parent=args.parent)
+    sender = _sender(app)
+    return serve_worker(
+        app,
+        fd=args.fd,
+        parent=args.parent,
+        health_extra=sender.health,
+        unsubscribe=sender.unsubscribe,
+    )
 
 
 def _upcoming(sender: Sender) -> list[str]:
@@ -218,7 +233,7 @@ def _upcoming(sender: Sender) -> list[str]:
 
 
 def _cmd_send(app: Digest, args: argparse.Namespace) -> int:
-    sender = app.sender()
+    sender = _sender(app)
     if args.dry_run:
         letters = 0
         for letter in sender.dry_run(schedule=args.period):
@@ -232,7 +247,7 @@ def _cmd_send(app: Digest, args: argparse.Namespace) -> int:
     async def send() -> list[Outcome]:
         return await sender.run(schedule=args.period, recover=True, stop=stop_on_signals())
 
-    with writer_lock(app.config):
+    with writer_lock(app.config.paths.store, app.config.paths.public):
         outcomes = asyncio.run(send())
     for o in outcomes:
         print(f"{o.subscriber}  {o.period}  {o.state}  {o.items} items")
@@ -249,7 +264,7 @@ def _cmd_send(app: Digest, args: argparse.Namespace) -> int:
 
 
 def _cmd_send_shard(app: Digest, args: argparse.Namespace) -> int:
-    sender = app.sender()
+    sender = _sender(app)
     at = datetime.fromisoformat(args.at)
 
     async def send() -> list[Outcome]:
@@ -270,7 +285,7 @@ def _cmd_preview(app: Digest, args: argparse.Namespace) -> int:
             f"{app.config.source}",
             file=sys.stderr,
         )
-        return EXIT_CONFIG
+        return EXIT_USAGE
     subscriber = found[0]
     since = None
     if args.since:
@@ -278,8 +293,8 @@ def _cmd_preview(app: Digest, args: argparse.Namespace) -> int:
             since = datetime.combine(date.fromisoformat(args.since), time(), tzinfo=VIETNAM)
         except ValueError:
             print(f"digest: --since {args.since!r}: write a date like 2025-01-31", file=sys.stderr)
-            return EXIT_CONFIG
-    letter = app.sender().preview(subscriber, args.period or subscriber.schedule, since)
+            return EXIT_USAGE
+    letter = _sender(app).preview(subscriber, args.period or subscriber.schedule, since)
     message = letter.message
     if message is None:
         print(f"no entries for {subscriber.email} in {letter.period.label()}: no e-mail")
@@ -295,7 +310,7 @@ def _cmd_preview(app: Digest, args: argparse.Namespace) -> int:
 
 
 def _cmd_outbox(app: Digest, args: argparse.Namespace) -> int:
-    rows = app.sender().store.outbox_rows(args.limit)
+    rows = app.store.outbox.outbox_rows(args.limit)
     print(f"{'subscriber':32}  {'period':18}  {'state':8}  tries  items  updated (Vietnam)  error")
     for r in rows:
         when = r.updated.astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M")
@@ -405,30 +420,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(args.log_format)
     os.environ["DIGEST_LOG_FORMAT"] = args.log_format  # the processes this one starts log alike
+    app: Digest | None = None
     try:
         config = load(args.config)
         for warning in config.warnings:
             log.warning("%s", warning, extra={"event": "config"})
         app = make_digest(config)
-    except ConfigError as exc:
-        print(f"digest: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except StoreError as exc:
-        print(f"digest: {exc}", file=sys.stderr)
-        return EXIT_STORE
-    try:
         code: int = args.handler(app, args)
         return code
-    except StoreError as exc:
-        print(f"digest: {exc}", file=sys.stderr)
-        return EXIT_STORE
-    except LockedError as exc:
-        print(f"digest: {exc}", file=sys.stderr)
-        return EXIT_LOCKED
+    except DigestError as exc:
+        print(f"digest: {printable(str(exc))}", file=sys.stderr)
+        return exc.exit_code
     except BrokenPipeError:
         # The reader (head, less) went away: not an error of ours, and nothing more to say.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        if app is not None:
+            app.close()
 
 
 if __name__ == "__main__":

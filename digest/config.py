@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .errors import ConfigError
 from .text import clean, printable
 
 # The Ministry's page the captures come from.
@@ -24,10 +25,6 @@ SIGNALS = ("foreign-leader", "country-pair")
 # The Ministry's leadership roles, as the captures write them.
 ROLES = ("Bộ trưởng", "Thứ trưởng Thường trực", "Thứ trưởng")
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*\Z")
-
-
-class ConfigError(ValueError):
-    """The configuration cannot be used; the message says which key and why."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import socket
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -31,9 +30,12 @@ from typing import Any
 
 import uvicorn
 
-from .app import BuildReport, Digest
+from .app import Digest
 from .config import Config, Server
+from .errors import ServeError
+from .ingest import BuildReport
 from .model import rfc3339
+from .process import run_loop, stop_on_signals
 from .server import GuardedHttp, Pages, PublicApp
 from .site import PublishReport
 from .watch import watch
@@ -209,10 +211,7 @@ class Daemon:
 
     async def run(self) -> int:
         config = self.app.config
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals()
         try:
             sock, *others = listen(config)
         except OSError as exc:
@@ -243,8 +242,9 @@ class Daemon:
             extra={"event": "serve", "host": config.server.host, "port": port},
         )
         # Watch before the first build: a capture arriving while it runs is then seen (its
-        # build waits for this one). The watcher's thread starts a moment later, so one more
-        # (cheap, no-change) build afterwards covers a file that landed in between.
+        # build waits for this one). watchfiles registers its watches when the watch task
+        # first runs, before its first wait; yielding once lets it, so the build's own scan
+        # and the watches leave no gap and one build at start is enough.
         watching = asyncio.create_task(
             watch(
                 config.paths.seeds,
@@ -256,8 +256,8 @@ class Daemon:
             ),
             name="watch",
         )
-        await asyncio.sleep(0)
-        await self.rebuild()
+        for _ in range(2):  # the task's first step, then the watches' registration
+            await asyncio.sleep(0)
         await self.rebuild()
         tasks = [watching, *(asyncio.create_task(service(stop)) for service in self.services)]
         sd_notify("READY=1")
@@ -278,10 +278,6 @@ def pages(config: Config) -> Pages:
 
 def health_snapshot(config: Config) -> Path:
     return config.paths.store.parent / "health.json"
-
-
-class ServeError(OSError):
-    """The HTTP port cannot be listened on."""
 
 
 def listen(config: Config) -> list[socket.socket]:
@@ -382,19 +378,21 @@ class Workers:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
-async def _serve_worker(app: Digest, fd: int, parent: int) -> int:
-    sender = app.sender()
+async def _serve_worker(
+    app: Digest,
+    fd: int,
+    parent: int,
+    health_extra: Callable[[], dict[str, Any]] | None,
+    unsubscribe: Callable[[str, str], bool] | None,
+) -> int:
     snapshot = health_snapshot(app.config)
 
     def health() -> tuple[int, dict[str, Any]]:
-        return Health.load(snapshot, sender.health).report()
+        return Health.load(snapshot, health_extra).report()
 
-    public = PublicApp(app.config.paths.public, health, sender.unsubscribe, pages=pages(app.config))
+    public = PublicApp(app.config.paths.public, health, unsubscribe, pages=pages(app.config))
     server = _server(public, app.config.server)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     serving = asyncio.create_task(server.serve(sockets=[socket.socket(fileno=fd)]))
     # A daemon killed outright cannot stop its workers: they notice it is gone.
     while not stop.is_set() and not serving.done() and os.getppid() == parent:
@@ -405,24 +403,25 @@ async def _serve_worker(app: Digest, fd: int, parent: int) -> int:
     return 0
 
 
-def serve_worker(app: Digest, *, fd: int, parent: int) -> int:
+def serve_worker(
+    app: Digest,
+    *,
+    fd: int,
+    parent: int,
+    health_extra: Callable[[], dict[str, Any]] | None = None,
+    unsubscribe: Callable[[str, str], bool] | None = None,
+) -> int:
     """`digest serve-worker`: one of the daemon's extra serving processes."""
-    return _run(_serve_worker(app, fd, parent))
+    return run_loop(_serve_worker(app, fd, parent, health_extra, unsubscribe))
 
 
-def run(app: Digest) -> int:
-    """The daemon with the digest sender as its service."""
-    sender = app.sender()
-    daemon = Daemon(
-        app, (sender.service,), health_extra=sender.health, unsubscribe=sender.unsubscribe
-    )
-    return _run(daemon.run())
-
-
-def _run(main: Coroutine[Any, Any, int]) -> int:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvicorn[standard] installs it on Linux
-        return asyncio.run(main)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(main)
+def run(
+    app: Digest,
+    services: tuple[Service, ...] = (),
+    *,
+    health_extra: Callable[[], dict[str, Any]] | None = None,
+    unsubscribe: Callable[[str, str], bool] | None = None,
+) -> int:
+    """The daemon, with `services` (the mail stage) beside its watcher."""
+    daemon = Daemon(app, services, health_extra=health_extra, unsubscribe=unsubscribe)
+    return run_loop(daemon.run())

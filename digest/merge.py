@@ -54,6 +54,7 @@ def visible_hash(entry: Entry) -> str:
 class Merged:
     entry: Entry
     problems: tuple[Problem, ...] = ()  # teasers that were not used, and why
+    visible_change: bool = False  # the stored entry's title, summary or content changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +178,7 @@ def merge(existing: Entry | None, items: Sequence[Item], *, now: datetime) -> Me
         seen_at=existing.seen_at if existing else now,
         changed_at=existing.changed_at if existing else None,
     )
-    if existing is not None and visible_hash(merged) != visible_hash(existing):
+    changed = existing is not None and visible_hash(merged) != visible_hash(existing)
+    if changed:
         merged = replace(merged, changed_at=now)
-    return Merged(merged, tuple(sorted(problems)))
+    return Merged(merged, tuple(sorted(problems)), changed)

@@ -114,6 +114,14 @@ def no_progress(_stage: str, _done: int, _total: int, _entries: int) -> None:
     return None
 
 
+_WEEKDAYS = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ Nhật")
+
+
+def vietnam_time(moment: datetime) -> str:
+    local = moment.astimezone(VIETNAM)
+    return f"{_WEEKDAYS[local.weekday()]}, {local:%d/%m/%Y %H:%M}"
+
+
 def month_of(moment: datetime) -> str:
     """The Vietnam calendar month of an instant, `YYYY-MM`: what monthly archives group by."""
     local = moment.astimezone(VIETNAM)

@@ -138,10 +138,10 @@ def measure(corpus: Corpus) -> Result:
         try:
             app.build()
             entries = app.entries()
-            discovered = set(app.store.discovered())
+            discovered = set(app.store.entries.discovered())
             registry = {o.slug for o in app.config.classification.officials}
         finally:
-            app.store.close()  # type: ignore[attr-defined]
+            app.close()
     by_source = {(s.file, s.line): e for e in entries for s in e.sources}
     result = Result(corpus.name)
     seen: set[str] = set()

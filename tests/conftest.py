@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,34 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SEEDS = ROOT / "seeds"
 DATA = Path(__file__).resolve().parent / "data"
+# The five seed captures, the tests' own copies: a user's captures in seeds/ never change a test.
+SEEDS = DATA / "seeds"
+TEMPLATES = ROOT / "templates"
+
+
+def copy_seeds(folder: Path) -> None:
+    """The five seed captures into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in sorted(SEEDS.glob("*.txt")):
+        shutil.copy2(f, folder / f.name)
+
+
+def toml(section: str, **keys: object) -> str:
+    """One TOML table of simple values (strings, numbers, booleans, lists of strings);
+    `toml("[subscribers]", ...)` is one element of an array of tables."""
+    lines = [f"[{section}]"]
+    for key, value in keys.items():
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, int | float):
+            text = str(value)
+        elif isinstance(value, list):
+            text = "[" + ", ".join(json.dumps(v, ensure_ascii=False) for v in value) + "]"
+        else:
+            text = json.dumps(str(value), ensure_ascii=False)
+        lines.append(f"{key} = {text}")
+    return "\n".join(lines) + "\n"
 
 
 @dataclass
@@ -75,21 +103,14 @@ class Project:
 
 
 def base_config(extra: str = "") -> str:
-    templates = ROOT / "templates"
+    """A config of a test's own: its folders, the repository's templates, the shipped
+    taxonomy, every other key at its default, and `extra` (whole TOML tables)."""
     return (
         "[paths]\n"
         'seeds = "seeds"\n'
         'store = "var/digest.sqlite"\n'
         'public = "public"\n'
-        f'templates = "{templates.as_posix()}"\n' + extra
-    )
-
-
-def real_config() -> str:
-    """The shipped config.toml, with its templates found from anywhere."""
-    text = (ROOT / "config.toml").read_text(encoding="utf-8")
-    return text.replace(
-        'templates = "templates"', f'templates = "{(ROOT / "templates").as_posix()}"'
+        f'templates = "{TEMPLATES.as_posix()}"\n' + extra
     )
 
 
@@ -105,8 +126,7 @@ def project(tmp_path: Path) -> Project:
 @pytest.fixture
 def seeded(project: Project) -> Project:
     """A project holding the five real seed files."""
-    for f in sorted(SEEDS.iterdir()):
-        shutil.copy2(f, project.seeds / f.name)
+    copy_seeds(project.seeds)
     return project
 
 
@@ -131,36 +151,42 @@ def free_port() -> int:
 
 
 class Daemon:
-    def __init__(self, root: Path, *, workers: int = 1, limits: int | None = None) -> None:
+    """The real `digest run` in a child process, on a free port, with a config of its own.
+    Made through the `spawn` fixture, which kills it (and its workers) even when a test fails."""
+
+    def __init__(
+        self, root: Path, *, workers: int = 1, limits: int | None = None, extra: str = ""
+    ) -> None:
         self.root = root
         self.port = free_port()
-        config = real_config().replace("port = 8080", f"port = {self.port}")
-        config = config.replace("settle_ms = 50", "settle_ms = 400")
-        config = config.replace("workers = 1", f"workers = {workers}")
+        self.server: dict[str, object] = {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "workers": workers,
+        }
         if limits is not None:  # seconds for the header and keep-alive timeouts
-            config = config.replace("header_timeout = 10", f"header_timeout = {limits}")
-            config = config.replace("keepalive_timeout = 5", f"keepalive_timeout = {limits}")
-        (root / "config.toml").write_text(config, encoding="utf-8")
-        self.log = (root / "daemon.log").open("w+", encoding="utf-8")
+            self.server |= {"header_timeout": limits, "keepalive_timeout": limits}
+        self.configure(extra)
+        self.log = (root / "daemon.log").open("a+", encoding="utf-8")
         self.process: subprocess.Popen[bytes] | None = None
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def configure(self, extra: str = "") -> None:
+        """Write this daemon's config: its port and watcher settings, plus `extra`."""
+        config = base_config(toml("server", **self.server) + toml("watch", settle_ms=400) + extra)
+        (self.root / "config.toml").write_text(config, encoding="utf-8")
 
     def start(self) -> subprocess.Popen[bytes]:
+        command = ["-m", "digest", "--config", "config.toml", "--log-format", "json", "run"]
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "digest",
-                "--config",
-                "config.toml",
-                "--log-format",
-                "json",
-                "run",
-            ],
+            [sys.executable, *command],
             cwd=self.root,
             stdout=self.log,
             stderr=self.log,
+            start_new_session=True,  # its own process group: `kill` reaches its workers too
         )
         self.process = process
+        self.started.append(process)
         self.wait_for(lambda: self.health()[0] == 200, what="first build")
         return process
 
@@ -196,14 +222,14 @@ class Daemon:
         finally:
             conn.close()
 
-    def health(self) -> tuple[int, dict[str, object]]:
+    def health(self) -> tuple[int, dict[str, Any]]:
         try:
             status, _, body = self.request("/healthz")
         except OSError:
             return 0, {}
         return status, json.loads(body)
 
-    def wait_for(self, condition, *, what: str, timeout: float = 20) -> None:  # type: ignore[no-untyped-def]
+    def wait_for(self, condition: Callable[[], object], *, what: str, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
@@ -217,7 +243,51 @@ class Daemon:
         return (self.root / "daemon.log").read_text(encoding="utf-8")[-3000:]
 
     def stop(self) -> int:
+        """SIGTERM, as systemd stops it; its exit code."""
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=10)
+
+    def kill(self) -> None:
+        """Whatever is left of it and its workers, gone."""
+        for process in self.started:
+            _kill_group(process)
+        self.log.close()
+
+
+def _kill_group(process: subprocess.Popen[Any]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+@pytest.fixture
+def launch() -> Iterator[Callable[..., subprocess.Popen[Any]]]:
+    """subprocess.Popen in a process group of its own, killed with all it started when the
+    test ends, passed or failed."""
+    started: list[subprocess.Popen[Any]] = []
+
+    def popen(*args: Any, **options: Any) -> subprocess.Popen[Any]:
+        process = subprocess.Popen(*args, start_new_session=True, **options)
+        started.append(process)
+        return process
+
+    yield popen
+    for process in started:
+        _kill_group(process)
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    """Makes daemons (root defaults to the test's folder); every one is killed at the end."""
+    made: list[Daemon] = []
+
+    def make(root: Path | None = None, **options: Any) -> Daemon:
+        d = Daemon(root or tmp_path, **options)
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.kill()

@@ -13,8 +13,9 @@ from conftest import SEEDS, Project, base_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from digest.app import BuildReport, make_digest
+from digest.app import make_digest
 from digest.config import load
+from digest.ingest import BuildReport
 
 NEW_FILE = (
     "HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ\n"
@@ -193,7 +194,7 @@ def test_changes_a_build_recorded_are_published_by_the_next_publish(seeded: Proj
     seeded.write_seed("005_new.txt", NEW_FILE)
     app = make_digest(load(seeded.config))
     assert app.build().entries_new == 1  # and no publish: as if killed here
-    app.store.close()  # type: ignore[attr-defined]
+    app.close()
     before = (seeded.public / "feeds/all.atom").read_text(encoding="utf-8")
     assert "Lê Đức Luận thăm Bệnh viện Bạch Mai" not in before
     out = seeded.digest("build").stdout
@@ -236,7 +237,7 @@ def _build_in_process(root: Path) -> tuple[BuildReport, int]:
     try:
         return app.build(), app.publish().written
     finally:
-        app.store.close()  # type: ignore[attr-defined]
+        app.close()
 
 
 _day = st.integers(0, 40).map(lambda n: f"{n:02d}")
@@ -297,7 +298,7 @@ def test_no_capture_stops_a_build_nor_costs_a_stored_entry(captures: list[bytes]
         try:
             stored = {e.id: e for e in app.entries()}
         finally:
-            app.store.close()  # type: ignore[attr-defined]
+            app.close()
         (eid,) = good.changed_ids
         assert stored[eid].summary == "Sáng 16/11/2026, Thứ trưởng"
         assert (root / "public" / "entries" / f"{eid}.html").is_file()

@@ -16,7 +16,7 @@ from typing import Any
 
 import axe_playwright_python
 import pytest
-from conftest import ROOT, Daemon
+from conftest import ROOT, Daemon, copy_seeds
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -51,13 +51,13 @@ def browser():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     root = tmp_path_factory.mktemp("browser")
-    shutil.copytree(ROOT / "seeds", root / "seeds")
+    copy_seeds(root / "seeds")
     daemon = Daemon(root)
-    daemon.start()
     try:
+        daemon.start()
         yield daemon
     finally:
-        daemon.stop()
+        daemon.kill()
 
 
 def accessibility_violations(page: Any) -> list[str]:

@@ -5,18 +5,17 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import feedparser
 import pytest
-from conftest import ROOT, Daemon
+from conftest import Daemon, copy_seeds, toml
 
 NEW = (
     "HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ\n"
@@ -24,34 +23,28 @@ NEW = (
     "Thứ Hai, ngày 16/11/2026 02:00Sáng 16/11/2026, Thứ trưởng...\n"
 )
 
+SUBSCRIBER = toml("[subscribers]", email="ban-bien-tap@example.org", schedule="daily")
+
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
-    d = Daemon(tmp_path)
+def daemon(tmp_path: Path, spawn: Callable[..., Daemon]) -> Daemon:
+    copy_seeds(tmp_path / "seeds")
+    d = spawn()
     d.start()
-    yield d
-    d.stop()
+    return d
 
 
 @pytest.fixture
-def with_workers(tmp_path: Path) -> Iterator[Callable[[int], Daemon]]:
-    """A daemon with serving workers, killed after the test even when it fails (its workers
-    then see it gone and exit)."""
-    started: list[Daemon] = []
+def with_workers(tmp_path: Path, spawn: Callable[..., Daemon]) -> Callable[[int], Daemon]:
+    """A started daemon with serving workers, and one subscriber."""
 
     def start(workers: int) -> Daemon:
-        shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
-        d = Daemon(tmp_path, workers=workers)
-        started.append(d)
+        copy_seeds(tmp_path / "seeds")
+        d = spawn(workers=workers, extra=SUBSCRIBER)
         d.start()
         return d
 
-    yield start
-    for d in started:
-        if d.process is not None and d.process.poll() is None:
-            d.process.kill()
-            d.process.wait()
+    return start
 
 
 def in_feed(d: Daemon, text: str) -> bool:
@@ -205,7 +198,7 @@ def test_file_written_in_chunks_is_parsed_once_complete(daemon: Daemon) -> None:
             f.flush()
             time.sleep(0.15)
     daemon.wait_for(lambda: in_feed(daemon, "Đỗ Xuân Tuyên làm việc tại Huế"), what="chunked file")
-    time.sleep(0.5)
+    time.sleep(0.5)  # longer than settle_ms: a second build of the same file would have begun
     builds = [b for b in daemon.events("build")[builds_before:] if b["files_parsed"]]
     assert len(builds) == 1, builds
     assert builds[0]["entries_new"] == 2 and builds[0]["problems"] == 0
@@ -225,10 +218,12 @@ def test_rename_changes_nothing_and_delete_keeps_entries(daemon: Daemon) -> None
 
 
 def test_sigterm_mid_build_exits_zero_and_leaves_whole_files(daemon: Daemon) -> None:
+    seen = len(daemon.events("watch"))
     for i in range(20):
         text = NEW.replace("Bạch Mai", f"số {i}").replace("02:00", f"02:{i:02d}")
         (daemon.root / "seeds" / f"bulk-{i}.txt").write_text(text, encoding="utf-8")
-    time.sleep(0.5)  # the watcher has seen the burst; a build is about to run or running
+    # The watcher has seen the burst: a build is about to run or running.
+    daemon.wait_for(lambda: len(daemon.events("watch")) > seen, what="the watcher")
     started = time.monotonic()
     assert daemon.stop() == 0
     assert time.monotonic() - started < 5
@@ -260,13 +255,15 @@ def test_a_second_writer_is_refused(daemon: Daemon) -> None:
     assert daemon.health()[0] == 200
 
 
-def test_tells_systemd_it_is_ready_and_stopping(tmp_path: Path) -> None:
-    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
+def test_tells_systemd_it_is_ready_and_stopping(
+    tmp_path: Path, spawn: Callable[..., Daemon]
+) -> None:
+    copy_seeds(tmp_path / "seeds")
     sock_path = tmp_path / "notify.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(str(sock_path))
         sock.settimeout(30)
-        d = Daemon(tmp_path)
+        d = spawn()
         os.environ["NOTIFY_SOCKET"] = str(sock_path)
         try:
             d.start()
@@ -277,7 +274,9 @@ def test_tells_systemd_it_is_ready_and_stopping(tmp_path: Path) -> None:
         assert sock.recv(100) == b"STOPPING=1"
 
 
-def test_dropped_file_reaches_the_next_scheduled_digest_once(tmp_path: Path) -> None:
+def test_dropped_file_reaches_the_next_scheduled_digest_once(
+    tmp_path: Path, spawn: Callable[..., Daemon]
+) -> None:
     """The scheduler fires for real: the send time is set a few seconds ahead."""
     import email
     import sqlite3
@@ -287,20 +286,22 @@ def test_dropped_file_reaches_the_next_scheduled_digest_once(tmp_path: Path) -> 
 
     from digest.model import VIETNAM
 
-    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
-    d = Daemon(tmp_path)
-    config = (tmp_path / "config.toml").read_text(encoding="utf-8")
-    d.start()  # the example subscriber is first seen now
-    d.stop()
+    copy_seeds(tmp_path / "seeds")
+    d = spawn(extra=SUBSCRIBER)
+    d.start()  # the subscriber is first seen now
+    assert d.stop() == 0
     send_at = datetime.now(VIETNAM) + timedelta(seconds=8)
-    config = config.replace('daily_at = "07:00"', f'daily_at = "{send_at:%H:%M:%S}"')
-    (tmp_path / "config.toml").write_text(config, encoding="utf-8")
+    d.configure(toml("digests", daily_at=f"{send_at:%H:%M:%S}") + SUBSCRIBER)
     d.start()
     (tmp_path / "seeds" / "005_new.txt").write_text(NEW, encoding="utf-8")
     d.wait_for(lambda: in_feed(d, "Lê Đức Luận thăm Bệnh viện Bạch Mai"), what="new entry")
     inbox = tmp_path / "var" / "outbox" / "new"
-    d.wait_for(lambda: inbox.is_dir() and any(inbox.iterdir()), what="digest", timeout=30)
-    time.sleep(1)
+
+    def ran() -> bool:
+        return any(e.get("state") == "run" for e in d.events("mail"))
+
+    d.wait_for(ran, what="the scheduled run", timeout=30)
+    assert [e for e in d.events("mail") if e.get("state") == "run" and e.get("sent") == 1]
     (message_file,) = list(inbox.iterdir())
     message = email.message_from_bytes(message_file.read_bytes(), policy=policy.default)
     assert message["Subject"].endswith("(1 tin)")
@@ -312,7 +313,6 @@ def test_dropped_file_reaches_the_next_scheduled_digest_once(tmp_path: Path) -> 
         "pending": 0,
         "unknown": 0,
     }
-    assert [e for e in d.events("mail") if e.get("state") == "run" and e.get("sent") == 1]
     # One-click unsubscribe with the link from the message (RFC 8058: POST).
     link = next(u.strip(" <>") for u in message["List-Unsubscribe"].split(",") if "http" in u)
     parts = urllib.parse.urlsplit(link)
@@ -362,7 +362,8 @@ def test_serving_workers_answer_beside_the_daemon_and_end_with_it(
     import sqlite3
     import urllib.parse
 
-    from digest.compose import unsubscribe_token
+    from digest.mail.compose import unsubscribe_token
+    from digest.store import open_store
 
     d = with_workers(2)
     daemon = d.process
@@ -370,8 +371,9 @@ def test_serving_workers_answer_beside_the_daemon_and_end_with_it(
     (worker,) = children(daemon.pid)
     assert b"serve-worker" in Path(f"/proc/{worker}/cmdline").read_bytes()
     feed = d.request("/feeds/all.atom")[2]
-    with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
-        (secret,) = db.execute("select value from meta where key = 'unsubscribe_secret'").fetchone()
+    store = open_store(tmp_path / "var" / "digest.sqlite")
+    secret = store.outbox.secret()  # what the daemon signs its links with
+    store.close()
     email = "ban-bien-tap@example.org"
     query = urllib.parse.urlencode({"email": email, "token": unsubscribe_token(secret, email)})
 
@@ -444,9 +446,11 @@ def test_sigterm_stops_the_workers_too(with_workers: Callable[[int], Daemon]) ->
     assert not [pid for pid in workers if alive(pid)]
 
 
-def test_a_taken_port_is_one_clear_line_and_exit_1(tmp_path: Path) -> None:
-    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
-    d = Daemon(tmp_path)
+def test_a_taken_port_is_one_clear_line_and_exit_1(
+    tmp_path: Path, spawn: Callable[..., Daemon]
+) -> None:
+    copy_seeds(tmp_path / "seeds")
+    d = spawn()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", d.port))
         taken.listen()
@@ -475,42 +479,42 @@ def _read_until_closed(sock: socket.socket, limit: float) -> tuple[bytes, float]
     return received, time.monotonic() - started
 
 
-def test_http_closes_idle_slow_and_oversized_requests(tmp_path: Path) -> None:
-    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
-    d = Daemon(tmp_path, limits=1)
+def test_http_closes_idle_slow_and_oversized_requests(
+    tmp_path: Path, spawn: Callable[..., Daemon]
+) -> None:
+    copy_seeds(tmp_path / "seeds")
+    d = spawn(limits=1)
     d.start()
-    try:
-        # A connection that never sends anything is answered 408 and closed.
-        with socket.create_connection(("127.0.0.1", d.port)) as idle:
-            received, took = _read_until_closed(idle, 10)
-        assert received.startswith(b"HTTP/1.1 408 ") and took < 5
-        # Headers trickling in a byte at a time never complete: closed at the header timeout.
-        with socket.create_connection(("127.0.0.1", d.port)) as slow:
-            slow.sendall(b"GET /index.html HTTP/1.1\r\nHost: x\r\n")
-            started = time.monotonic()
-            try:
-                while time.monotonic() - started < 5:
-                    slow.sendall(b"X")
-                    time.sleep(0.2)
-            except OSError:
-                pass  # closed by the server
-            received, _ = _read_until_closed(slow, 5)
-        assert received.startswith(b"HTTP/1.1 408 ") and time.monotonic() - started < 5
-        # A header over the size cap is refused with 431 long before it is all sent.
-        with socket.create_connection(("127.0.0.1", d.port)) as huge:
-            huge.sendall(b"GET /index.html HTTP/1.1\r\nHost: x\r\nX-Big: ")
-            try:
-                for _ in range(32 * 16):  # up to 32 MB
-                    huge.sendall(b"a" * 65536)
-            except OSError:
-                pass
-            received, _ = _read_until_closed(huge, 5)
-        assert received.startswith(b"HTTP/1.1 431 ")
-        # After a response, an idle keep-alive connection is closed.
-        with socket.create_connection(("127.0.0.1", d.port)) as kept:
-            kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            received, took = _read_until_closed(kept, 10)
-        assert received.startswith(b"HTTP/1.1 200 ") and 0.5 < took < 5
-        assert d.health()[0] == 200  # and normal requests are served all along
-    finally:
-        d.stop()
+    # A connection that never sends anything is answered 408 and closed.
+    with socket.create_connection(("127.0.0.1", d.port)) as idle:
+        received, took = _read_until_closed(idle, 10)
+    assert received.startswith(b"HTTP/1.1 408 ") and took < 5
+    # Headers trickling in a byte at a time never complete: closed at the header timeout.
+    with socket.create_connection(("127.0.0.1", d.port)) as slow:
+        slow.sendall(b"GET /index.html HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < 5:
+                slow.sendall(b"X")
+                time.sleep(0.2)
+        except OSError:
+            pass  # closed by the server
+        received, _ = _read_until_closed(slow, 5)
+    assert received.startswith(b"HTTP/1.1 408 ") and time.monotonic() - started < 5
+    # A header over the size cap is refused with 431 long before it is all sent.
+    with socket.create_connection(("127.0.0.1", d.port)) as huge:
+        huge.sendall(b"GET /index.html HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        try:
+            for _ in range(32 * 16):  # up to 32 MB
+                huge.sendall(b"a" * 65536)
+        except OSError:
+            pass
+        received, _ = _read_until_closed(huge, 5)
+    assert received.startswith(b"HTTP/1.1 431 ")
+    # After a response, an idle keep-alive connection is closed.
+    with socket.create_connection(("127.0.0.1", d.port)) as kept:
+        kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        received, took = _read_until_closed(kept, 10)
+    assert received.startswith(b"HTTP/1.1 200 ") and 0.5 < took < 5
+    assert d.health()[0] == 200  # and normal requests are served all along
+    assert d.stop() == 0

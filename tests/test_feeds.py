@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
 import feedparser
 import pytest
-from conftest import DATA, ROOT, Project, real_config
+from conftest import DATA, Project, base_config, copy_seeds, toml
 from feed_samples import sample_doc
 from lxml import etree
 
@@ -32,9 +31,9 @@ def test_golden_feed(fmt: str) -> None:
 @pytest.fixture(scope="module")
 def public(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("feeds")
-    shutil.copytree(ROOT / "seeds", root / "seeds")
+    copy_seeds(root / "seeds")
     # A small feed size so that every channel of any size has archives to check.
-    config = real_config().replace("feed_size = 50", "feed_size = 8")
+    config = base_config(toml("site", feed_size=8))
     (root / "config.toml").write_text(config, encoding="utf-8")
     Project(root).digest("build")
     return root / "public"
@@ -191,7 +190,7 @@ def test_feed_dates_come_from_the_store_not_the_build(public: Path) -> None:
 
 
 def test_escaping_in_xml_html_and_json(project: Project) -> None:
-    project.config.write_text(real_config(), encoding="utf-8")
+    project.config.write_text(base_config(), encoding="utf-8")
     evil = "Bộ trưởng Bộ Y tế Đào Hồng Lan <script>alert(1)</script> & ]]> \"q\" 'a'\x07"
     project.write_seed(
         "evil.txt",

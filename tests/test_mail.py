@@ -16,6 +16,7 @@ import threading
 import time
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
@@ -24,14 +25,16 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import ROOT, real_config
+from conftest import ROOT, base_config, copy_seeds, toml
 
 from digest.app import make_digest
-from digest.compose import bodies
-from digest.config import ConfigError, load
+from digest.config import load
+from digest.mail import make_sender
+from digest.mail.compose import bodies
+from digest.mail.periods import slots
+from digest.mail.schedule import Timer
+from digest.mail.shards import shard
 from digest.model import VIETNAM
-from digest.outbox import Sender, shard, slots
-from digest.schedule import Timer
 
 
 def vn(*args: int) -> datetime:
@@ -129,15 +132,11 @@ topics = ["hop-tac-quoc-te"]
 """
 
 
-def write_config(root: Path, port: int | None, extra: str = "") -> Path:
-    config = real_config()
-    start = config.index("\n[[subscribers]]\n") + 1  # the table, not its mention in a comment
-    config = config[:start] + SUBSCRIBERS + extra
-    if port is not None:
-        config = config.replace('host = ""', 'host = "127.0.0.1"').replace(
-            'security = "starttls"', 'security = "none"'
-        )
-        config = config.replace("port = 587", f"port = {port}")
+def write_config(root: Path, port: int | None, extra: str = "", *, processes: int = 1) -> Path:
+    """A config of the test's own: SMTP to the test server on `port` (the Maildir outbox
+    when None), the three subscribers above, and `extra` subscribers."""
+    smtp = toml("smtp", host="127.0.0.1", port=port, security="none") if port is not None else ""
+    config = base_config(smtp + toml("digests", processes=processes) + SUBSCRIBERS + extra)
     (root / "config.toml").write_text(config, encoding="utf-8")
     return root / "config.toml"
 
@@ -147,11 +146,11 @@ class World:
 
     def __init__(self, root: Path, port: int | None, extra: str = "") -> None:
         self.root = root
-        shutil.copytree(ROOT / "seeds", root / "seeds")
+        copy_seeds(root / "seeds")
         self.config = load(write_config(root, port, extra))
         self.clock = Clock(vn(2026, 11, 20, 10, 0))
         self.app = make_digest(self.config, clock=self.clock)
-        self.sender = Sender(self.config, self.app.sender().store, self.clock.now)
+        self.sender = make_sender(self.config, self.app.store, self.clock.now)
         self.sender.plan(self.clock.now())  # the subscribers appear in config now
         self.at(vn(2026, 11, 20, 11, 0))
         self.app.build()
@@ -163,7 +162,7 @@ class World:
         return asyncio.run(self.sender.run(recover=True))
 
     def states(self) -> dict[tuple[str, str], str]:
-        return {(r.subscriber, r.period): r.state for r in self.sender.store.outbox_rows(500)}
+        return {(r.subscriber, r.period): r.state for r in self.sender.outbox.outbox_rows(500)}
 
 
 @pytest.fixture
@@ -352,7 +351,7 @@ def test_5xx_for_one_recipient_while_the_others_arrive(world: World, smtp: Any) 
     world.at(vn(2026, 11, 22, 8, 0))
     world.run()
     assert [m["To"].addresses[0].addr_spec for m in handler.messages] == ["lan@example.org"]
-    (row,) = [r for r in world.sender.store.outbox_rows() if r.state == "dead"]
+    (row,) = [r for r in world.sender.outbox.outbox_rows() if r.state == "dead"]
     assert "550" in (row.error or "")
     assert world.sender.health()["digests"] == {"pending": 0, "failed": 0, "unknown": 0, "dead": 1}
 
@@ -390,7 +389,7 @@ def assert_each_sent_once(world: World, handler: Handler, outcomes: list[Any], c
     delivered = [m["To"].addresses[0].addr_spec for m in handler.messages]
     assert len(delivered) == len(set(delivered)) == count
     # Message-IDs recorded in the outbox are the ones that arrived.
-    recorded = {r.message_id for r in world.sender.store.outbox_rows(500) if r.state == "sent"}
+    recorded = {r.message_id for r in world.sender.outbox.outbox_rows(500) if r.state == "sent"}
     assert recorded == {m["Message-ID"] for m in handler.messages}
 
 
@@ -406,11 +405,9 @@ def test_several_connections_deliver_each_digest_exactly_once(tmp_path: Path, sm
 def sharded_world(root: Path, port: int, subscribers: int) -> World:
     """A world of `subscribers` more daily subscribers, delivered by two processes."""
     world = World(root, port, daily_subscribers(subscribers))
-    path = root / "config.toml"
-    path.write_text(path.read_text().replace("processes = 1\n", "processes = 2\n"))
-    world.config = load(path)
+    world.config = load(write_config(root, port, daily_subscribers(subscribers), processes=2))
     assert world.config.digests.processes == 2
-    world.sender = Sender(world.config, world.sender.store, world.clock.now)
+    world.sender = make_sender(world.config, world.app.store, world.clock.now)
     return world
 
 
@@ -528,10 +525,12 @@ def test_a_stopped_run_finishes_what_is_in_flight_in_every_process(
     assert len(delivered) == len(set(delivered)) == 252
 
 
-def test_sigterm_stops_digest_send_after_the_digests_in_flight(tmp_path: Path, smtp: Any) -> None:
+def test_sigterm_stops_digest_send_after_the_digests_in_flight(
+    tmp_path: Path, smtp: Any, launch: Callable[..., Any]
+) -> None:
     handler, controller = smtp
     handler.delay = 0.5
-    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
+    copy_seeds(tmp_path / "seeds")
     emails = [f"r{i}@example.org" for i in range(12)]
     write_config(tmp_path, controller.port, daily_subscribers(len(emails)))
     run = [sys.executable, "-m", "digest", "--config", "config.toml"]
@@ -544,7 +543,7 @@ def test_sigterm_stops_digest_send_after_the_digests_in_flight(tmp_path: Path, s
             [(e, subscribed) for e in ["all@example.org", "lan@example.org", *emails]],
         )
         db.execute("update entries set seen_at = ?", (subscribed + 3600,))
-    sending = subprocess.Popen(
+    sending = launch(
         [*run, "send", "--period", "daily"], cwd=tmp_path, stderr=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + 20
@@ -569,7 +568,9 @@ def test_sigterm_stops_digest_send_after_the_digests_in_flight(tmp_path: Path, s
     assert len(delivered) == len(set(delivered)) == states.count("sent")
 
 
-def test_rows_a_live_process_is_sending_are_left_to_it(tmp_path: Path, smtp: Any) -> None:
+def test_rows_a_live_process_is_sending_are_left_to_it(
+    tmp_path: Path, smtp: Any, launch: Callable[..., Any]
+) -> None:
     handler, controller = smtp
     world = World(tmp_path, controller.port)
     world.at(vn(2026, 11, 21, 7, 0, 5))
@@ -580,7 +581,7 @@ def test_rows_a_live_process_is_sending_are_left_to_it(tmp_path: Path, smtp: Any
     silent.listen()
     write_config(tmp_path, silent.getsockname()[1])
     at = world.clock.now().isoformat()
-    other = subprocess.Popen(
+    other = launch(
         world.config.command("send-shard", "--shard", "0", "--of", "1", "--at", at),
         stderr=subprocess.DEVNULL,
     )
@@ -643,11 +644,13 @@ def test_maildir_by_default_delivers_once_and_resolves_interruptions(tmp_path: P
     assert len(list(new.iterdir())) == 2
 
 
-def test_process_killed_before_data_leaves_nothing_unknown(tmp_path: Path, smtp: Any) -> None:
+def test_process_killed_before_data_leaves_nothing_unknown(
+    tmp_path: Path, smtp: Any, launch: Callable[..., Any]
+) -> None:
     """Claimed, but killed before the message's DATA began (here: a server that never
     greets): nothing left the process, so the next run sends those digests, once."""
     handler, controller = smtp
-    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
+    copy_seeds(tmp_path / "seeds")
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen()
@@ -657,9 +660,7 @@ def test_process_killed_before_data_leaves_nothing_unknown(tmp_path: Path, smtp:
     run = [sys.executable, "-m", "digest", "--config", "config.toml"]
     subprocess.run([*run, "build"], cwd=tmp_path, check=True, capture_output=True)
     subscribed_days_ago(tmp_path, 3, ["all@example.org", "lan@example.org", "weekly@example.org"])
-    sending = subprocess.Popen(
-        [*run, "send", "--period", "daily"], cwd=tmp_path, stderr=subprocess.PIPE
-    )
+    sending = launch([*run, "send", "--period", "daily"], cwd=tmp_path, stderr=subprocess.PIPE)
     rows = wait_for_rows(tmp_path, "select subscriber from outbox where state = 'sending'")
     assert rows, "the sender never claimed a period"
     sending.send_signal(signal.SIGKILL)
@@ -678,7 +679,9 @@ def test_process_killed_before_data_leaves_nothing_unknown(tmp_path: Path, smtp:
     assert {who for (who,) in rows} <= set(delivered)
 
 
-def test_a_send_killed_mid_run_loses_no_digest_that_never_left(tmp_path: Path, smtp: Any) -> None:
+def test_a_send_killed_mid_run_loses_no_digest_that_never_left(
+    tmp_path: Path, smtp: Any, launch: Callable[..., Any]
+) -> None:
     """SIGKILL while some digests are in DATA and others only claimed: the next run sends
     the claimed ones, marks `unknown` only those whose DATA began, and exits non-zero; in the
     end every subscriber has the period exactly once (Message-IDs counted at the server)."""
@@ -686,13 +689,13 @@ def test_a_send_killed_mid_run_loses_no_digest_that_never_left(tmp_path: Path, s
     handler.delay = 0.3  # in DATA
     handler.rcpt_delay = 0.2  # claimed, before DATA
     emails = [f"r{i}@example.org" for i in range(40)]
-    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
+    copy_seeds(tmp_path / "seeds")
     write_config(tmp_path, controller.port, daily_subscribers(len(emails)))
     run = [sys.executable, "-m", "digest", "--config", "config.toml"]
     subprocess.run([*run, "build"], cwd=tmp_path, check=True, capture_output=True)
     everyone = ["all@example.org", "lan@example.org", *emails]
     subscribed_days_ago(tmp_path, 1, [*everyone, "weekly@example.org"])
-    sending = subprocess.Popen([*run, "send", "--period", "daily"], cwd=tmp_path)
+    sending = launch([*run, "send", "--period", "daily"], cwd=tmp_path)
     both = (
         "select count(distinct message_id is null) from outbox where state = 'sending'"
         " and (select count(*) from outbox where state = 'sent') >= 4"
@@ -814,41 +817,6 @@ def test_slots_and_timer_in_vietnam_time(world: World) -> None:
     assert times["daily"] - datetime.now(UTC) <= timedelta(days=1)
 
 
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        ('officials = ["khong-co"]', "subscribers[0].officials: unknown slug 'khong-co'"),
-        ('topics = ["y-te"]', "subscribers[0].topics: unknown slug 'y-te'"),
-        ('schedule = "hourly"', 'subscribers[0].schedule: must be "daily" or "weekly"'),
-    ],
-)
-def test_subscriber_config_errors_name_the_key(tmp_path: Path, extra: str, message: str) -> None:
-    config = real_config()
-    config = config.replace('schedule = "daily"\nofficials = []\ntopics = []\n', extra + "\n")
-    (tmp_path / "config.toml").write_text(config, encoding="utf-8")
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        load(tmp_path / "config.toml")
-
-
-def test_password_in_config_is_refused_and_environment_is_used(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    config = real_config().replace('username = ""', 'username = "u"\npassword = "hunter2"')
-    (tmp_path / "config.toml").write_text(config, encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"secrets never go in config\.toml") as error:
-        load(tmp_path / "config.toml")
-    assert "hunter2" not in str(error.value)
-    (tmp_path / "config.toml").write_text(real_config(), encoding="utf-8")
-    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "from-env")
-    assert load(tmp_path / "config.toml").smtp.password() == "from-env"
-    monkeypatch.delenv("DIGEST_SMTP_PASSWORD")
-    (tmp_path / "creds").mkdir()
-    (tmp_path / "creds" / "smtp-password").write_text("from-credential\n")
-    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
-    assert load(tmp_path / "config.toml").smtp.password() == "from-credential"
-    assert "from-credential" not in repr(load(tmp_path / "config.toml").smtp)
-
-
 def test_preview_since_holds_exactly_the_entries_published_in_the_window(world: World) -> None:
     everyone = next(s for s in world.config.subscribers if s.email == "all@example.org")
     assert not everyone.officials and not everyone.topics
@@ -866,7 +834,7 @@ def test_preview_since_holds_exactly_the_entries_published_in_the_window(world: 
 def test_send_and_dry_run_say_what_is_due_and_when_the_next_digest_comes(tmp_path: Path) -> None:
     import re
 
-    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
+    copy_seeds(tmp_path / "seeds")
     write_config(tmp_path, None)
     run = [sys.executable, "-m", "digest", "--config", "config.toml"]
     subprocess.run([*run, "build"], cwd=tmp_path, check=True, capture_output=True)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import ROOT, Project, real_config
+from conftest import ROOT, Project, base_config, copy_seeds, toml
 from lxml import etree, html
 
 from digest.config import TAXONOMY
@@ -17,8 +19,7 @@ from digest.site import PublicDir
 @pytest.fixture
 def site(make_project) -> Project:  # type: ignore[no-untyped-def]
     p: Project = make_project()
-    shutil.copytree(ROOT / "seeds", p.seeds, dirs_exist_ok=True)
-    p.config.write_text(real_config(), encoding="utf-8")
+    copy_seeds(p.seeds)
     p.digest("build")
     return p
 
@@ -165,8 +166,7 @@ def test_public_dir_writes_atomically_and_only_when_different(tmp_path: Path) ->
 
 def test_two_builds_from_scratch_are_byte_identical(site: Project, make_project) -> None:  # type: ignore[no-untyped-def]
     other: Project = make_project()
-    shutil.copytree(ROOT / "seeds", other.seeds, dirs_exist_ok=True)
-    other.config.write_text(real_config(), encoding="utf-8")
+    copy_seeds(other.seeds)
     other.digest("build")
     first = {k: v[1] for k, v in snapshot(site.public).items()}
     second = {k: v[1] for k, v in snapshot(other.public).items()}
@@ -208,8 +208,8 @@ def test_publishing_only_what_changed_gives_the_files_a_full_publish_gives(
     """After each kind of change, the incremental publish (planned from the changes the
     build recorded) must leave exactly the files that planning everything leaves."""
     p: Project = make_project()
-    shutil.copytree(ROOT / "seeds", p.seeds, dirs_exist_ok=True)
-    small = real_config().replace("feed_size = 50", "feed_size = 3")  # archives everywhere
+    copy_seeds(p.seeds)
+    small = base_config(toml("site", feed_size=3))  # archives everywhere
     p.config.write_text(small, encoding="utf-8")
     p.digest("build")
     visit = "Thứ trưởng Bộ Y tế Lê Đức Luận thăm Bệnh viện E"
@@ -261,15 +261,14 @@ def test_temporaries_a_killed_writer_left_are_removed_by_the_next_publish(site: 
     site.digest("build")
     assert not list(scratch.iterdir())
     # A full publish (here: after a settings change) also sweeps the older kind.
-    site.config.write_text(
-        site.config.read_text(encoding="utf-8").replace("feed_size = 50", "feed_size = 49"),
-        encoding="utf-8",
-    )
+    site.config.write_text(base_config(toml("site", feed_size=49)), encoding="utf-8")
     site.digest("build")
     assert not legacy.exists()
 
 
-def test_killed_builds_leave_no_temporary_behind(make_project) -> None:  # type: ignore[no-untyped-def]
+def test_killed_builds_leave_no_temporary_behind(
+    make_project: Callable[..., Project], launch: Callable[..., Any]
+) -> None:
     """SIGKILL at random moments of cold and incremental builds of a few hundred captures,
     then one more build: no temporary anywhere, and the files a full publish writes."""
     import random
@@ -282,12 +281,11 @@ def test_killed_builds_leave_no_temporary_behind(make_project) -> None:  # type:
     from bench.corpus import generate
 
     p: Project = make_project()
-    p.config.write_text(real_config(), encoding="utf-8")
     generate(p.seeds, 120)
     rng = random.Random(13)
     command = [sys.executable, "-m", "digest", "--config", str(p.config), "build"]
     for _ in range(6):
-        build = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        build = launch(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.3, 2.5))
         build.send_signal(signal.SIGKILL)
         build.wait()
@@ -298,7 +296,6 @@ def test_killed_builds_leave_no_temporary_behind(make_project) -> None:  # type:
         if f.is_file() and ".tmp" in f.relative_to(p.public).as_posix()
     ]
     fresh: Project = make_project()
-    fresh.config.write_text(real_config(), encoding="utf-8")
     shutil.copytree(p.seeds, fresh.seeds, dirs_exist_ok=True)
     fresh.digest("build")
 

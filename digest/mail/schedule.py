@@ -16,8 +16,8 @@ from datetime import datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from .config import Digests
-from .model import VIETNAM
+from ..config import Digests
+from ..model import VIETNAM
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

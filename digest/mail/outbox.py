@@ -19,62 +19,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import hmac
 import json
 import logging
-import os
-import secrets as secrets_module
-import signal
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
-from .compose import Composer, Letter, Period, unsubscribe_token, window
-from .config import Config, Digests, Subscriber
-from .mail import (
-    MaildirMailer,
-    Mailer,
-    PermanentMailError,
-    SmtpMailer,
-    TransientMailError,
-    UnknownOutcomeError,
-)
-from .model import VIETNAM, EntryHead
+from ..config import Config, Subscriber
+from ..errors import PermanentMailError, TransientMailError, UnknownOutcomeError
+from ..model import VIETNAM, EntryHead
+from ..store import EntryStore, OutboxRow, OutboxStore
+from .compose import Composer, Letter, unsubscribe_token
+from .periods import Period, next_period, slots, window
 from .schedule import Timer
-from .store import OutboxRow, SqlStore
+from .shards import (
+    SHARDED_FROM,
+    DeliveryLock,
+    shard,
+    shard_command,
+    terminate_on,
+)
+from .transport import Mailer, make_mailer
 
 log = logging.getLogger("digest.mail")
 
-_SECRET_KEY = "unsubscribe_secret"  # noqa: S105 - the meta key's name, not a secret
 _BACKOFF = (60, 300, 1800, 7200, 21600)  # seconds before retry 1, 2, 3, …
 _IDLE = 60.0  # the sender looks at the outbox at least this often (retries)
-# Fewer due digests are delivered by one process: starting another (a second or so of CPU,
-# with thousands of subscribers to read) costs more than it saves.
-_SHARDED_FROM = 200
-
-
-def slots(schedule: str, digests: Digests, after: datetime, until: datetime) -> list[datetime]:
-    """Send times of `schedule` in (after, until], as UTC instants."""
-    at = digests.daily_at if schedule == "daily" else digests.weekly_at
-    day = after.astimezone(VIETNAM).date()
-    found: list[datetime] = []
-    while True:
-        local = datetime.combine(day, at, tzinfo=VIETNAM)
-        if local > until:
-            return found
-        if local > after and (schedule == "daily" or local.weekday() == digests.weekly_day):
-            found.append(local)
-        day += timedelta(days=1)
-
-
-def make_mailer(config: Config) -> Mailer:
-    if config.smtp.host is None:
-        return MaildirMailer(config.paths.outbox)
-    return SmtpMailer(config.smtp, password=config.smtp.password())
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,25 +68,32 @@ class Outcome:
 
 
 class Sender:
+    """The mail stage: plans periods, delivers digests exactly once, and is the daemon's
+    mail service (`service`)."""
+
     def __init__(
         self,
         config: Config,
-        store: SqlStore,
+        outbox: OutboxStore,
+        entries: EntryStore,
         now: Callable[[], datetime],
         mailer_factory: Callable[[Config], Mailer] = make_mailer,
     ) -> None:
         self.config = config
-        self.store = store
+        self.outbox = outbox
+        self.entries = entries
         self.now = now
         self.mailer_factory = mailer_factory
-        secret = store.meta(_SECRET_KEY)
-        if secret is None:
-            secret = secrets_module.token_hex(32)
-            with store.transaction() as tx:
-                tx.set_meta(_SECRET_KEY, secret)
-        self.composer = Composer(config, secret)
+        self._composer: Composer | None = None
         self.by_email = {s.email.lower(): s for s in config.subscribers}
         self._windows: dict[tuple[datetime, datetime, datetime | None], list[EntryHead]] = {}
+
+    @property
+    def composer(self) -> Composer:
+        # Made when first needed: the signing secret is created then, not by read-only commands.
+        if self._composer is None:
+            self._composer = Composer(self.config, self.outbox.secret())
+        return self._composer
 
     # -- planning -------------------------------------------------------------------------------
 
@@ -123,14 +102,14 @@ class Sender:
     ) -> list[tuple[Subscriber, Period]]:
         """Every period due by `now` not yet recorded (catch-up included); recorded as pending
         unless this is a dry run."""
-        unsubscribed = self.store.unsubscribed()
+        unsubscribed = self.outbox.unsubscribed()
         active = [
             s
             for s in self.config.subscribers
             if s.email.lower() not in unsubscribed and (schedule is None or s.schedule == schedule)
         ]
-        first = self.store.first_seen([s.email for s in active], now, record=record)
-        last = self.store.last_slots()
+        first = self.outbox.first_seen([s.email for s in active], now, record=record)
+        last = self.outbox.last_slots()
         found = []
         for s in active:
             key = s.email.lower()
@@ -138,15 +117,15 @@ class Sender:
             for slot in slots(s.schedule, self.config.digests, start, now):
                 found.append((s, Period(s.schedule, slot)))
         if record:
-            self.store.add_periods([(s.email.lower(), p.key, p.slot) for s, p in found], now)
+            self.outbox.add_periods([(s.email.lower(), p.key, p.slot) for s, p in found], now)
         return found
 
     def upcoming(self, now: datetime) -> list[Upcoming]:
         """When each schedule sends next, to how many subscribers, and how many of them are
         new (a new subscriber's first digest comes at the next send time of their schedule,
         with what was published in the period before it)."""
-        unsubscribed = self.store.unsubscribed()
-        known = self.store.known_subscribers()
+        unsubscribed = self.outbox.unsubscribed()
+        known = self.outbox.known_subscribers()
         found = []
         for schedule in ("daily", "weekly"):
             emails = [
@@ -155,7 +134,7 @@ class Sender:
                 if s.schedule == schedule and s.email.lower() not in unsubscribed
             ]
             if emails:
-                at = preview_period(schedule, now, self.config.digests).slot
+                at = next_period(schedule, now, self.config.digests).slot
                 new = sum(e not in known for e in emails)
                 found.append(Upcoming(schedule, at, len(emails), new))
         return found
@@ -169,17 +148,17 @@ class Sender:
             if r.subscriber in self.by_email
         ]
         due += self.plan(now, schedule=schedule, record=False)
-        first = self.store.first_seen([s.email for s, _ in due], now, record=False)
+        first = self.outbox.first_seen([s.email for s, _ in due], now, record=False)
         for subscriber, period in due:
             yield self._letter(subscriber, period, first[subscriber.email.lower()], now)
 
     def preview(self, subscriber: Subscriber, schedule: str, since: datetime | None) -> Letter:
         """A subscriber's next digest as it stands now, or one over any window since `since`."""
         now = self.now()
-        period = preview_period(schedule, now, self.config.digests)
+        period = next_period(schedule, now, self.config.digests)
         if since is None:
             return self.letter(subscriber, period, now, record=False)
-        entries = self.store.heads(since, now)
+        entries = self.entries.heads(since, now)
         label = f"Từ {since.astimezone(VIETNAM):%d/%m/%Y} đến {now.astimezone(VIETNAM):%d/%m/%Y}"
         return self.composer.compose(subscriber, period, entries, now=now, label=label)
 
@@ -188,14 +167,14 @@ class Sender:
         expected = unsubscribe_token(self.composer.secret, email)
         if not hmac.compare_digest(expected, token):
             return False
-        self.store.unsubscribe(email, self.now())
+        self.outbox.unsubscribe(email, self.now())
         log.info("unsubscribed %s", email, extra={"event": "mail", "state": "unsubscribed"})
         return True
 
     def letter(
         self, subscriber: Subscriber, period: Period, now: datetime, *, record: bool = True
     ) -> Letter:
-        seen = self.store.first_seen([subscriber.email], now, record=record)
+        seen = self.outbox.first_seen([subscriber.email], now, record=record)
         return self._letter(subscriber, period, seen[subscriber.email.lower()], now)
 
     def _letter(
@@ -207,7 +186,7 @@ class Sender:
         if entries is None:  # subscribers of the same period share one query
             if len(self._windows) >= 64:
                 self._windows.clear()
-            entries = self._windows[key] = self.store.heads_new(
+            entries = self._windows[key] = self.entries.heads_new(
                 after, period.slot, published_after=published_after
             )
         return self.composer.compose(subscriber, period, entries, now=now)
@@ -218,12 +197,12 @@ class Sender:
         """Settle rows a dead process left in `sending`; the ones now unknown."""
         now = self.now()
         unknown = []
-        for row in self.store.interrupted():
+        for row in self.outbox.interrupted():
             # The Message-ID is recorded just before DATA: without one, nothing left this
             # process for that period and it is safe to try again.
             delivered = mailer.delivered(row.message_id) if row.message_id else False
             if delivered is True:
-                self.store.finish(
+                self.outbox.finish(
                     row.subscriber,
                     row.period,
                     "sent",
@@ -232,7 +211,7 @@ class Sender:
                     message_id=row.message_id,
                 )
             elif delivered is False:
-                self.store.finish(
+                self.outbox.finish(
                     row.subscriber,
                     row.period,
                     "failed",
@@ -241,7 +220,7 @@ class Sender:
                     next_attempt=now,
                 )
             else:
-                self.store.finish(
+                self.outbox.finish(
                     row.subscriber,
                     row.period,
                     "unknown",
@@ -263,23 +242,25 @@ class Sender:
         subscriber = self.by_email.get(row.subscriber)
         now = self.now()
         if subscriber is None:  # removed from config since the period was recorded
-            self.store.finish(row.subscriber, row.period, "dead", now, error="no longer subscribed")
+            self.outbox.finish(
+                row.subscriber, row.period, "dead", now, error="no longer subscribed"
+            )
             return Outcome(row.subscriber, row.period, "dead", 0)
         schedule, _, _ = row.period.partition(":")
         period = Period(schedule, row.slot)
         letter = self._letter(subscriber, period, first_seen, now)
         items = len(letter.entries)
-        if not self.store.claim(row.subscriber, row.period, now, items=items):
+        if not self.outbox.claim(row.subscriber, row.period, now, items=items):
             return None  # another run took it
         if letter.parcel is None:
-            self.store.finish(row.subscriber, row.period, "empty", now, items=0)
+            self.outbox.finish(row.subscriber, row.period, "empty", now, items=0)
             return self._logged(row, "empty", 0)
         message_id = letter.parcel.message_id
 
         def data_begins() -> None:
             # From here a crash leaves an outcome only the server knows; before it, the
             # digest is simply sent again.
-            self.store.data_begins(row.subscriber, row.period, message_id)
+            self.outbox.data_begins(row.subscriber, row.period, message_id)
 
         state, error, retry = "sent", "", None
         try:
@@ -296,7 +277,7 @@ class Sender:
             state, error = "dead", str(exc)
         except UnknownOutcomeError as exc:
             state, error = "unknown", str(exc)
-        self.store.finish(
+        self.outbox.finish(
             row.subscriber,
             row.period,
             state,
@@ -343,20 +324,20 @@ class Sender:
         self._windows.clear()  # entries change between runs
         self.plan(now, schedule=schedule)
         settled: list[Outcome] = []  # left unknown by a process that died
-        with DeliveryLock(delivery_lock(self.config)) as lock:
+        with DeliveryLock(self.config) as lock:
             if recover:
                 settled += await self._recover_alone(lock)
             due = self._due(now, schedule)
-            shards = self.config.digests.processes if len(due) >= _SHARDED_FROM else 1
+            shards = self.config.digests.processes if len(due) >= SHARDED_FROM else 1
             helpers = [
                 await asyncio.create_subprocess_exec(
-                    *self._shard_command(k, shards, now, schedule),
+                    *shard_command(self.config, k, shards, now.isoformat(), schedule),
                     stdout=asyncio.subprocess.PIPE,
                 )
                 for k in range(1, shards)
             ]
             # Stopping this run stops theirs: they finish what they have in flight.
-            relay = asyncio.create_task(_terminate_on(stop, helpers))
+            relay = asyncio.create_task(terminate_on(stop, helpers))
             try:
                 outcomes = await self.deliver_all(
                     [r for r in due if shard(r.subscriber, shards) == 0], stop
@@ -414,21 +395,15 @@ class Sender:
         stop: asyncio.Event | None = None,
     ) -> list[Outcome]:
         """`digest send-shard`: deliver shard `index` of what a run planned at `at` found due."""
-        with DeliveryLock(delivery_lock(self.config)):
+        with DeliveryLock(self.config):
             due = self._due(at, schedule)
             mine = [r for r in due if shard(r.subscriber, shards) == index]
             return await self.deliver_all(mine, stop or asyncio.Event())
 
-    def _shard_command(
-        self, index: int, shards: int, at: datetime, schedule: str | None
-    ) -> list[str]:
-        args = ["send-shard", "--shard", str(index), "--of", str(shards), "--at", at.isoformat()]
-        return self.config.command(*args, *(("--period", schedule) if schedule else ()))
-
     def _due(self, now: datetime, schedule: str | None) -> list[OutboxRow]:
         return [
             row
-            for row in self.store.due(now)
+            for row in self.outbox.due(now)
             if schedule is None or row.period.startswith(schedule + ":")
         ]
 
@@ -453,7 +428,7 @@ class Sender:
     async def deliver_all(self, due: list[OutboxRow], stop: asyncio.Event) -> list[Outcome]:
         if not due:
             return []
-        first = self.store.first_seen([r.subscriber for r in due], self.now(), record=False)
+        first = self.outbox.first_seen([r.subscriber for r in due], self.now(), record=False)
         outcomes: list[Outcome | None] = [None] * len(due)
         # Several connections, each delivering one digest at a time: one server's round
         # trips overlap the others' and the next digest's rendering.
@@ -478,7 +453,7 @@ class Sender:
         return [o for o in outcomes if o is not None]
 
     def health(self) -> dict[str, object]:
-        counts = self.store.outbox_counts()
+        counts = self.outbox.outbox_counts()
         digests = {k: counts[k] for k in ("pending", "failed", "unknown", "dead")}
         return {"digests": digests, "degraded": bool(counts["unknown"] or counts["dead"])}
 
@@ -492,7 +467,7 @@ class Sender:
         try:
             await self._guarded(stop, recover=True)  # missed periods are sent once, now
             while not stop.is_set():
-                retry = self.store.next_retry()
+                retry = self.outbox.next_retry()
                 wait = _IDLE
                 if retry is not None:
                     wait = min(_IDLE, max(0.0, (retry - self.now()).total_seconds()))
@@ -516,80 +491,4 @@ class Sender:
             log.exception("digest run failed: %s", exc, extra={"event": "mail", "state": "error"})
 
 
-def stop_on_signals() -> asyncio.Event:
-    """An event SIGINT or SIGTERM sets, for a send outside the daemon (which has its own)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
-
-
-async def _terminate_on(stop: asyncio.Event, processes: list[asyncio.subprocess.Process]) -> None:
-    await stop.wait()
-    for process in processes:
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.terminate()
-
-
-def shard(subscriber: str, shards: int) -> int:
-    """Which of `shards` delivering processes sends this subscriber's digests: stable, and
-    even enough over many subscribers."""
-    return zlib.crc32(subscriber.encode()) % shards
-
-
-def delivery_lock(config: Config) -> Path:
-    return config.paths.store.with_name(config.paths.store.name + ".send.lock")
-
-
-class DeliveryLock:
-    """Held shared by every process that may have claims in flight; settling rows left
-    `sending` takes it alone, so only a dead process's claims are ever settled."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd = -1
-
-    def __enter__(self) -> DeliveryLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(self.fd, fcntl.LOCK_SH)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        os.close(self.fd)  # closing releases the lock, also when the process dies
-
-    @contextlib.contextmanager
-    def alone(self) -> Iterator[bool]:
-        """Exclusive for the block if no other process holds the lock; shared again after.
-        Never hold it across an await: a neighbour's shared request would wait on it."""
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            alone = True
-        except BlockingIOError:
-            alone = False
-        try:
-            yield alone
-        finally:
-            fcntl.flock(self.fd, fcntl.LOCK_SH)  # a refused upgrade drops the shared lock too
-
-
-def preview_period(schedule: str, now: datetime, digests: Digests) -> Period:
-    """The next period of `schedule` after `now` (what the next digest will be)."""
-    upcoming = slots(schedule, digests, now, now + timedelta(days=8))
-    return Period(schedule, upcoming[0])
-
-
-__all__ = [
-    "DeliveryLock",
-    "Outcome",
-    "Sender",
-    "Upcoming",
-    "delivery_lock",
-    "make_mailer",
-    "preview_period",
-    "shard",
-    "slots",
-    "stop_on_signals",
-]
+__all__ = ["Outcome", "Sender", "Upcoming"]

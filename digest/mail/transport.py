@@ -1,4 +1,4 @@
-"""Delivering a rendered message: over SMTP with aiosmtplib, or into a Maildir.
+"""Delivering a rendered message: over SMTP with aiosmtplib (its only user), or into a Maildir.
 
 What matters for "exactly once" is knowing what happened. SMTP is driven step by step
 (MAIL, RCPT, DATA) so a failure is classified precisely:
@@ -30,27 +30,12 @@ from typing import Protocol
 
 import aiosmtplib
 
-from .config import Smtp
+from ..config import Config, Smtp
+from ..errors import MailError, PermanentMailError, TransientMailError, UnknownOutcomeError
 
 # Headers are encoded and folded when the message is built (email.header.Header); the modern
 # SMTP policy would parse and refold every one of them again, at 15 ms a message.
 WIRE = compat32.clone(linesep="\r\n")
-
-
-class MailError(Exception):
-    """A message was not delivered; the subclass says whether trying again is right."""
-
-
-class TransientMailError(MailError, ConnectionError):
-    """Not delivered, and trying later may work (4xx, refused or dropped connection)."""
-
-
-class PermanentMailError(MailError):
-    """Not delivered, and trying again will not help (5xx, a refused recipient)."""
-
-
-class UnknownOutcomeError(MailError, TimeoutError):
-    """The server may or may not have accepted the message: never send it again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,3 +220,10 @@ class MaildirMailer:
 
     async def close(self) -> None:
         return None
+
+
+def make_mailer(config: Config) -> Mailer:
+    """SMTP when [smtp] host is set, the Maildir outbox otherwise."""
+    if config.smtp.host is None:
+        return MaildirMailer(config.paths.outbox)
+    return SmtpMailer(config.smtp, password=config.smtp.password())

@@ -18,7 +18,7 @@ import hmac
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.header import Header
 from email.message import Message
 from email.utils import format_datetime, formataddr
@@ -29,10 +29,10 @@ from urllib.parse import quote, urlencode
 import css_inline
 import jinja2
 
-from .config import Config, Subscriber
-from .mail import WIRE, Parcel
-from .model import VIETNAM, EntryHead
-from .site import vietnam_time
+from ..config import Config, Subscriber
+from ..model import EntryHead, vietnam_time
+from .periods import Period
+from .transport import WIRE, Parcel
 
 # Stand-ins for what differs between subscribers of the same rendering: no markup, no
 # character that escaping or CSS inlining would touch.
@@ -57,27 +57,6 @@ def display_name(name: str) -> str:
     SMTP's 998 octets)."""
     safe = header_safe(name)
     return safe if len(safe) <= _MAX_NAME else safe[: _MAX_NAME - 1].rstrip() + "…"
-
-
-@dataclass(frozen=True, slots=True)
-class Period:
-    schedule: str  # "daily" | "weekly"
-    slot: datetime  # the send time (UTC) that closes the period
-
-    @property
-    def length(self) -> timedelta:
-        return timedelta(days=1 if self.schedule == "daily" else 7)
-
-    @property
-    def key(self) -> str:
-        return f"{self.schedule}:{self.slot.astimezone(VIETNAM):%Y-%m-%d}"
-
-    def label(self) -> str:
-        end = self.slot.astimezone(VIETNAM)
-        if self.schedule == "daily":
-            return f"Ngày {end:%d/%m/%Y}"
-        start = end - timedelta(days=6)
-        return f"Tuần {start:%d/%m}–{end:%d/%m/%Y}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,14 +362,4 @@ def bodies(message: Message) -> tuple[str, str]:
     return found.get("plain", ""), found.get("html", "")
 
 
-def window(subscriber_first_seen: datetime, period: Period) -> tuple[datetime, datetime | None]:
-    """(new after, published after) for a period: a subscriber's first digest holds what
-    became new since they subscribed and what was published in the last period, never the
-    whole history; later ones what became new since the previous period."""
-    start = period.slot - period.length
-    if subscriber_first_seen <= start:
-        return start, None
-    return subscriber_first_seen, start
-
-
-__all__ = ["Composer", "Letter", "Period", "bodies", "header_safe", "matches", "window"]
+__all__ = ["Composer", "Letter", "bodies", "header_safe", "matches"]

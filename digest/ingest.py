@@ -1,0 +1,326 @@
+"""Ingest: which captures changed, read once each, parsed, merged, tagged and stored.
+
+sources -> parse -> merge -> classify -> store, in batches of files, in one transaction: a
+build that fails changes nothing. No capture can stop a build: whatever goes wrong with one
+file or one article is that file's problem, and the rest goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from . import sources
+from .classify import Classifier
+from .config import Config
+from .merge import entry_id, merge
+from .model import Entry, Item, Problem, Progress, no_progress
+from .parse import ParseResult, parse_lines
+from .store import EntryStore, IngestTransaction, SourceState
+
+# Files read, parsed and merged per batch: bounds memory on large corpora while keeping
+# store round trips few. Merging is order-independent, so batching changes no result.
+_BATCH_FILES = 200
+_RETAG_PAGE = 2000
+_HINT_LIMIT = 1000  # more changed names than this: scanning the folder is as cheap
+_CLASSIFIER_KEY = "classifier"
+
+log = logging.getLogger("digest.build")
+
+
+@dataclass(frozen=True, slots=True)
+class BuildReport:
+    files_seen: int = 0
+    files_parsed: int = 0
+    files_unchanged: int = 0
+    files_failed: int = 0
+    files_renamed: int = 0
+    files_removed: int = 0
+    entries_new: int = 0
+    entries_updated: int = 0
+    entries_total: int = 0
+    entries_retagged: int = 0
+    problems: tuple[Problem, ...] = ()  # found by this build, in the files it read
+    problems_total: int = 0  # every current problem, as `digest problems` lists them
+    changed_ids: frozenset[str] = frozenset()  # entries whose stored form changed
+    seconds: float = 0.0
+
+    @property
+    def wrote(self) -> bool:
+        return bool(
+            self.files_parsed or self.files_renamed or self.files_removed or self.changed_ids
+        )
+
+
+@dataclass
+class _Plan:
+    """What a scan found compared with the store: files whose stat changed are read (once)
+    in the build's batches, where their hash says whether they are new, renamed, touched or
+    changed."""
+
+    seen: int
+    unchanged: int
+    changed: list[sources.SourceFile] = field(default_factory=list)
+    known: dict[str, SourceState] = field(default_factory=dict)  # of the changed and the gone
+    gone: dict[str, SourceState] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.changed or self.gone)
+
+
+@dataclass
+class _Tally:
+    """What a build did, counted as its batches go."""
+
+    parsed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    renamed_from: set[str] = field(default_factory=set)
+    created: set[str] = field(default_factory=set)
+    updated: set[str] = field(default_factory=set)
+    changed: set[str] = field(default_factory=set)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _state(f: sources.SourceFile, sha256: str, items: int) -> SourceState:
+    return SourceState(f.name, sha256, f.size, f.mtime_ns, items)
+
+
+class Ingest:
+    def __init__(self, config: Config, store: EntryStore) -> None:
+        self.config = config
+        self.store = store
+        self.classifier = self._classifier()
+
+    def _classifier(self, tx: IngestTransaction | None = None) -> Classifier:
+        """The registry, with the leaders enough captures have named (as the store, or this
+        build's transaction, knows them)."""
+        evidence = self.config.classification.discover_after
+        source = tx if tx is not None else self.store
+        return Classifier(self.config.classification, source.active_discovered(evidence))
+
+    def _plan(self, only: Collection[str] | None) -> _Plan:
+        folder = self.config.paths.seeds
+        hinted = sources.stat_names(folder, only) if only is not None else None
+        if hinted is not None:
+            files, missing = hinted
+            known = self.store.source_states({f.name for f in files} | missing)
+            if not missing <= set(known):
+                # A name that is neither a file nor a known capture: a folder that went away.
+                return self._plan(None)
+        else:
+            files = sources.scan(folder)
+            known = self.store.source_states()
+        present = {f.name for f in files}
+        plan = _Plan(seen=len(files), unchanged=0)
+        plan.gone = {name: state for name, state in known.items() if name not in present}
+        for f in files:
+            old = known.get(f.name)
+            if old is not None and (old.size, old.mtime_ns) == (f.size, f.mtime_ns):
+                plan.unchanged += 1
+            else:
+                plan.changed.append(f)
+                if old is not None:
+                    plan.known[f.name] = old
+        return plan
+
+    def build(
+        self,
+        now: datetime,
+        progress: Progress = no_progress,
+        *,
+        only: Collection[str] | None = None,
+    ) -> BuildReport:
+        """Ingest what changed in the seeds folder. Writes nothing when nothing changed.
+
+        `only` names the files (relative to the seeds folder) a watcher saw change: they alone
+        are looked at, so the cost follows the change, not the folder. Without it, or when a
+        name is a folder, the whole folder is scanned. No capture can stop a build: whatever
+        goes wrong with one file or one article is that file's problem, and the rest goes on."""
+        started = time.perf_counter()
+        plan = self._plan(only if only is None or len(only) <= _HINT_LIMIT else None)
+        self.classifier = self._classifier()
+        retag = self.store.meta(_CLASSIFIER_KEY) != self.classifier.fingerprint
+        if plan.empty and not retag:
+            return BuildReport(
+                files_seen=plan.seen,
+                files_unchanged=plan.unchanged,
+                entries_total=self.store.count_entries(),
+                problems_total=self.store.count_problems(),
+                seconds=time.perf_counter() - started,
+            )
+        tally = _Tally(unchanged=plan.unchanged)
+        retagged: set[str] = set()
+        # A file that went away with the same content as a new one was renamed.
+        gone_by_hash = {s.sha256: n for n, s in sorted(plan.gone.items()) if s.sha256}
+        with self.store.transaction() as tx:
+            if retag:
+                # Registry or taxonomy changed in config: re-tag from the store, parse nothing.
+                retagged = self._retag_all(tx)
+                tally.changed |= retagged
+                tx.set_meta(_CLASSIFIER_KEY, self.classifier.fingerprint)
+            for start in range(0, len(plan.changed), _BATCH_FILES):
+                items: list[tuple[str, Item]] = []
+                for f in plan.changed[start : start + _BATCH_FILES]:
+                    items.extend(self._ingest_file(tx, f, plan, gone_by_hash, tally, now))
+                self._merge_batch(tx, items, now, tally)
+                done = min(start + _BATCH_FILES, len(plan.changed))
+                progress("files", done, len(plan.changed), len(tally.created))
+            removed = sorted(set(plan.gone) - tally.renamed_from)
+            for name in removed:
+                tx.forget_source(name)
+            # Enough captures now name a new leader (or no longer do): every entry is tagged
+            # again with the registry they make, so the leader is found in every form.
+            for _ in range(3):
+                classifier = self._classifier(tx)
+                if classifier.fingerprint == self.classifier.fingerprint:
+                    break
+                self.classifier = classifier
+                retagged |= self._retag_all(tx)
+                tally.changed |= retagged
+                tx.set_meta(_CLASSIFIER_KEY, self.classifier.fingerprint)
+        return BuildReport(
+            files_seen=plan.seen,
+            files_parsed=tally.parsed,
+            files_unchanged=tally.unchanged,
+            files_failed=tally.failed,
+            files_renamed=len(tally.renamed_from),
+            files_removed=len(removed),
+            entries_new=len(tally.created),
+            entries_updated=len(tally.updated),
+            entries_total=self.store.count_entries(),
+            entries_retagged=len(retagged),
+            problems=tuple(sorted(tally.problems)),
+            problems_total=self.store.count_problems(),
+            changed_ids=frozenset(tally.changed),
+            seconds=time.perf_counter() - started,
+        )
+
+    def _ingest_file(
+        self,
+        tx: IngestTransaction,
+        f: sources.SourceFile,
+        plan: _Plan,
+        gone_by_hash: dict[str, str],
+        tally: _Tally,
+        now: datetime,
+    ) -> Sequence[tuple[str, Item]]:
+        """Read one file whose stat changed, once, and record what it is; its items, each
+        with its entry's id."""
+        try:
+            data = f.path.read_bytes()
+        except OSError as exc:
+            # Kept with an impossible mtime, so the next build tries it again.
+            problem = Problem(f.name, 0, f"cannot read: {exc.strerror}; skipped")
+            tx.save_source(SourceState(f.name, "", f.size, -1, 0), (), [problem])
+            tally.failed += 1
+            tally.problems.append(problem)
+            return ()
+        digest = sources.sha256_bytes(data)
+        old = plan.known.get(f.name)
+        if old is not None and old.sha256 == digest:
+            tx.touch_source(_state(f, digest, old.items))  # same content, new stat
+            tally.unchanged += 1
+            return ()
+        if old is None and digest in gone_by_hash:
+            previous = gone_by_hash.pop(digest)
+            tx.rename_source(previous, _state(f, digest, plan.gone[previous].items))
+            tally.renamed_from.add(previous)
+            return ()
+        tally.parsed += 1
+        try:
+            state, result, bad, usable = _parse_one(f, data, digest, now)
+        except Exception as exc:  # a bug meeting strange input: that file's problem only
+            log.exception("parsing %s failed", f.name)
+            bad = [Problem(f.name, 0, f"could not be parsed ({type(exc).__name__}); skipped")]
+            state, result, usable = _state(f, digest, 0), ParseResult((), ()), False
+        tally.failed += not usable
+        tally.problems.extend(bad)
+        identified = [(entry_id(i.title, i.published), i) for i in result.items]
+        tx.save_source(state, [(i.source, eid) for eid, i in identified], bad)
+        return identified
+
+    def _merge_batch(
+        self,
+        tx: IngestTransaction,
+        items: Sequence[tuple[str, Item]],
+        now: datetime,
+        tally: _Tally,
+    ) -> None:
+        by_id: dict[str, list[Item]] = {}
+        for eid, item in items:
+            by_id.setdefault(eid, []).append(item)
+        existing = {e.id: e for e in tx.entries(list(by_id))}
+        new: list[Entry] = []
+        altered: list[Entry] = []
+        found: list[tuple[str, str, str, str]] = []
+        problems: list[Problem] = []
+        for eid, group in by_id.items():
+            old = existing.get(eid)
+            try:
+                result = merge(old, group, now=now)
+                merged = self._tagged(result.entry, found)
+            except Exception as exc:  # a bug meeting strange input: that article's problem
+                log.exception("merging %s failed", eid)
+                why = f"could not be merged ({type(exc).__name__}); item skipped"
+                problems.extend(Problem(i.source.file, i.source.line, why) for i in group)
+                continue
+            problems.extend(result.problems)
+            if old is None:
+                new.append(merged)
+                tally.created.add(eid)
+            elif merged != old:
+                if eid in tally.created:
+                    # Still this build's first version: it is new, not updated.
+                    merged = replace(merged, changed_at=old.changed_at)
+                elif result.visible_change:
+                    tally.updated.add(eid)
+                altered.append(merged)
+            else:
+                continue
+            tally.changed.add(eid)
+        tx.upsert_entries(new, altered)
+        tx.forget_discovered_in(e.id for e in altered)
+        tx.add_discovered(found)
+        tx.add_problems(problems)
+        tally.problems.extend(problems)
+
+    def _tagged(self, entry: Entry, found: list[tuple[str, str, str, str]]) -> Entry:
+        tags = self.classifier.tag(entry)
+        found.extend((d.slug, d.name, d.role, entry.id) for d in tags.discovered)
+        if (tags.officials, tags.topics) == (entry.officials, entry.topics):
+            return entry
+        return replace(entry, officials=tags.officials, topics=tags.topics)
+
+    def _retag_all(self, tx: IngestTransaction) -> set[str]:
+        retagged: set[str] = set()
+        tx.forget_discovered_in(None)
+        for page in tx.entry_pages(_RETAG_PAGE):
+            found: list[tuple[str, str, str, str]] = []
+            updates = []
+            for entry in page:
+                tagged = self._tagged(entry, found)
+                if tagged is not entry:
+                    updates.append(tagged)
+                    retagged.add(entry.id)
+            tx.set_tags(updates)
+            tx.add_discovered(found)
+        return retagged
+
+
+def _parse_one(
+    f: sources.SourceFile, data: bytes, digest: str, now: datetime
+) -> tuple[SourceState, ParseResult, list[Problem], bool]:
+    """(state, items, problems, usable) of one file's bytes."""
+    decoded = sources.decode(f.name, data)
+    if not decoded.usable:
+        return _state(f, digest, 0), ParseResult((), ()), list(decoded.problems), False
+    result = parse_lines(
+        f.name, decoded.lines, last_line_cut=not decoded.ends_with_newline, now=now
+    )
+    state = _state(f, digest, len(result.items))
+    return state, result, [*decoded.problems, *result.problems], True

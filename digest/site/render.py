@@ -1,0 +1,164 @@
+"""Rendering what the plan names: feeds (through feeds.py), pages (Jinja2, autoescaped) and
+OPML (lxml). Each job renders from the entries it shows, read in its batch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+
+import jinja2
+from lxml import etree
+
+from ..config import Config
+from ..feeds import FORMATS, MEDIA_TYPES, RENDERERS, Category, FeedItem
+from ..model import Entry, rfc3339, vietnam_time
+from .plan import (
+    Channel,
+    EntryJob,
+    FeedJob,
+    FollowJob,
+    Job,
+    Names,
+    NotFoundJob,
+    OpmlJob,
+    PageJob,
+    StaticJob,
+    month_label,
+)
+
+_LABELS = {"atom": "Atom", "rss": "RSS", "json": "JSON Feed"}
+
+
+def page_templates(folder: Path) -> jinja2.Environment:
+    """The site's Jinja2 templates, autoescaped, with the Vietnam-time filters."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters["vn"] = vietnam_time
+    env.filters["iso"] = rfc3339
+    return env
+
+
+class Renderer:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.site = config.site
+        self.env = page_templates(config.paths.templates)
+
+    def url(self, relative: str) -> str:
+        return self.site.base_url + relative
+
+    def render(self, job: Job, full: Mapping[str, Entry], names: Names) -> bytes:
+        """The bytes of one output; `full` holds the entries it shows."""
+        match job:
+            case FeedJob():
+                items = [self._item(full[i], names) for i in job.ids]
+                return RENDERERS[job.fmt](replace(job.doc, items=items))
+            case PageJob():
+                return self._page(job, full, names)
+            case EntryJob():
+                return self._entry(job, full[job.id], names)
+            case StaticJob():
+                return (self.config.paths.templates / "site" / job.name).read_bytes()
+            case OpmlJob():
+                return self._opml(job.channels)
+            case FollowJob():
+                feeds = self._feeds_meta(self._all_feeds(), self.site.title)
+                html = self.env.get_template("site/follow.html").render(
+                    site=self.site,
+                    root="",
+                    feeds=feeds,
+                    addresses=job.addresses,
+                    daily_at=self.config.digests.daily_at.strftime("%H:%M"),
+                )
+                return html.encode()
+            case NotFoundJob():
+                # Shown for a missing path at any depth: its links are absolute.
+                template = self.env.get_template("site/404.html")
+                return template.render(site=self.site, root=self.site.base_url, feeds=[]).encode()
+        raise AssertionError(f"no renderer for {job!r}")
+
+    def _all_feeds(self) -> dict[str, str]:
+        return {f: self.url(f"feeds/all.{f}") for f in FORMATS}
+
+    def _item(self, entry: Entry, names: Names) -> FeedItem:
+        officials = tuple(names.officials.get(s, s) for s in entry.officials)
+        categories = tuple(
+            Category(s, names.topics.get(s, s), self.url("topics/")) for s in entry.topics
+        ) + tuple(
+            Category(s, names.officials.get(s, s), self.url("officials/")) for s in entry.officials
+        )
+        return FeedItem(entry, self.url(f"entries/{entry.id}.html"), officials, categories)
+
+    def _feeds_meta(self, urls: Mapping[str, str], title: str) -> list[dict[str, str]]:
+        return [
+            {"type": MEDIA_TYPES[f], "title": f"{title} ({_LABELS[f]})", "href": urls[f]}
+            for f in FORMATS
+        ]
+
+    def _page(self, job: PageJob, full: Mapping[str, Entry], names: Names) -> bytes:
+        items = [full[i] for i in job.ids]
+        channel = job.channel
+        common = {
+            "site": self.site,
+            "root": "../" * job.path.count("/"),
+            "names": names,
+            "feeds": self._feeds_meta(job.urls, channel.title),
+            "channel_urls": job.urls,
+            "channel": channel,
+            "archive": job.archive,
+        }
+        if job.path == "index.html":
+            html = self.env.get_template("site/index.html").render(
+                items=items, officials=names.official_list, topics=names.topic_list, **common
+            )
+            return html.encode()
+        heading = channel.title if channel.key != "all" else self.site.title
+        if job.unit is not None:
+            heading += f" — tháng {month_label(job.unit.month)}"
+            if job.unit.parts > 1:
+                heading += f" (phần {job.unit.part}/{job.unit.parts})"
+        html = self.env.get_template("site/channel.html").render(
+            items=items, heading=heading, subheading=channel.subtitle, **common
+        )
+        return html.encode()
+
+    def _entry(self, job: EntryJob, entry: Entry, names: Names) -> bytes:
+        html = self.env.get_template("site/entry.html").render(
+            site=self.site,
+            root="../",
+            names=names,
+            feeds=self._feeds_meta(self._all_feeds(), self.site.title),
+            entry=entry,
+            related=job.related,
+        )
+        return html.encode()
+
+    def _opml(self, channels: tuple[Channel, ...]) -> bytes:
+        opml = etree.Element("opml", version="2.0")
+        head = etree.SubElement(opml, "head")
+        etree.SubElement(head, "title").text = f"{self.site.title} — danh sách nguồn tin"
+        body = etree.SubElement(opml, "body")
+        groups = {"all": body}
+        for key, label in (("officials", "Lãnh đạo Bộ"), ("topics", "Chủ đề")):
+            groups[key] = etree.SubElement(body, "outline", text=label, title=label)
+        for c in channels:
+            etree.SubElement(
+                groups[c.key.split("/")[0]],
+                "outline",
+                type="rss",
+                text=c.title,
+                title=c.title,
+                description=c.subtitle,
+                language="vi",
+                xmlUrl=self.url(f"feeds/{c.key}.atom"),
+                htmlUrl=self.url(c.page),
+            )
+        data: bytes = etree.tostring(
+            opml, pretty_print=True, xml_declaration=True, encoding="UTF-8"
+        )
+        return data

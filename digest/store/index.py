@@ -1,0 +1,269 @@
+"""The publish index: what planning feeds and pages reads, kept with the entries.
+
+The listing (each channel's entries with their month and revision), entries per channel and
+month, folded titles and the related titles each entry names, the marks of what changed since
+the last publish, and the signature of every published file. The ingest transaction keeps the
+first four in step with the entries (`index_entries`); the publisher reads them and records
+what it wrote.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from ..model import Entry, Listed, Mark, channels_of, month_of
+from ..text import fold
+from .schema import (
+    chunks,
+    dirty_entries,
+    dirty_months,
+    dt,
+    guarded,
+    insert_rows,
+    listing,
+    mentions,
+    meta,
+    months,
+    published,
+    titles,
+    ts,
+)
+
+_STATE_KEY = "published_state"
+
+
+def index_entries(
+    conn: Connection, changed: Sequence[Entry], revs: Sequence[str], *, fresh: bool
+) -> None:
+    """Keep the listing, month counts, title index and dirty marks in step with `changed`
+    (just inserted when `fresh`, else updated in place), whose revs are `revs`."""
+    if not changed:
+        return
+    ids = [e.id for e in changed]
+    delta: Counter[tuple[str, str]] = Counter()
+    touched: dict[tuple[str, str], list[int]] = {}  # published instants changed, per month
+    if not fresh:
+        for chunk in chunks(ids):
+            old = sa.select(listing.c.channel, listing.c.month, listing.c.published).where(
+                listing.c.id.in_(chunk)
+            )
+            for r in conn.execute(old):
+                delta[(r.channel, r.month)] -= 1
+                touched.setdefault((r.channel, r.month), []).append(r.published)
+            conn.execute(listing.delete().where(listing.c.id.in_(chunk)))
+            conn.execute(mentions.delete().where(mentions.c.id.in_(chunk)))
+    rows: list[dict[str, Any]] = []
+    mentioned: set[tuple[str, str]] = set()
+    for e, rev in zip(changed, revs, strict=True):
+        month = month_of(e.published)
+        published_at, updated_at = ts(e.published), ts(e.updated)
+        for channel in channels_of(e.officials, e.topics):
+            rows.append(
+                {
+                    "channel": channel,
+                    "published": published_at,
+                    "id": e.id,
+                    "month": month,
+                    "updated": updated_at,
+                    "rev": rev,
+                }
+            )
+            delta[(channel, month)] += 1
+            touched.setdefault((channel, month), []).append(published_at)
+        mentioned.update((fold(title), e.id) for title in e.related)
+    insert_rows(conn, listing, rows)
+    insert_rows(conn, mentions, [{"key": k, "id": i} for k, i in sorted(mentioned)])
+    dirty = set(ids)
+    if fresh:
+        keys = {fold(e.title): e for e in changed}
+        insert_rows(
+            conn,
+            titles,
+            [{"key": k, "published": ts(e.published), "id": e.id} for k, e in keys.items()],
+        )
+        for chunk in chunks(sorted(keys)):
+            # Pages listing one of these titles as related now link to a (newer) entry.
+            found = sa.select(mentions.c.id).where(mentions.c.key.in_(chunk))
+            dirty.update(conn.execute(found).scalars())
+    _count_months(conn, delta)
+    _mark_months(conn, touched, {k for k, n in delta.items() if n})
+    ordered = sorted(dirty)
+    for chunk in chunks(ordered):
+        conn.execute(dirty_entries.delete().where(dirty_entries.c.id.in_(chunk)))
+    insert_rows(conn, dirty_entries, [{"id": i} for i in ordered])
+
+
+def _mark_months(
+    conn: Connection, touched: Mapping[tuple[str, str], list[int]], shifted: set[tuple[str, str]]
+) -> None:
+    """Record (or widen) the marks of the channel months `touched` names."""
+    key = sa.tuple_(dirty_months.c.channel, dirty_months.c.month)
+    for chunk in chunks(sorted(touched)):
+        marks = {
+            (c, m): {
+                "channel": c,
+                "month": m,
+                "first": min(touched[(c, m)]),
+                "last": max(touched[(c, m)]),
+                "shifted": (c, m) in shifted,
+            }
+            for c, m in chunk
+        }
+        for r in conn.execute(sa.select(dirty_months).where(key.in_(chunk))):
+            mark = marks[(r.channel, r.month)]
+            mark["first"] = min(mark["first"], r.first)
+            mark["last"] = max(mark["last"], r.last)
+            mark["shifted"] = mark["shifted"] or bool(r.shifted)
+        conn.execute(dirty_months.delete().where(key.in_(chunk)))
+        insert_rows(conn, dirty_months, list(marks.values()))
+
+
+def _count_months(conn: Connection, delta: Mapping[tuple[str, str], int]) -> None:
+    changed = sorted(k for k, n in delta.items() if n)
+    key = sa.tuple_(months.c.channel, months.c.month)
+    for chunk in chunks(changed):
+        query = sa.select(months).where(key.in_(chunk))
+        counts = {(r.channel, r.month): r.entries for r in conn.execute(query)}
+        conn.execute(months.delete().where(key.in_(chunk)))
+        rows = [
+            {"channel": c, "month": m, "entries": counts.get((c, m), 0) + delta[(c, m)]}
+            for c, m in chunk
+        ]
+        insert_rows(conn, months, [r for r in rows if r["entries"] > 0])
+
+
+@guarded
+class SqlIndex:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def channel_stats(self) -> dict[str, tuple[int, datetime]]:
+        """Channel key -> (entries, latest published) of every channel with entries."""
+        totals = sa.select(months.c.channel, sa.func.sum(months.c.entries)).group_by(
+            months.c.channel
+        )
+        with self.engine.connect() as conn:
+            found: dict[str, tuple[int, datetime]] = {}
+            for channel, count in conn.execute(totals).all():
+                latest = conn.execute(
+                    sa.select(sa.func.max(listing.c.published)).where(listing.c.channel == channel)
+                ).scalar_one()
+                found[channel] = (int(count), dt(latest))
+        return found
+
+    def channel_months(self, channel: str) -> list[tuple[str, int]]:
+        """(month, entries) of one channel, newest month first."""
+        query = (
+            sa.select(months.c.month, months.c.entries)
+            .where(months.c.channel == channel)
+            .order_by(months.c.month.desc())
+        )
+        with self.engine.connect() as conn:
+            return [(r.month, r.entries) for r in conn.execute(query)]
+
+    def listed(
+        self,
+        channel: str,
+        *,
+        month: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> list[Listed]:
+        """A channel's entries (of one month), newest first, from the `offset`-th."""
+        query = (
+            sa.select(listing.c.id, listing.c.published, listing.c.updated, listing.c.rev)
+            .where(listing.c.channel == channel)
+            .order_by(listing.c.published.desc(), listing.c.id.desc())
+        )
+        if month is not None:
+            query = query.where(listing.c.month == month)
+        if limit is not None:
+            query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
+        with self.engine.connect() as conn:
+            return [
+                Listed(r.id, dt(r.published), dt(r.updated), r.rev) for r in conn.execute(query)
+            ]
+
+    def entries_titled(self, keys: Iterable[str]) -> dict[str, str]:
+        """Folded title -> id of the newest entry with that title, for those that exist."""
+        found: dict[str, tuple[int, str]] = {}
+        with self.engine.connect() as conn:
+            for chunk in chunks(sorted(set(keys))):
+                query = sa.select(titles).where(titles.c.key.in_(chunk))
+                for r in conn.execute(query):
+                    if r.key not in found or (r.published, r.id) > found[r.key]:
+                        found[r.key] = (r.published, r.id)
+        return {key: eid for key, (_, eid) in found.items()}
+
+    def dirty(self) -> tuple[dict[str, dict[str, Mark]], list[str]]:
+        """What changed since the last finished publish: channel -> month -> mark, and the
+        ids of entries whose pages change."""
+        by_channel: dict[str, dict[str, Mark]] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(sa.select(dirty_months)):
+                mark = Mark(dt(r.first), dt(r.last), bool(r.shifted))
+                by_channel.setdefault(r.channel, {})[r.month] = mark
+            ids = list(conn.execute(sa.select(dirty_entries.c.id)).scalars())
+        return by_channel, ids
+
+    def count_before(self, channel: str, month: str, moment: datetime) -> int:
+        """Entries of one channel and month published before `moment`."""
+        query = sa.select(sa.func.count()).where(
+            listing.c.channel == channel,
+            listing.c.month == month,
+            listing.c.published < ts(moment),
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def published_state(self) -> str | None:
+        """The state (a digest of settings, templates and names) last published."""
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(meta.c.value).where(meta.c.key == _STATE_KEY)).scalar()
+        return None if value is None else str(value)
+
+    def finish_publish(self, state: str) -> None:
+        """Record the state published and forget the changes it covered.
+
+        Only one writer runs at a time (the writer lock), so no build adds marks between a
+        publish reading them and clearing them here."""
+        with self.engine.begin() as conn:
+            conn.execute(dirty_months.delete())
+            conn.execute(dirty_entries.delete())
+            conn.execute(meta.delete().where(meta.c.key == _STATE_KEY))
+            conn.execute(meta.insert(), [{"key": _STATE_KEY, "value": state}])
+
+    def signatures(self, paths: Sequence[str]) -> dict[str, str]:
+        """Path -> signature of those of `paths` that were published."""
+        found: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for chunk in chunks(sorted(paths)):
+                query = sa.select(published).where(published.c.path.in_(chunk))
+                found.update((r.path, r.signature) for r in conn.execute(query))
+        return found
+
+    def published_paths(self, prefix: str = "") -> list[str]:
+        """Every published path (starting with `prefix`), in order."""
+        query = sa.select(published.c.path).order_by(published.c.path)
+        if prefix:
+            # A range on the primary key: the paths under one folder without a scan.
+            query = query.where(published.c.path >= prefix, published.c.path < prefix + "\uffff")
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def save_published(self, changed: Mapping[str, str], removed: Iterable[str]) -> None:
+        gone = sorted(set(removed) | set(changed))
+        with self.engine.begin() as conn:
+            for chunk in chunks(gone):
+                conn.execute(published.delete().where(published.c.path.in_(chunk)))
+            rows = [{"path": p, "signature": s} for p, s in sorted(changed.items())]
+            for chunk in chunks(rows):
+                conn.execute(published.insert(), list(chunk))

@@ -1,0 +1,323 @@
+"""The store's schema: its tables, their version and upgrades, and the engine.
+
+SQLAlchemy 2 Core with portable types (instants as integer UTC seconds, lists as JSON), so the
+same tables serve SQLite and PostgreSQL. Errors from the database are turned into StoreError
+at this package's boundary (`guarded`), their cause kept.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from ..errors import StoreError
+
+metadata = sa.MetaData()
+
+sources = sa.Table(
+    "sources",
+    metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("mtime_ns", sa.BigInteger, nullable=False),
+    sa.Column("items", sa.Integer, nullable=False),
+)
+
+entries = sa.Table(
+    "entries",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("title_from_article", sa.Boolean, nullable=False),
+    sa.Column("published", sa.BigInteger, nullable=False, index=True),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("summary_truncated", sa.Boolean, nullable=False),
+    sa.Column("content", sa.JSON, nullable=True),
+    sa.Column("related", sa.JSON, nullable=False),
+    sa.Column("officials", sa.JSON, nullable=False),
+    sa.Column("topics", sa.JSON, nullable=False),
+    sa.Column("seen_at", sa.BigInteger, nullable=False),
+    sa.Column("changed_at", sa.BigInteger, nullable=True),
+    sa.Column("rev", sa.String(16), nullable=False),
+)
+
+# The listing: one row per (channel, entry), with what planning needs and no text, so a feed,
+# page or month of one channel is one index range, and a change plans only its own channels.
+listing = sa.Table(
+    "listing",
+    metadata,
+    sa.Column("channel", sa.String, primary_key=True),
+    sa.Column("published", sa.BigInteger, primary_key=True),
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("month", sa.String(7), nullable=False),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+    sa.Column("rev", sa.String(16), nullable=False),
+    sa.Index("listing_month", "channel", "month", "published", "id"),
+    sa.Index("listing_entry", "id"),
+)
+
+# Entries per channel and month, kept with the listing: archive navigation and counts
+# without counting rows.
+months = sa.Table(
+    "months",
+    metadata,
+    sa.Column("channel", sa.String, primary_key=True),
+    sa.Column("month", sa.String(7), primary_key=True),
+    sa.Column("entries", sa.Integer, nullable=False),
+)
+
+# Folded titles, and the folded related titles each entry lists: related links resolve per
+# entry, and a new entry finds the pages that now link to it.
+titles = sa.Table(
+    "titles",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("published", sa.BigInteger, primary_key=True),
+    sa.Column("id", sa.String(36), primary_key=True),
+)
+mentions = sa.Table(
+    "mentions",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("id", sa.String(36), primary_key=True),
+)
+
+# What changed since the last publish: written in the same transaction as the entries, so a
+# publish that fails or never runs is caught up by the next one.
+dirty_months = sa.Table(
+    "dirty_months",
+    metadata,
+    sa.Column("channel", sa.String, primary_key=True),
+    sa.Column("month", sa.String(7), primary_key=True),
+    sa.Column("first", sa.BigInteger, nullable=False),  # published, of the entries changed
+    sa.Column("last", sa.BigInteger, nullable=False),
+    sa.Column("shifted", sa.Boolean, nullable=False),  # entries came or went
+)
+dirty_entries = sa.Table(
+    "dirty_entries",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+)
+
+published = sa.Table(
+    "published",
+    metadata,
+    sa.Column("path", sa.String, primary_key=True),
+    sa.Column("signature", sa.String(64), nullable=False),
+)
+
+provenance = sa.Table(
+    "provenance",
+    metadata,
+    sa.Column("source", sa.String, primary_key=True),
+    sa.Column("line", sa.Integer, primary_key=True),
+    sa.Column("entry_id", sa.String(36), nullable=False, index=True),
+)
+
+problems = sa.Table(
+    "problems",
+    metadata,
+    sa.Column("source", sa.String, primary_key=True),
+    sa.Column("line", sa.Integer, primary_key=True),
+    sa.Column("message", sa.Text, primary_key=True),
+)
+
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+discovered = sa.Table(
+    "discovered",
+    metadata,
+    sa.Column("slug", sa.String, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("role", sa.Text, nullable=False),
+)
+# Which entries name each discovered leader with our Ministry's role: a leader gets feeds only
+# once enough entries do ([classify] discover_after).
+discovered_in = sa.Table(
+    "discovered_in",
+    metadata,
+    sa.Column("slug", sa.String, primary_key=True),
+    sa.Column("entry_id", sa.String(36), primary_key=True, index=True),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("subscriber", sa.String, primary_key=True),
+    sa.Column("period", sa.String, primary_key=True),  # "daily:2026-11-22", "weekly:2026-11-23"
+    sa.Column("slot", sa.BigInteger, nullable=False, index=True),
+    sa.Column("state", sa.String(8), nullable=False, index=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt", sa.BigInteger, nullable=True),
+    sa.Column("items", sa.Integer, nullable=True),
+    sa.Column("message_id", sa.String, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+)
+
+subscribers = sa.Table(
+    "subscribers",
+    metadata,
+    sa.Column("email", sa.String, primary_key=True),
+    sa.Column("first_seen", sa.BigInteger, nullable=False),
+    sa.Column("unsubscribed", sa.BigInteger, nullable=True),
+)
+
+SCHEMA_VERSION = "4"
+OUTBOX_STATES = ("pending", "sending", "sent", "empty", "failed", "dead", "unknown")
+CHUNK = 500  # bound IN lists and executemany batches well below SQLite's variable limit
+
+
+def ts(moment: datetime) -> int:
+    return int(moment.astimezone(UTC).timestamp())
+
+
+def dt(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), CHUNK):
+        yield values[start : start + CHUNK]
+
+
+def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    for chunk in chunks(rows):
+        conn.execute(table.insert(), list(chunk))
+
+
+T = TypeVar("T")
+
+
+def guarded(cls: type[T]) -> type[T]:
+    """Wrap every public method of a store class so that a database error surfaces as a
+    StoreError naming the store, with the error kept as its cause (generators included)."""
+    for name, method in list(vars(cls).items()):
+        if name.startswith("_") or not callable(method):
+            continue
+        setattr(cls, name, _guard(method))
+    return cls
+
+
+def _guard(method: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def generator(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from method(*args, **kwargs)
+            except sa.exc.SQLAlchemyError as exc:
+                raise _store_error(exc) from exc
+
+        return generator
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except sa.exc.SQLAlchemyError as exc:
+            raise _store_error(exc) from exc
+
+    return call
+
+
+def _store_error(exc: sa.exc.SQLAlchemyError) -> StoreError:
+    detail = getattr(exc, "orig", None) or exc
+    return StoreError(
+        f"the store failed: {detail}; check the disk and [paths] store, then run the command "
+        "again (a build is one transaction: nothing half-written stays)"
+    )
+
+
+def open_engine(path: Path) -> Engine:
+    """The SQLite file at `path`, created with its folder and tables if missing, upgraded
+    in place from an older schema."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{path.parent}: cannot create the store folder: {exc.strerror}") from None
+    # Builds run in a worker thread of the daemon; the pool hands a connection to one
+    # thread at a time, so SQLite's same-thread check can go.
+    engine = sa.create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets the HTTP server read while a build writes; NORMAL is durable in WAL mode
+        # across process crashes, which is what a daemon needs.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+    try:
+        _check_schema(engine, path)
+    except sa.exc.DBAPIError as exc:
+        engine.dispose()
+        raise StoreError(
+            f"{path}: cannot open the store ({exc.orig}); check the path in config.toml "
+            "[paths] store, or move the damaged file away to rebuild from the seeds"
+        ) from exc
+    except StoreError:
+        engine.dispose()
+        raise
+    return engine
+
+
+def _check_schema(engine: Engine, path: Path) -> None:
+    with engine.connect() as conn:
+        has_meta = sa.inspect(conn).has_table("meta")
+        version = (
+            conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema")).scalar()
+            if has_meta
+            else None
+        )
+    if version == SCHEMA_VERSION:
+        return
+    if version in ("2", "3"):
+        with engine.begin() as conn:
+            _migrate(conn, version)
+        return
+    if has_meta:
+        raise StoreError(
+            f"{path}: the store has schema {version or 'unknown'}, this version needs "
+            f"{SCHEMA_VERSION}; move the file away and run `digest build` to rebuild it "
+            "from the seeds (entry ids stay the same)"
+        )
+    with engine.begin() as conn:
+        metadata.create_all(conn)
+        conn.execute(meta.insert(), [{"key": "schema", "value": SCHEMA_VERSION}])
+
+
+def _migrate(conn: Connection, version: str) -> None:
+    """Schema 3 added the listing and title indexes, derived from the entries; schema 4 the
+    discovery evidence, which the next build's re-tagging fills in."""
+    # The upgrade reads entries and writes the index: the modules built on these tables.
+    from .entries import entry_from_row, entry_rev
+    from .index import index_entries
+
+    metadata.create_all(conn)
+    if version == "2":
+        after = ""
+        while page := [
+            entry_from_row(r)
+            for r in conn.execute(
+                sa.select(entries).where(entries.c.id > after).order_by(entries.c.id).limit(2000)
+            )
+        ]:
+            index_entries(conn, page, [entry_rev(e) for e in page], fresh=True)
+            after = page[-1].id
+    conn.execute(meta.update().where(meta.c.key == "schema").values(value=SCHEMA_VERSION))
