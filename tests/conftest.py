@@ -1,117 +1,15 @@
-"""Shared fixtures: a real project folder (config, seeds, store) in a temporary directory."""
+"""Fixtures: a project folder of the test's own, and every process a test starts killed
+at its end, passed or failed (tests/support.py has the classes behind them)."""
 
 from __future__ import annotations
 
-import contextlib
-import http.client
-import json
-import os
-import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).resolve().parent / "data"
-# The five seed captures, the tests' own copies: a user's captures in seeds/ never change a test.
-SEEDS = DATA / "seeds"
-TEMPLATES = ROOT / "templates"
-
-
-def copy_seeds(folder: Path) -> None:
-    """The five seed captures into `folder`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for f in sorted(SEEDS.glob("*.txt")):
-        shutil.copy2(f, folder / f.name)
-
-
-def toml(section: str, **keys: object) -> str:
-    """One TOML table of simple values (strings, numbers, booleans, lists of strings);
-    `toml("[subscribers]", ...)` is one element of an array of tables."""
-    lines = [f"[{section}]"]
-    for key, value in keys.items():
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, int | float):
-            text = str(value)
-        elif isinstance(value, list):
-            text = "[" + ", ".join(json.dumps(v, ensure_ascii=False) for v in value) + "]"
-        else:
-            text = json.dumps(str(value), ensure_ascii=False)
-        lines.append(f"{key} = {text}")
-    return "\n".join(lines) + "\n"
-
-
-@dataclass
-class Project:
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.toml"
-
-    @property
-    def seeds(self) -> Path:
-        return self.root / "seeds"
-
-    @property
-    def store(self) -> Path:
-        return self.root / "var" / "digest.sqlite"
-
-    @property
-    def public(self) -> Path:
-        return self.root / "public"
-
-    def minimal_config(self, extra: str = "") -> str:
-        """A config of this project's own: its folders, the repository's templates, the
-        shipped taxonomy, and `extra`."""
-        return base_config(extra)
-
-    def write_seed(self, name: str, text: str | bytes) -> Path:
-        path = self.seeds / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(text, str):
-            path.write_text(text, encoding="utf-8")
-        else:
-            path.write_bytes(text)
-        return path
-
-    def digest(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run the real `digest` command in a child process."""
-        result = subprocess.run(
-            [sys.executable, "-m", "digest", "--config", str(self.config), *args],
-            capture_output=True,
-            text=True,
-            cwd=self.root,
-            timeout=120,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"digest {args} exited {result.returncode}:\n{result.stderr}")
-        return result
-
-    def entries(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = json.loads(self.digest("entries", "--json").stdout)
-        return result
-
-
-def base_config(extra: str = "") -> str:
-    """A config of a test's own: its folders, the repository's templates, the shipped
-    taxonomy, every other key at its default, and `extra` (whole TOML tables)."""
-    return (
-        "[paths]\n"
-        'seeds = "seeds"\n'
-        'store = "var/digest.sqlite"\n'
-        'public = "public"\n'
-        f'templates = "{TEMPLATES.as_posix()}"\n' + extra
-    )
+from support import Daemon, Project, base_config, copy_seeds, kill_group
 
 
 @pytest.fixture
@@ -131,7 +29,7 @@ def seeded(project: Project) -> Project:
 
 
 @pytest.fixture
-def make_project(tmp_path: Path) -> Callable[[str], Project]:
+def make_project(tmp_path: Path) -> Callable[..., Project]:
     counter = iter(range(1000))
 
     def make(extra: str = "") -> Project:
@@ -141,125 +39,6 @@ def make_project(tmp_path: Path) -> Callable[[str], Project]:
         return p
 
     return make
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class Daemon:
-    """The real `digest run` in a child process, on a free port, with a config of its own.
-    Made through the `spawn` fixture, which kills it (and its workers) even when a test fails."""
-
-    def __init__(
-        self, root: Path, *, workers: int = 1, limits: int | None = None, extra: str = ""
-    ) -> None:
-        self.root = root
-        self.port = free_port()
-        self.server: dict[str, object] = {
-            "host": "127.0.0.1",
-            "port": self.port,
-            "workers": workers,
-        }
-        if limits is not None:  # seconds for the header and keep-alive timeouts
-            self.server |= {"header_timeout": limits, "keepalive_timeout": limits}
-        self.configure(extra)
-        self.log = (root / "daemon.log").open("a+", encoding="utf-8")
-        self.process: subprocess.Popen[bytes] | None = None
-        self.started: list[subprocess.Popen[bytes]] = []
-
-    def configure(self, extra: str = "") -> None:
-        """Write this daemon's config: its port and watcher settings, plus `extra`."""
-        config = base_config(toml("server", **self.server) + toml("watch", settle_ms=400) + extra)
-        (self.root / "config.toml").write_text(config, encoding="utf-8")
-
-    def start(self) -> subprocess.Popen[bytes]:
-        command = ["-m", "digest", "--config", "config.toml", "--log-format", "json", "run"]
-        process = subprocess.Popen(
-            [sys.executable, *command],
-            cwd=self.root,
-            stdout=self.log,
-            stderr=self.log,
-            start_new_session=True,  # its own process group: `kill` reaches its workers too
-        )
-        self.process = process
-        self.started.append(process)
-        self.wait_for(lambda: self.health()[0] == 200, what="first build")
-        return process
-
-    def events(self, name: str) -> list[dict[str, object]]:
-        lines = (self.root / "daemon.log").read_text(encoding="utf-8").splitlines()
-        found = []
-        for line in lines:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if record.get("event") == name:
-                found.append(record)
-        return found
-
-    def request(
-        self,
-        path: str,
-        method: str = "GET",
-        headers: dict[str, str] | None = None,
-        *,
-        timeout: float = 10,
-    ) -> tuple[int, dict[str, str], bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            conn.putrequest(method, path, skip_accept_encoding=True)
-            for k, v in (headers or {}).items():
-                conn.putheader(k, v)
-            conn.endheaders()
-            response = conn.getresponse()
-            body = response.read()
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, body
-        finally:
-            conn.close()
-
-    def health(self) -> tuple[int, dict[str, Any]]:
-        try:
-            status, _, body = self.request("/healthz")
-        except OSError:
-            return 0, {}
-        return status, json.loads(body)
-
-    def wait_for(self, condition: Callable[[], object], *, what: str, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise AssertionError(f"daemon exited {self.process.returncode}: {self.tail()}")
-            if condition():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}: {self.tail()}")
-
-    def tail(self) -> str:
-        return (self.root / "daemon.log").read_text(encoding="utf-8")[-3000:]
-
-    def stop(self) -> int:
-        """SIGTERM, as systemd stops it; its exit code."""
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=10)
-
-    def kill(self) -> None:
-        """Whatever is left of it and its workers, gone."""
-        for process in self.started:
-            _kill_group(process)
-        self.log.close()
-
-
-def _kill_group(process: subprocess.Popen[Any]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
 
 
 @pytest.fixture
@@ -275,7 +54,7 @@ def launch() -> Iterator[Callable[..., subprocess.Popen[Any]]]:
 
     yield popen
     for process in started:
-        _kill_group(process)
+        kill_group(process)
 
 
 @pytest.fixture

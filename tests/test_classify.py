@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from conftest import DATA, Project
+from support import DATA, Project, base_config
 
 from digest.classify import Classifier, person_name
 from digest.config import Classification, ConfigError, Official, Tenure, default_taxonomy, load
@@ -62,7 +62,7 @@ def seed_entries(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str
     root = tmp_path_factory.mktemp("tags")
     shutil.copytree(DATA / "seeds", root / "seeds")
     p = Project(root)
-    p.config.write_text(p.minimal_config(), encoding="utf-8")
+    p.config.write_text(base_config(), encoding="utf-8")
     p.digest("build")
     by_first: dict[str, dict[str, object]] = {}
     for e in p.entries():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from conftest import Project
+from support import Project
 
 KEYS = {
     "id",
@@ -105,7 +105,7 @@ TWICE = {
 def seed_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     import shutil
 
-    from conftest import SEEDS, base_config
+    from support import SEEDS, base_config
 
     root = tmp_path_factory.mktemp("seeds-e2e")
     p = Project(root)

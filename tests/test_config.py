@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Project, base_config, toml
+from support import Project, base_config, toml
 
 from digest.config import load
 from digest.errors import ConfigError

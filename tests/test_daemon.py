@@ -15,7 +15,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from conftest import Daemon, copy_seeds, toml
+from support import Daemon, copy_seeds, toml
 
 NEW = (
     "HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ\n"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from conftest import DATA, Project, base_config, copy_seeds, toml
 from feed_samples import sample_doc
 from lxml import etree
+from support import DATA, Project, base_config, copy_seeds, toml
 
 from digest.feeds import RENDERERS
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import ROOT, base_config, copy_seeds, toml
+from support import ROOT, base_config, copy_seeds, toml
 
 from digest.app import make_digest
 from digest.config import load

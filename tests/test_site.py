@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, Project, base_config, copy_seeds, toml
 from lxml import etree, html
+from support import ROOT, Project, base_config, copy_seeds, toml
 
 from digest.config import TAXONOMY
 from digest.site import PublicDir
@@ -80,7 +80,7 @@ def test_removed_topic_files_are_deleted(site: Project) -> None:
     end = taxonomy.index("[[rules]]", start + 5)
     taxonomy = taxonomy[:start] + taxonomy[end:]
     taxonomy = taxonomy.replace("[classify]\n", "[classify]\ndefaults = false\n")
-    site.config.write_text(site.minimal_config() + taxonomy, encoding="utf-8")
+    site.config.write_text(base_config() + taxonomy, encoding="utf-8")
     out = site.digest("build").stdout
     assert "removed" in out and "0 removed" not in out
     assert not list(site.public.rglob("*dan-so*"))
