@@ -80,17 +80,25 @@ def index_entries(
     insert_rows(conn, listing, rows)
     insert_rows(conn, mentions, [{"key": k, "id": i} for k, i in sorted(mentioned)])
     dirty = set(ids)
-    if fresh:
-        keys = {fold(e.title): e for e in changed}
-        insert_rows(
-            conn,
-            titles,
-            [{"key": k, "published": ts(e.published), "id": e.id} for k, e in keys.items()],
-        )
-        for chunk in chunks(sorted(keys)):
-            # Pages listing one of these titles as related now link to a (newer) entry.
-            found = sa.select(mentions.c.id).where(mentions.c.key.in_(chunk))
-            dirty.update(conn.execute(found).scalars())
+    keys = {fold(e.title) for e in changed}
+    relinked = set(keys)  # titles whose newest entry may now be another
+    if not fresh:
+        old_keys: set[str] = set()
+        for chunk in chunks(ids):
+            old = sa.select(titles.c.key).where(titles.c.id.in_(chunk))
+            old_keys.update(conn.execute(old).scalars())
+            conn.execute(titles.delete().where(titles.c.id.in_(chunk)))
+        relinked = keys ^ old_keys  # a title that changed: both the old and the new
+    # Every entry has its row: of two with one title, the newest is found at read time.
+    insert_rows(
+        conn,
+        titles,
+        [{"key": fold(e.title), "published": ts(e.published), "id": e.id} for e in changed],
+    )
+    for chunk in chunks(sorted(relinked)):
+        # Pages listing one of these titles as related now link to another entry.
+        found = sa.select(mentions.c.id).where(mentions.c.key.in_(chunk))
+        dirty.update(conn.execute(found).scalars())
     _count_months(conn, delta)
     _mark_months(conn, touched, {k for k, n in delta.items() if n})
     ordered = sorted(dirty)

@@ -245,6 +245,10 @@ class SqlOutbox:
             try:
                 cursor.execute(prepared.sql, {**prepared.defaults, **values})
                 raw.commit()
+            except self.engine.dialect.loaded_dbapi.Error as exc:
+                raw.rollback()
+                # As SQLAlchemy would have raised it: `guarded` makes it a StoreError.
+                raise sa.exc.DBAPIError(prepared.sql, values, exc) from exc
             except BaseException:
                 raw.rollback()
                 raise

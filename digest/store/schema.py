@@ -202,11 +202,14 @@ def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]
 T = TypeVar("T")
 
 
+_CONTEXT = ("__enter__", "__exit__")  # a transaction opens and commits in these
+
+
 def guarded(cls: type[T]) -> type[T]:
     """Wrap every public method of a store class so that a database error surfaces as a
     StoreError naming the store, with the error kept as its cause (generators included)."""
     for name, method in list(vars(cls).items()):
-        if name.startswith("_") or not callable(method):
+        if (name.startswith("_") and name not in _CONTEXT) or not callable(method):
             continue
         setattr(cls, name, _guard(method))
     return cls
@@ -216,29 +219,30 @@ def _guard(method: Callable[..., Any]) -> Callable[..., Any]:
     if inspect.isgeneratorfunction(method):
 
         @functools.wraps(method)
-        def generator(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        def generator(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
             try:
-                yield from method(*args, **kwargs)
+                yield from method(self, *args, **kwargs)
             except sa.exc.SQLAlchemyError as exc:
-                raise _store_error(exc) from exc
+                raise _store_error(self.engine, exc) from exc
 
         return generator
 
     @functools.wraps(method)
-    def call(*args: Any, **kwargs: Any) -> Any:
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return method(*args, **kwargs)
+            return method(self, *args, **kwargs)
         except sa.exc.SQLAlchemyError as exc:
-            raise _store_error(exc) from exc
+            raise _store_error(self.engine, exc) from exc
 
     return call
 
 
-def _store_error(exc: sa.exc.SQLAlchemyError) -> StoreError:
+def _store_error(engine: Engine, exc: sa.exc.SQLAlchemyError) -> StoreError:
     detail = getattr(exc, "orig", None) or exc
+    where = engine.url.render_as_string(hide_password=True)
     return StoreError(
-        f"the store failed: {detail}; check the disk and [paths] store, then run the command "
-        "again (a build is one transaction: nothing half-written stays)"
+        f"{where}: the store failed: {detail}; check the disk and [paths] store, then run the "
+        "command again (a build is one transaction: nothing half-written stays)"
     )
 
 

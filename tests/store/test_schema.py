@@ -1,11 +1,26 @@
-"""The schema on a real SQLite file: plain SQL anyone can read, and old stores upgraded in place."""
+"""The schema on real SQLite files: plain SQL, upgrades, bad files refused, errors as StoreError."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 
-from support import SEEDS, Project
+import pytest
+import sqlalchemy as sa
+from support import SEEDS, Project, base_config, copy_seeds
+
+from digest.app import make_digest
+from digest.config import load
+from digest.errors import StoreError
+from digest.merge import merge
+from digest.model import Item, Location
+from digest.store import Store, open_store
+from digest.store.schema import SCHEMA_VERSION, metadata
 
 
 def test_store_schema_is_plain_sql(seeded: Project) -> None:
@@ -36,3 +51,242 @@ def test_a_schema_2_store_is_upgraded_in_place_and_publishes_nothing_new(
         assert sorted(db.execute("select * from listing")) == listed
         assert sorted(db.execute("select * from months")) == counted
         assert db.execute("select value from meta where key = 'schema'").fetchone() == ("4",)
+
+
+NOW = datetime(2026, 1, 20, 8, 0, tzinfo=UTC)
+
+
+def sql(path: Path, *statements: str) -> None:
+    """Change the file behind the store's back, as another program would."""
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        for statement in statements:
+            db.execute(statement)
+
+
+def rows(path: Path, query: str) -> list[tuple[object, ...]]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return sorted(db.execute(query))
+
+
+def schema_of(path: Path) -> tuple[set[str], str | None]:
+    tables = {str(r[0]) for r in rows(path, "select name from sqlite_master where type='table'")}
+    found = rows(path, "select value from meta where key = 'schema'")
+    return tables, str(found[0][0]) if found else None
+
+
+def built_store(root: Path) -> Path:
+    """A store made by the real pipeline from the five seed captures."""
+    (root / "config.toml").write_text(base_config(), encoding="utf-8")
+    copy_seeds(root / "seeds")
+    app = make_digest(load(root / "config.toml"))
+    try:
+        assert app.build().entries_new > 0
+    finally:
+        app.close()
+    return root / "var" / "digest.sqlite"
+
+
+def test_a_new_store_has_every_table_and_the_current_schema(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "deep" / "digest.sqlite"  # the folders are made too
+    open_store(path).close()
+    tables, version = schema_of(path)
+    assert version == SCHEMA_VERSION == "4"
+    assert tables == set(metadata.tables)
+
+
+@pytest.mark.parametrize("kind", ["garbage", "folder"])
+def test_a_file_that_is_not_a_store_is_refused_and_left_alone(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "digest.sqlite"
+    junk = b"This is a note, not a database.\n" * 200
+    if kind == "garbage":
+        path.write_bytes(junk)
+    else:
+        path.mkdir()
+    with pytest.raises(StoreError) as caught:
+        open_store(path)
+    error = caught.value
+    assert isinstance(error, RuntimeError)
+    assert error.exit_code == 3
+    message = str(error)
+    assert message.startswith(f"{path}: cannot open the store")
+    assert "[paths] store" in message and "move the damaged file away" in message
+    assert isinstance(error.__cause__, sa.exc.DBAPIError)
+    assert isinstance(error.__cause__.orig, sqlite3.Error)
+    if kind == "garbage":
+        assert path.read_bytes() == junk
+    else:
+        assert list(path.iterdir()) == []
+
+
+def test_a_store_folder_that_cannot_be_made_is_named(tmp_path: Path) -> None:
+    (tmp_path / "var").write_text("a file where the folder should be", encoding="utf-8")
+    with pytest.raises(StoreError, match="cannot create the store folder") as caught:
+        open_store(tmp_path / "var" / "digest.sqlite")
+    assert str(caught.value).startswith(f"{tmp_path / 'var'}:")
+
+
+@pytest.mark.parametrize(
+    ("change", "shown"),
+    [
+        ("update meta set value = '5' where key = 'schema'", "schema 5"),
+        ("delete from meta where key = 'schema'", "schema unknown"),
+    ],
+)
+def test_a_store_of_another_schema_is_refused_untouched(
+    tmp_path: Path, change: str, shown: str
+) -> None:
+    path = tmp_path / "digest.sqlite"
+    store = open_store(path)
+    store.outbox.add_periods([("a@example.org", "daily:2026-01-20", NOW)], NOW)
+    store.close()
+    sql(path, change)
+    before = schema_of(path)
+    with pytest.raises(StoreError) as caught:
+        open_store(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: the store has {shown}, this version needs 4")
+    assert "move the file away" in message and "digest build" in message
+    assert schema_of(path) == before
+    assert rows(path, "select count(*) from outbox") == [(1,)]
+
+
+def test_a_schema_3_store_gets_the_discovery_evidence_table(tmp_path: Path) -> None:
+    path = built_store(tmp_path)
+    listed = rows(path, "select * from listing")
+    stored = rows(path, "select id, rev from entries")
+    sql(path, "drop table discovered_in", "update meta set value = '3' where key = 'schema'")
+    assert "discovered_in" not in schema_of(path)[0]
+
+    store = open_store(path)
+    try:
+        tables, version = schema_of(path)
+        assert version == "4"
+        assert tables == set(metadata.tables)
+        assert rows(path, "select * from listing") == listed
+        assert rows(path, "select id, rev from entries") == stored
+        some = [e.id for e in store.entries.entries(with_sources=False)[:2]]
+        with store.entries.transaction() as tx:  # the new table works
+            tx.add_discovered([("le-van-a", "Lê Văn A", "Thứ trưởng", eid) for eid in some])
+        assert store.entries.active_discovered(2) == {"le-van-a": ("Lê Văn A", "Thứ trưởng")}
+    finally:
+        store.close()
+    open_store(path).close()  # already upgraded: opens as it is
+    assert schema_of(path)[1] == "4"
+
+
+_TITLES = itertools.count()
+
+
+def _entry_item() -> Item:
+    return Item(
+        "listing",
+        f"Bộ trưởng họp lần {next(_TITLES)}",  # a new entry each time
+        datetime(2026, 1, 5, 2, 0, tzinfo=UTC),
+        "Tóm tắt",
+        False,
+        None,
+        (),
+        Location("a.txt", 1),
+    )
+
+
+def _upsert(store: Store) -> object:
+    entry = merge(None, [_entry_item()], now=NOW).entry
+    with store.entries.transaction() as tx:
+        tx.upsert_entries([entry], [])
+    return None
+
+
+# (table dropped behind the store's back, a call that needs it)
+MID_CALL: list[tuple[str, Callable[[Store], object]]] = [
+    ("entries", lambda s: s.entries.count_entries()),
+    ("entries", lambda s: list(s.entries.head_pages(10))),
+    ("problems", lambda s: s.entries.problems()),
+    ("listing", _upsert),
+    ("months", lambda s: s.index.channel_stats()),
+    ("published", lambda s: s.index.save_published({"index.html": "sig"}, [])),
+    ("outbox", lambda s: s.outbox.due(NOW)),
+    ("subscribers", lambda s: s.outbox.first_seen(["a@example.org"], NOW)),
+]
+MID_CALL_PARAMS = [
+    *(pytest.param(table, call, id=f"{table}-{n}") for n, (table, call) in enumerate(MID_CALL)),
+    pytest.param(
+        "outbox",
+        lambda s: s.outbox.claim("a@example.org", "daily:2026-01-20", NOW),
+        id="outbox-claim",
+    ),
+    pytest.param(
+        "outbox",
+        lambda s: s.outbox.data_begins("a@example.org", "daily:2026-01-20", "<id>"),
+        id="outbox-data_begins",
+    ),
+    pytest.param(
+        "outbox",
+        lambda s: s.outbox.finish("a@example.org", "daily:2026-01-20", "sent", NOW),
+        id="outbox-finish",
+    ),
+]
+
+
+@pytest.mark.parametrize(("table", "call"), MID_CALL_PARAMS)
+def test_a_database_error_mid_call_is_a_store_error_with_its_cause(
+    tmp_path: Path, table: str, call: Callable[[Store], object]
+) -> None:
+    path = tmp_path / "digest.sqlite"
+    store = open_store(path)
+    try:
+        call(store)  # works while the table is there
+        sql(path, f"drop table {table}")
+        with pytest.raises(StoreError) as caught:
+            call(store)
+        assert f"no such table: {table}" in str(caught.value)
+        assert str(caught.value).startswith(f"sqlite:///{path}: the store failed")
+        assert isinstance(caught.value.__cause__, sa.exc.SQLAlchemyError)
+    finally:
+        store.close()
+
+
+def test_a_failed_write_in_a_transaction_leaves_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "digest.sqlite"
+    store = open_store(path)
+    try:
+        sql(path, "drop table months")  # the entry's row goes in, then its month count fails
+        with pytest.raises(StoreError, match="no such table: months"):
+            _upsert(store)
+    finally:
+        store.close()
+    assert rows(path, "select count(*) from entries") == [(0,)]
+    assert rows(path, "select count(*) from listing") == [(0,)]
+
+
+def _count(store: Store) -> object:
+    return store.entries.count_entries()
+
+
+def _begin(store: Store) -> object:
+    with store.entries.transaction():
+        return None
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(_count, id="read"),
+        pytest.param(_begin, id="transaction"),
+    ],
+)
+def test_a_store_file_damaged_while_open_gives_store_errors(
+    tmp_path: Path, call: Callable[[Store], object]
+) -> None:
+    path = tmp_path / "digest.sqlite"
+    store = open_store(path)
+    try:
+        call(store)
+        store.close()  # the pool lets go of its connections; the next call opens a new one
+        path.write_bytes(b"overwritten by something else\n" * 200)
+        with pytest.raises(StoreError) as caught:
+            call(store)
+        assert "file is not a database" in str(caught.value)
+        assert isinstance(caught.value.__cause__, sa.exc.DBAPIError)
+    finally:
+        store.close()

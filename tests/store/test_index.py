@@ -1,0 +1,292 @@
+"""The publish index on a real SQLite file: listings, months, titles, change marks, signatures."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from support import base_config, copy_seeds
+
+from digest.app import make_digest
+from digest.config import load
+from digest.merge import merge
+from digest.model import Entry, Item, Location, Mark
+from digest.store import Store, open_store
+from digest.text import fold
+
+NOW = datetime(2026, 2, 10, 8, 0, tzinfo=UTC)
+HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def make_entry(
+    title: str,
+    published: datetime,
+    *,
+    officials: tuple[str, ...] = (),
+    topics: tuple[str, ...] = (),
+    related: tuple[str, ...] = (),
+) -> Entry:
+    """An entry made the way ingest makes one: an item merged into nothing, then tagged."""
+    item = Item(
+        kind="listing",
+        title=title,
+        published=published,
+        summary=f"Tóm tắt: {title}",
+        summary_truncated=False,
+        content=None,
+        related=related,
+        source=Location("capture.txt", 1),
+    )
+    entry = merge(None, [item], now=NOW).entry
+    return replace(entry, officials=officials, topics=topics)
+
+
+# Written entries with the Vietnam month each belongs to, worked out by hand (UTC+7).
+E1 = make_entry(
+    "Cuối năm", datetime(2025, 12, 31, 16, 59, tzinfo=UTC), officials=("a",), topics=("t1",)
+)
+E2 = make_entry("Đầu năm", datetime(2025, 12, 31, 17, 0, tzinfo=UTC), officials=("a", "b"))
+E3 = make_entry("Giữa tháng", datetime(2026, 1, 15, 3, 0, tzinfo=UTC), topics=("t1",))
+E4 = make_entry(
+    "Tháng hai", datetime(2026, 2, 1, 2, 0, tzinfo=UTC), officials=("b",), topics=("t1", "t2")
+)
+E5 = make_entry("Cùng giờ", datetime(2026, 1, 15, 3, 0, tzinfo=UTC), officials=("a",))
+WRITTEN = [(E1, "2025-12"), (E2, "2026-01"), (E3, "2026-01"), (E4, "2026-02"), (E5, "2026-01")]
+
+
+def channels(entry: Entry) -> list[str]:
+    return [
+        "all",
+        *(f"officials/{o}" for o in entry.officials),
+        *(f"topics/{t}" for t in entry.topics),
+    ]
+
+
+def by_channel(written: Sequence[tuple[Entry, str]]) -> dict[str, list[tuple[Entry, str]]]:
+    found: dict[str, list[tuple[Entry, str]]] = {}
+    for entry, month in written:
+        for channel in channels(entry):
+            found.setdefault(channel, []).append((entry, month))
+    return found
+
+
+def newest_first(entries: Sequence[Entry]) -> list[str]:
+    return [e.id for e in sorted(entries, key=lambda e: (e.published, e.id), reverse=True)]
+
+
+def check_index(store: Store, written: Sequence[tuple[Entry, str]]) -> None:
+    """Every reading of the index agrees with `written`."""
+    expected = by_channel(written)
+    index = store.index
+    assert index.channel_stats() == {
+        channel: (len(rows), max(e.published for e, _ in rows))
+        for channel, rows in expected.items()
+    }
+    for channel, rows in expected.items():
+        counted = Counter(month for _, month in rows)
+        assert index.channel_months(channel) == sorted(counted.items(), reverse=True)
+        listed = index.listed(channel)
+        assert [x.id for x in listed] == newest_first([e for e, _ in rows])
+        shown = {e.id: e for e, _ in rows}
+        assert all(x.published == shown[x.id].published for x in listed)
+        assert all(x.updated == shown[x.id].updated for x in listed)
+        for month in counted:
+            in_month = [e for e, m in rows if m == month]
+            assert [x.id for x in index.listed(channel, month=month)] == newest_first(in_month)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = open_store(tmp_path / "var" / "digest.sqlite")
+    yield s
+    s.close()
+
+
+def write(store: Store, new: Sequence[Entry], changed: Sequence[Entry] = ()) -> None:
+    with store.entries.transaction() as tx:
+        tx.upsert_entries(new, changed)
+
+
+def test_the_index_agrees_with_the_entries_written(store: Store) -> None:
+    write(store, [e for e, _ in WRITTEN])
+    check_index(store, WRITTEN)
+    assert store.index.channel_months("topics/none") == []
+    assert store.index.listed("topics/none") == []
+
+
+def test_listings_page_with_offset_and_limit(store: Store) -> None:
+    write(store, [e for e, _ in WRITTEN])
+    everything = newest_first([e for e, _ in WRITTEN])
+    assert [x.id for x in store.index.listed("all", limit=2)] == everything[:2]
+    assert [x.id for x in store.index.listed("all", offset=1, limit=2)] == everything[1:3]
+    assert [x.id for x in store.index.listed("all", offset=3)] == everything[3:]
+    january = newest_first([E2, E3, E5])
+    assert [x.id for x in store.index.listed("all", month="2026-01", offset=1)] == january[1:]
+
+
+def test_count_before_counts_strictly_earlier_entries_of_the_month(store: Store) -> None:
+    write(store, [e for e, _ in WRITTEN])
+    mid = E3.published  # E3 and E5 share this instant
+    assert store.index.count_before("all", "2026-01", mid) == 1  # E2
+    assert store.index.count_before("all", "2026-01", mid + timedelta(minutes=1)) == 3
+    assert store.index.count_before("officials/a", "2026-01", mid + timedelta(minutes=1)) == 2
+    assert store.index.count_before("topics/t1", "2026-01", mid) == 0
+    assert store.index.count_before("all", "2025-12", mid) == 1  # E1, of its own month only
+
+
+def test_retagging_moves_entries_between_channels(store: Store) -> None:
+    write(store, [e for e, _ in WRITTEN])
+    moved = replace(E4, officials=(), topics=("t3",))  # t2 had only E4: it empties
+    with store.entries.transaction() as tx:
+        tx.set_tags([moved])
+    after = [(moved if e.id == E4.id else e, m) for e, m in WRITTEN]
+    check_index(store, after)
+    stats = store.index.channel_stats()
+    assert "topics/t2" not in stats
+    assert stats["topics/t3"] == (1, E4.published)
+    assert stats["officials/b"] == (1, E2.published)
+
+
+def test_the_index_of_a_real_build_agrees_with_its_entries(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(base_config(), encoding="utf-8")
+    copy_seeds(tmp_path / "seeds")
+    app = make_digest(load(tmp_path / "config.toml"))
+    try:
+        report = app.build()
+        entries = app.store.entries.entries()
+        assert report.entries_new == len(entries) > 0
+        written = [(e, f"{e.published.astimezone(HANOI):%Y-%m}") for e in entries]
+        assert len(by_channel(written)) > 3  # tagged: more channels than `all`
+        check_index(app.store, written)
+    finally:
+        app.close()
+
+
+def test_a_change_marks_what_the_next_publish_must_redo(store: Store) -> None:
+    assert store.index.dirty() == ({}, [])
+    assert store.index.published_state() is None
+    write(store, [e for e, _ in WRITTEN])
+    marks, ids = store.index.dirty()
+    assert sorted(ids) == sorted(e.id for e, _ in WRITTEN)
+    expected: dict[str, dict[str, Mark]] = {}
+    for channel, rows in by_channel(WRITTEN).items():
+        for month in {m for _, m in rows}:
+            times = [e.published for e, m in rows if m == month]
+            expected.setdefault(channel, {})[month] = Mark(min(times), max(times), True)
+    assert marks == expected
+
+    store.index.finish_publish("state-1")
+    assert store.index.dirty() == ({}, [])
+    assert store.index.published_state() == "state-1"
+
+    # A visible change in place: its channels' month is marked, nothing came or went.
+    edited = replace(E3, summary="Tóm tắt mới", changed_at=NOW + timedelta(days=1))
+    write(store, [], [edited])
+    marks, ids = store.index.dirty()
+    assert ids == [E3.id]
+    at = Mark(E3.published, E3.published, False)
+    assert marks == {"all": {"2026-01": at}, "topics/t1": {"2026-01": at}}
+    [listed] = [x for x in store.index.listed("all") if x.id == E3.id]
+    assert listed.updated == NOW + timedelta(days=1)
+
+    store.index.finish_publish("state-2")
+    with store.entries.transaction() as tx:
+        tx.set_tags([replace(E4, topics=("t1", "t3"))])  # leaves t2, joins t3
+    marks, ids = store.index.dirty()
+    assert ids == [E4.id]
+    same, moved = Mark(E4.published, E4.published, False), Mark(E4.published, E4.published, True)
+    assert marks == {
+        "all": {"2026-02": same},
+        "officials/b": {"2026-02": same},
+        "topics/t1": {"2026-02": same},
+        "topics/t2": {"2026-02": moved},
+        "topics/t3": {"2026-02": moved},
+    }
+    assert store.index.published_state() == "state-2"
+
+
+def test_marks_widen_until_a_publish_clears_them(store: Store) -> None:
+    write(store, [E3])
+    store.index.finish_publish("s")
+    write(store, [E5])  # same month and instant
+    later = make_entry("Cuối tháng", datetime(2026, 1, 30, 9, 0, tzinfo=UTC))
+    write(store, [later])
+    marks, ids = store.index.dirty()
+    assert sorted(ids) == sorted([E5.id, later.id])
+    assert marks["all"] == {"2026-01": Mark(E5.published, later.published, True)}
+
+
+def test_a_new_entry_marks_the_pages_that_name_it_as_related(store: Store) -> None:
+    title = "Bộ trưởng khai trương bệnh viện"
+    linking = make_entry("Tin liên quan", datetime(2026, 1, 5, 1, 0, tzinfo=UTC), related=(title,))
+    bystander = make_entry("Không liên quan", datetime(2026, 1, 6, 1, 0, tzinfo=UTC))
+    write(store, [linking, bystander])
+    store.index.finish_publish("s")
+    target = make_entry(title, datetime(2026, 1, 7, 1, 0, tzinfo=UTC))
+    write(store, [target])
+    _, ids = store.index.dirty()
+    assert sorted(ids) == sorted([linking.id, target.id])
+
+
+def test_entries_titled_finds_the_newest_entry_of_each_title(store: Store) -> None:
+    title = "Giao ban công tác y tế"
+    old = make_entry(title, datetime(2025, 11, 3, 2, 0, tzinfo=UTC))
+    new = make_entry(title, datetime(2026, 1, 12, 2, 0, tzinfo=UTC))
+    other = make_entry("Một tin khác", datetime(2026, 1, 1, 2, 0, tzinfo=UTC))
+    write(store, [new, other])
+    write(store, [old])  # the older one, stored later
+    found = store.index.entries_titled([fold(title), fold("Một tin khác"), fold("Không có")])
+    assert found == {fold(title): new.id, fold("Một tin khác"): other.id}
+
+
+def test_entries_titled_finds_the_newest_of_two_same_titled_entries_written_together(
+    store: Store,
+) -> None:
+    title = "Giao ban công tác y tế"
+    old = make_entry(title, datetime(2025, 11, 3, 2, 0, tzinfo=UTC))
+    new = make_entry(title, datetime(2026, 1, 12, 2, 0, tzinfo=UTC))
+    write(store, [new, old])
+    assert store.index.entries_titled([fold(title)]) == {fold(title): new.id}
+
+
+def test_published_signatures_round_trip(store: Store, tmp_path: Path) -> None:
+    assert store.index.published_paths() == []
+    first = {
+        "index.html": "s-index",
+        "archive/x/2026-01.html": "s-x1",
+        "archive/x/2026-02.html": "s-x2",
+        "archive/xy/2026-01.html": "s-xy",
+        "feeds/all.xml": "s-feed",
+    }
+    store.index.save_published(first, [])
+    wanted = ["index.html", "archive/x/2026-01.html", "missing.html"]
+    assert store.index.signatures(wanted) == {
+        "index.html": "s-index",
+        "archive/x/2026-01.html": "s-x1",
+    }
+    assert store.index.published_paths() == sorted(first)
+    assert store.index.published_paths("archive/x/") == [
+        "archive/x/2026-01.html",
+        "archive/x/2026-02.html",
+    ]
+
+    store.index.save_published({"index.html": "s-index-2"}, ["archive/x/2026-02.html", "gone"])
+    store.close()
+    again = open_store(tmp_path / "var" / "digest.sqlite")
+    try:
+        assert again.index.published_paths("archive/") == [
+            "archive/x/2026-01.html",
+            "archive/xy/2026-01.html",
+        ]
+        assert again.index.signatures(["index.html", "archive/x/2026-02.html"]) == {
+            "index.html": "s-index-2"
+        }
+        again.index.save_published({}, list(first))
+        assert again.index.published_paths() == []
+    finally:
+        again.close()

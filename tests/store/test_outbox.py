@@ -1,0 +1,246 @@
+"""The outbox store on a real SQLite file: the secret, periods, claims, outcomes and subscribers."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from digest.store import OUTBOX_STATES, Store, open_store
+
+NOW = datetime(2026, 1, 20, 1, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+DAY1 = datetime(2026, 1, 19, 0, 0, tzinfo=UTC)
+DAY2 = datetime(2026, 1, 20, 0, 0, tzinfo=UTC)
+WEEK = datetime(2026, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "var" / "digest.sqlite"
+
+
+@pytest.fixture
+def store(path: Path) -> Iterator[Store]:
+    s = open_store(path)
+    yield s
+    s.close()
+
+
+def stored_secret(path: Path) -> list[tuple[str]]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return list(db.execute("select value from meta where key = 'unsubscribe_secret'"))
+
+
+def counts(**states: int) -> dict[str, int]:
+    return {state: states.get(state, 0) for state in OUTBOX_STATES}
+
+
+def test_the_secret_is_made_on_first_use_and_kept(store: Store, path: Path) -> None:
+    assert stored_secret(path) == []  # opening the store made none
+    secret = store.outbox.secret()
+    assert len(secret) == 64 and int(secret, 16) >= 0
+    assert stored_secret(path) == [(secret,)]
+    assert store.outbox.secret() == secret
+    store.close()
+    again = open_store(path)
+    try:
+        assert again.outbox.secret() == secret
+        assert stored_secret(path) == [(secret,)]
+    finally:
+        again.close()
+
+
+def test_two_stores_get_different_secrets(tmp_path: Path) -> None:
+    one, two = open_store(tmp_path / "one.sqlite"), open_store(tmp_path / "two.sqlite")
+    try:
+        assert one.outbox.secret() != two.outbox.secret()
+    finally:
+        one.close()
+        two.close()
+
+
+def test_periods_are_recorded_once_and_due_oldest_slot_first(store: Store) -> None:
+    rows = [
+        ("b@example.org", "daily:2026-01-20", DAY2),
+        ("a@example.org", "daily:2026-01-20", DAY2),
+        ("a@example.org", "weekly:2026-01-12", WEEK),
+        ("a@example.org", "daily:2026-01-19", DAY1),
+    ]
+    store.outbox.add_periods(rows, NOW)
+    # Recording a period again, even with another slot, leaves it as it is.
+    store.outbox.add_periods([("a@example.org", "daily:2026-01-19", DAY2)], NOW + HOUR)
+    due = store.outbox.due(NOW)
+    assert [(r.subscriber, r.period, r.slot) for r in due] == [
+        ("a@example.org", "weekly:2026-01-12", WEEK),
+        ("a@example.org", "daily:2026-01-19", DAY1),
+        ("a@example.org", "daily:2026-01-20", DAY2),
+        ("b@example.org", "daily:2026-01-20", DAY2),
+    ]
+    assert {(r.state, r.attempts, r.updated, r.message_id) for r in due} == {
+        ("pending", 0, NOW, None)
+    }
+    assert store.outbox.outbox_counts() == counts(pending=4)
+    assert store.outbox.last_slots() == {"a@example.org": DAY2, "b@example.org": DAY2}
+
+
+def test_a_period_is_claimed_by_one_claimer_only(store: Store, path: Path) -> None:
+    store.outbox.add_periods([("a@example.org", "daily:2026-01-20", DAY2)], NOW)
+    other = open_store(path)  # another process on the same file
+    try:
+        assert store.outbox.claim("a@example.org", "daily:2026-01-20", NOW, items=3) is True
+        assert other.outbox.claim("a@example.org", "daily:2026-01-20", NOW) is False
+        assert store.outbox.claim("a@example.org", "daily:2026-01-20", NOW) is False
+    finally:
+        other.close()
+    assert store.outbox.claim("nobody@example.org", "daily:2026-01-20", NOW) is False
+    with contextlib.closing(sqlite3.connect(path)) as db:  # committed before any mail goes out
+        row = db.execute("select state, attempts, items from outbox").fetchone()
+    assert row == ("sending", 1, 3)
+    assert store.outbox.due(NOW) == []
+    assert store.outbox.outbox_counts() == counts(sending=1)
+
+
+def test_data_begins_records_the_message_id_of_a_row_being_sent(store: Store) -> None:
+    store.outbox.add_periods(
+        [("a@example.org", "daily:2026-01-20", DAY2), ("b@example.org", "daily:2026-01-20", DAY2)],
+        NOW,
+    )
+    assert store.outbox.claim("a@example.org", "daily:2026-01-20", NOW)
+    store.outbox.data_begins("a@example.org", "daily:2026-01-20", "<1@digest.example.org>")
+    store.outbox.data_begins("b@example.org", "daily:2026-01-20", "<2@digest.example.org>")
+    ids = {r.subscriber: r.message_id for r in store.outbox.outbox_rows()}
+    assert ids == {"a@example.org": "<1@digest.example.org>", "b@example.org": None}
+
+
+def test_rows_left_sending_are_interrupted(store: Store, path: Path) -> None:
+    store.outbox.add_periods(
+        [
+            ("a@example.org", "daily:2026-01-20", DAY2),
+            ("b@example.org", "daily:2026-01-20", DAY2),
+            ("c@example.org", "daily:2026-01-20", DAY2),
+        ],
+        NOW,
+    )
+    assert store.outbox.claim("a@example.org", "daily:2026-01-20", NOW, items=2)
+    store.outbox.data_begins("a@example.org", "daily:2026-01-20", "<a@x>")
+    assert store.outbox.claim("b@example.org", "daily:2026-01-20", NOW, items=5)
+    store.close()  # the process died while sending
+    again = open_store(path)
+    try:
+        found = {(r.subscriber, r.state, r.items, r.message_id) for r in again.outbox.interrupted()}
+        assert found == {
+            ("a@example.org", "sending", 2, "<a@x>"),
+            ("b@example.org", "sending", 5, None),
+        }
+        again.outbox.finish("a@example.org", "daily:2026-01-20", "unknown", NOW, items=2)
+        assert [r.subscriber for r in again.outbox.interrupted()] == ["b@example.org"]
+    finally:
+        again.close()
+
+
+def test_finish_records_the_outcome(store: Store) -> None:
+    periods = [(f"{n}@example.org", "daily:2026-01-20", DAY2) for n in "abcde"]
+    store.outbox.add_periods(periods, NOW)
+    for subscriber, period, _ in periods:
+        assert store.outbox.claim(subscriber, period, NOW)
+    later = NOW + HOUR
+    store.outbox.finish(
+        "a@example.org", "daily:2026-01-20", "sent", later, items=4, message_id="<a>"
+    )
+    store.outbox.finish("b@example.org", "daily:2026-01-20", "empty", later, items=0)
+    store.outbox.finish(
+        "c@example.org", "daily:2026-01-20", "dead", later, error="550 no such user"
+    )
+    store.outbox.finish(
+        "d@example.org",
+        "daily:2026-01-20",
+        "failed",
+        later,
+        error="421 busy",
+        next_attempt=later + HOUR,
+    )
+    assert store.outbox.outbox_counts() == counts(sent=1, empty=1, dead=1, failed=1, sending=1)
+    rows = {r.subscriber: r for r in store.outbox.outbox_rows()}
+    assert (rows["a@example.org"].state, rows["a@example.org"].items) == ("sent", 4)
+    assert rows["a@example.org"].message_id == "<a>"
+    assert rows["a@example.org"].updated == later
+    assert rows["c@example.org"].error == "550 no such user"
+    assert rows["d@example.org"].next_attempt == later + HOUR
+    assert rows["e@example.org"].updated == NOW
+    # Most recently updated first: the one still sending (updated at NOW) comes last.
+    assert store.outbox.outbox_rows()[-1].subscriber == "e@example.org"
+    recent = store.outbox.outbox_rows(limit=4)
+    assert len(recent) == 4 and "e@example.org" not in {r.subscriber for r in recent}
+
+
+def test_a_failed_period_is_retried_when_its_time_comes(store: Store) -> None:
+    assert store.outbox.next_retry() is None
+    store.outbox.add_periods(
+        [("a@example.org", "daily:2026-01-20", DAY2), ("b@example.org", "daily:2026-01-20", DAY2)],
+        NOW,
+    )
+    retry_a, retry_b = NOW + 2 * HOUR, NOW + 3 * HOUR
+    for subscriber, retry in (("a@example.org", retry_a), ("b@example.org", retry_b)):
+        assert store.outbox.claim(subscriber, "daily:2026-01-20", NOW)
+        store.outbox.data_begins(subscriber, "daily:2026-01-20", f"<{subscriber}>")
+        store.outbox.finish(
+            subscriber,
+            "daily:2026-01-20",
+            "failed",
+            NOW,
+            message_id=f"<{subscriber}>",  # refused during DATA
+            error="421",
+            next_attempt=retry,
+        )
+    assert store.outbox.next_retry() == retry_a
+    assert store.outbox.due(retry_a - timedelta(seconds=1)) == []
+    assert [r.subscriber for r in store.outbox.due(retry_a)] == ["a@example.org"]
+    assert store.outbox.claim("a@example.org", "daily:2026-01-20", retry_a - HOUR) is False
+    assert store.outbox.claim("a@example.org", "daily:2026-01-20", retry_a) is True
+    [row] = store.outbox.interrupted()
+    # The new attempt sends a new message: the old Message-ID is forgotten.
+    assert (row.attempts, row.message_id, row.updated) == (2, None, retry_a)
+    assert store.outbox.next_retry() == retry_b
+
+
+def test_first_seen_is_recorded_once_and_only_when_asked(store: Store) -> None:
+    dry = store.outbox.first_seen(["New@Example.org"], NOW, record=False)
+    assert dry == {"new@example.org": NOW}
+    assert store.outbox.known_subscribers() == set()
+    seen = store.outbox.first_seen(["New@Example.org", "old@example.org"], NOW)
+    assert seen == {"new@example.org": NOW, "old@example.org": NOW}
+    again = store.outbox.first_seen(["new@example.org", "third@example.org"], NOW + HOUR)
+    assert again == {"new@example.org": NOW, "third@example.org": NOW + HOUR}
+    assert store.outbox.known_subscribers() == {
+        "new@example.org",
+        "old@example.org",
+        "third@example.org",
+    }
+    assert store.outbox.unsubscribed() == set()
+
+
+def test_unsubscribe_is_remembered_known_address_or_not(store: Store, path: Path) -> None:
+    store.outbox.first_seen(["a@example.org", "b@example.org"], NOW)
+    store.outbox.unsubscribe("A@Example.org", NOW + HOUR)
+    store.outbox.unsubscribe("Stranger@Example.org", NOW + 2 * HOUR)
+    assert store.outbox.unsubscribed() == {"a@example.org", "stranger@example.org"}
+    assert store.outbox.known_subscribers() == {
+        "a@example.org",
+        "b@example.org",
+        "stranger@example.org",
+    }
+    assert store.outbox.first_seen(["a@example.org"], NOW + 3 * HOUR) == {"a@example.org": NOW}
+    seen = store.outbox.first_seen(["stranger@example.org"], NOW + 3 * HOUR)
+    assert seen == {"stranger@example.org": NOW + 2 * HOUR}
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        when = dict(db.execute("select email, unsubscribed from subscribers"))
+    assert when == {
+        "a@example.org": int((NOW + HOUR).timestamp()),
+        "b@example.org": None,
+        "stranger@example.org": int((NOW + 2 * HOUR).timestamp()),
+    }
