@@ -52,6 +52,12 @@ class Corpus:
     never: frozenset[str]  # slugs of people who must never be discovered
 
 
+def _slugs(value: object) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+        raise ValueError(f"expected a list of slugs, got {value!r}")
+    return frozenset(value)
+
+
 def _rows(entries: Iterable[dict[str, object]]) -> tuple[Expected, ...]:
     rows = []
     for r in entries:
@@ -64,8 +70,8 @@ def _rows(entries: Iterable[dict[str, object]]) -> tuple[Expected, ...]:
                 file,
                 int(line),
                 str(r["title"]),
-                frozenset(r["officials"]),  # type: ignore[arg-type]
-                frozenset(r["topics"]),  # type: ignore[arg-type]
+                _slugs(r["officials"]),
+                _slugs(r["topics"]),
             )
         )
     return tuple(rows)

@@ -7,6 +7,7 @@ tests/test_accuracy.py; each case here is a sentence shape the rules must read r
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -14,7 +15,8 @@ import pytest
 from support import DATA, Project, base_config
 
 from digest.classify import Classifier, person_name
-from digest.config import Classification, ConfigError, Official, Tenure, default_taxonomy, load
+from digest.config import Classification, Official, Tenure, default_taxonomy, load
+from digest.errors import ConfigError
 from digest.model import Entry
 
 DEFAULT = default_taxonomy()
@@ -46,7 +48,11 @@ def entry(
 
 
 def officials(*texts: str, when: datetime = SPRING) -> tuple[str, ...]:
-    return Classifier(DEFAULT).tag(entry(texts[0], *texts[1:2], when=when)).officials
+    return (
+        Classifier(DEFAULT)
+        .tag(entry(texts[0], texts[1] if len(texts) > 1 else "", when=when))
+        .officials
+    )
 
 
 def discovered(title: str, summary: str = "", *, truncated: bool = False) -> list[str]:
@@ -248,9 +254,12 @@ def test_role_resolution_follows_tenure_dates() -> None:
     )
     classifier = Classifier(rules)
     text = "Bộ trưởng Bộ Y tế chủ trì hội nghị"
-    at = lambda y, m, d: datetime(y, m, d, 3, tzinfo=UTC)  # noqa: E731
-    assert classifier.tag(entry("Tin", text, when=at(2024, 6, 30))).officials == ("old",)
-    assert classifier.tag(entry("Tin", text, when=at(2024, 7, 1))).officials == ("new",)
+    assert classifier.tag(
+        entry("Tin", text, when=datetime(2024, 6, 30, 3, tzinfo=UTC))
+    ).officials == ("old",)
+    assert classifier.tag(
+        entry("Tin", text, when=datetime(2024, 7, 1, 3, tzinfo=UTC))
+    ).officials == ("new",)
     # The day is Vietnam's: 30/06 20:00 UTC is already 1 July in Hanoi.
     late = datetime(2024, 6, 30, 20, tzinfo=UTC)
     assert classifier.tag(entry("Tin", text, when=late)).officials == ("new",)
@@ -354,7 +363,7 @@ def test_a_discovered_leader_gets_feeds_once_two_entries_name_them_then_everywhe
 
 def test_names_listed_as_not_officials_are_never_discovered(project: Project) -> None:
     project.config.write_text(
-        project.minimal_config('[classify]\nnot_officials = ["Phạm Văn Mới"]\n'), encoding="utf-8"
+        base_config('[classify]\nnot_officials = ["Phạm Văn Mới"]\n'), encoding="utf-8"
     )
     project.write_seed("a.txt", NEW_DEPUTY)
     project.write_seed("b.txt", LATER)
@@ -530,7 +539,7 @@ OFFICIAL = '[[officials]]\nslug = "a-b"\nname = "A B"\nroles = [{ role = "Thứ 
     ],
 )
 def test_config_errors_name_the_key(project: Project, text: str, message: str) -> None:
-    project.config.write_text(project.minimal_config(text), encoding="utf-8")
+    project.config.write_text(base_config(text), encoding="utf-8")
     with pytest.raises(ConfigError) as error:
         load(project.config)
     assert f"{project.config}: {message}" in str(error.value)
@@ -545,7 +554,7 @@ def test_a_config_adds_to_the_shipped_taxonomy_and_replaces_by_slug(project: Pro
         '[[rules]]\ntopic = "hien-mau"\nphrases = ["hiến máu"]\n'
         '[[rules]]\ntopic = "dan-so"\nphrases = ["sinh con thứ ba"]\n'
     )
-    project.config.write_text(project.minimal_config(extra), encoding="utf-8")
+    project.config.write_text(base_config(extra), encoding="utf-8")
     rules = load(project.config).classification
     assert [o.slug for o in rules.officials] == [o.slug for o in DEFAULT.officials]
     (luan,) = [o for o in rules.officials if o.slug == "le-duc-luan"]
@@ -553,7 +562,7 @@ def test_a_config_adds_to_the_shipped_taxonomy_and_replaces_by_slug(project: Pro
     assert [t.slug for t in rules.topics][-1] == "hien-mau"
     assert "dan-so" in Classifier(rules).topics("Sinh con thứ ba", "", ())
     # Without the shipped taxonomy, only what the config lists.
-    alone = project.minimal_config("[classify]\ndefaults = false\n" + extra.split("[[rules]]")[0])
+    alone = base_config("[classify]\ndefaults = false\n" + extra.split("[[rules]]")[0])
     project.config.write_text(alone, encoding="utf-8")
     rules = load(project.config).classification
     assert [o.slug for o in rules.officials] == ["le-duc-luan"]
@@ -563,7 +572,9 @@ def test_a_config_adds_to_the_shipped_taxonomy_and_replaces_by_slug(project: Pro
 # -- re-tagging after a config change ---------------------------------------------------------
 
 
-def test_config_change_retags_without_parsing_or_bumping_updated(make_project) -> None:  # type: ignore[no-untyped-def]
+def test_config_change_retags_without_parsing_or_bumping_updated(
+    make_project: Callable[..., Project],
+) -> None:
     p: Project = make_project()
     shutil.copytree(DATA / "seeds", p.seeds, dirs_exist_ok=True)
     p.digest("build")
@@ -575,7 +586,7 @@ def test_config_change_retags_without_parsing_or_bumping_updated(make_project) -
         '[[officials]]\nslug = "le-duc-luan"\nname = "Lê Đức Luận"\n'
         'roles = [{ role = "Thứ trưởng", to = 2025-01-01 }]\n'
     )
-    p.config.write_text(p.minimal_config(extra), encoding="utf-8")
+    p.config.write_text(base_config(extra), encoding="utf-8")
     out = p.digest("build").stdout
     assert "0 parsed" in out and "re-tagged" in out
     after = {e["id"]: e for e in p.entries()}

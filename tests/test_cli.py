@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 from support import Project
@@ -122,12 +123,12 @@ def seed_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
 
 
 @pytest.fixture(scope="module")
-def seed_entries(seed_project: Project) -> list[dict[str, object]]:
+def seed_entries(seed_project: Project) -> list[dict[str, Any]]:
     return seed_project.entries()
 
 
 def test_one_hundred_entries_newest_first_with_exact_keys(
-    seed_entries: list[dict[str, object]],
+    seed_entries: list[dict[str, Any]],
 ) -> None:
     assert len(seed_entries) == 100
     assert all(set(e) == KEYS for e in seed_entries)
@@ -139,16 +140,16 @@ def test_one_hundred_entries_newest_first_with_exact_keys(
 
 @pytest.mark.parametrize(("file", "line", "title", "published"), SAMPLE)
 def test_sample_titles_and_utc_instants(
-    seed_entries: list[dict[str, object]], file: str, line: int, title: str, published: str
+    seed_entries: list[dict[str, Any]], file: str, line: int, title: str, published: str
 ) -> None:
-    matches = [e for e in seed_entries if {"file": file, "line": line} in e["sources"]]  # type: ignore[operator]
+    matches = [e for e in seed_entries if {"file": file, "line": line} in e["sources"]]
     assert len(matches) == 1
     assert matches[0]["title"] == title
     assert matches[0]["published"] == published
 
 
 def test_listing_item_and_full_article_of_file_003_are_one_entry(
-    seed_entries: list[dict[str, object]],
+    seed_entries: list[dict[str, Any]],
 ) -> None:
     (entry,) = [e for e in seed_entries if str(e["title"]).endswith("từ xa và ngay từ cơ sở")]
     assert entry["sources"] == [
@@ -163,22 +164,22 @@ def test_listing_item_and_full_article_of_file_003_are_one_entry(
     assert content.count("\n\n") == 41  # 42 paragraphs
     assert entry["summary_truncated"] is False
     assert str(entry["summary"]).endswith("Cổng Thông tin Điện tử Bộ Y tế trân trọng đăng tải.")
-    assert entry["related"][0] == "5 nhóm nhiệm vụ triển khai thi hành Luật Phòng bệnh"  # type: ignore[index]
+    assert entry["related"][0] == "5 nhóm nhiệm vụ triển khai thi hành Luật Phòng bệnh"
 
 
 def test_three_titles_listed_twice_are_one_entry_each(
-    seed_entries: list[dict[str, object]],
+    seed_entries: list[dict[str, Any]],
 ) -> None:
     counts = Counter(str(e["title"]) for e in seed_entries)
     assert max(counts.values()) == 1
     for title, published in TWICE.items():
         (entry,) = [e for e in seed_entries if e["title"] == title]
         assert entry["published"] == published
-        files = sorted({s["file"] for s in entry["sources"]})  # type: ignore[attr-defined, index]
+        files = sorted({s["file"] for s in entry["sources"]})
         assert files == ["002_ff76e2aec1f5e915.txt", "004_5ec5374b7f673a92.txt"]
 
 
-def test_teasers_cut_by_the_site_are_marked(seed_entries: list[dict[str, object]]) -> None:
+def test_teasers_cut_by_the_site_are_marked(seed_entries: list[dict[str, Any]]) -> None:
     listing_only = [e for e in seed_entries if e["content"] is None]
     assert len(listing_only) == 95
     assert sum(bool(e["summary_truncated"]) for e in listing_only) >= 90
@@ -186,7 +187,7 @@ def test_teasers_cut_by_the_site_are_marked(seed_entries: list[dict[str, object]
 
 
 def test_related_titles_that_match_known_entries_are_linked(
-    seed_project: Project, seed_entries: list[dict[str, object]]
+    seed_project: Project, seed_entries: list[dict[str, Any]]
 ) -> None:
     from lxml import html
 
@@ -214,3 +215,66 @@ def test_related_titles_that_match_known_entries_are_linked(
         by_title["Tiếp tục đẩy nhanh tiến độ chuyển đổi số ngành Y tế"],
     ) in linked
     assert "Một đời làm ngọn đèn dẫn lối yêu thương" in unlinked
+
+
+# -- exit codes and what the command prints -----------------------------------------------------
+
+
+def test_unusable_store_and_bad_config_exit_non_zero_with_a_clear_message(
+    project: Project,
+) -> None:
+    project.store.parent.mkdir()
+    project.store.write_bytes(b"this is not a database" * 100)
+    result = project.digest("build", check=False)
+    assert result.returncode == 3
+    assert "cannot open the store" in result.stderr and "[paths] store" in result.stderr
+    project.config.write_text("[paths]\nseeds = 3\n")
+    result = project.digest("build", check=False)
+    assert result.returncode == 2
+    assert "paths.seeds: must be a non-empty path string" in result.stderr
+    project.config.write_text("[pathz]\n")
+    result = project.digest("build", check=False)
+    assert result.returncode == 2 and "pathz: unknown section" in result.stderr
+
+
+def test_a_file_name_cannot_forge_problem_lines(seeded: Project) -> None:
+    seeded.write_seed(
+        "x.txt\nseeds/000_b1ad6872f566675d.txt:1: forged\x1b[2J.txt",
+        "HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ\nTiêu đề mồ côi\n",
+    )
+    result = seeded.digest("build")
+    (line,) = result.stderr.splitlines()
+    assert line == (
+        "seeds/x.txt\\nseeds/000_b1ad6872f566675d.txt:1: forged\\x1b[2J.txt:2: "
+        "title with no date line: 'Tiêu đề mồ côi'; skipped"
+    )
+
+
+def test_version(project: Project) -> None:
+    import importlib.metadata
+
+    out = project.digest("--version").stdout
+    assert out.strip() == f"digest {importlib.metadata.version('digest')}"
+
+
+def test_build_prints_problems_as_path_line_and_counts_them(seeded: Project) -> None:
+    """The summary and problem lines people read (their content is tested in test_ingest)."""
+    seeded.write_seed("bad-empty.txt", b"")
+    seeded.write_seed("bad.txt", b"\x00binary")
+    result = seeded.digest("build")
+    assert result.stdout.splitlines()[:3] == [
+        "files: 7 seen, 7 parsed, 0 unchanged, 2 failed",
+        "entries: 100 new, 0 updated, 100 total",
+        "problems: 2; `digest problems` lists them",
+    ]
+    lines = [
+        "seeds/bad-empty.txt:1: empty file; skipped",
+        "seeds/bad.txt:1: binary file (NUL byte at offset 0); skipped",
+    ]
+    assert sorted(result.stderr.splitlines()) == lines
+    again = seeded.digest("build")  # nothing read this time; the broken files are still there
+    assert "problems: 2;" in again.stdout and again.stderr == ""
+    assert seeded.digest("problems").stdout.splitlines() == [*lines, "problems: 2"]
+    (seeded.seeds / "bad.txt").unlink()
+    (seeded.seeds / "bad-empty.txt").unlink()
+    assert "problems: 0" in seeded.digest("build").stdout

@@ -144,7 +144,7 @@ def test_healthz_reports_the_last_build(daemon: Daemon) -> None:
     assert status == 200
     assert body["status"] == "ok"
     assert body["entries"] == 100 and body["problems"] == 0
-    assert body["last_build"]["result"] == "ok"  # type: ignore[index]
+    assert body["last_build"]["result"] == "ok"
 
 
 def test_new_file_appears_in_served_feed_and_broken_one_is_reported(daemon: Daemon) -> None:
@@ -305,7 +305,8 @@ def test_dropped_file_reaches_the_next_scheduled_digest_once(
     (message_file,) = list(inbox.iterdir())
     message = email.message_from_bytes(message_file.read_bytes(), policy=policy.default)
     assert message["Subject"].endswith("(1 tin)")
-    assert "Lê Đức Luận thăm Bệnh viện Bạch Mai" in message.get_body(("plain",)).get_content()
+    plain = message.get_body(("plain",))
+    assert plain is not None and "Lê Đức Luận thăm Bệnh viện Bạch Mai" in plain.get_content()
     status, health = d.health()
     assert status == 200 and health["digests"] == {
         "dead": 0,

@@ -15,7 +15,7 @@ UNIT = ROOT / "deploy" / "digest.service"
 
 def settings(text: str) -> list[tuple[str, str]]:
     return [
-        tuple(line.split("=", 1))  # type: ignore[misc]
+        (line.partition("=")[0], line.partition("=")[2])
         for line in text.splitlines()
         if "=" in line and not line.startswith("#")
     ]

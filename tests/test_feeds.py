@@ -165,7 +165,7 @@ def test_current_feeds_hold_the_newest_entries_and_archives_hold_the_rest(
             x.get("href") for x in tree.findall(f"{ATOM}link") if x.get("rel") == "current"
         ]
         assert current_link == ["http://127.0.0.1:8080/feeds/all.atom"]
-        held = [e.findtext(f"{ATOM}id") for e in tree.findall(f"{ATOM}entry")]
+        held = [str(e.findtext(f"{ATOM}id")) for e in tree.findall(f"{ATOM}entry")]
         assert 1 <= len(held) <= 8  # a big month is cut into parts of at most a feed's size
         seen += held
         prev = [

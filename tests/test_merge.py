@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime
+from typing import Literal
 
 from digest.merge import Merged, entry_id, merge
 from digest.model import Entry, Item, Location
@@ -17,13 +18,13 @@ def item(
     summary: str,
     *,
     truncated: bool = True,
-    kind: str = "listing",
+    kind: Literal["listing", "article"] = "listing",
     content: tuple[str, ...] | None = None,
     title: str = "Bộ trưởng thăm Hoà Bình, khoẻ mạnh",
     related: tuple[str, ...] = (),
     line: int = 1,
 ) -> Item:
-    return Item(kind, title, WHEN, summary, truncated, content, related, Location("f", line))  # type: ignore[arg-type]
+    return Item(kind, title, WHEN, summary, truncated, content, related, Location("f", line))
 
 
 def merged(existing: Entry | None, *items: Item, now: datetime = NOW) -> Entry:

@@ -18,8 +18,8 @@ LISTING = (
 )
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def test_vietnamese_listing_times_are_utc_and_teaser_is_split_from_time() -> None:
@@ -270,7 +270,7 @@ def test_nfd_text_reads_as_nfc() -> None:
 # -- properties -------------------------------------------------------------------------------
 
 line_text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",)),
+    alphabet=st.characters(exclude_categories=["Cs"]),
     max_size=80,
 )
 seedish = st.sampled_from(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from pathlib import Path
 
 from digest.sources import decode, is_capture, scan
 
@@ -45,7 +46,7 @@ def test_binary_and_empty_files_are_unusable_with_one_problem() -> None:
         assert [p.message for p in decoded.problems] == ["empty file; skipped"]
 
 
-def test_scan_skips_hidden_and_partial_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_scan_skips_hidden_and_partial_files(tmp_path: Path) -> None:
     (tmp_path / "b.txt").write_text("x")
     (tmp_path / "a.txt").write_text("x")
     (tmp_path / ".hidden").write_text("x")

@@ -1,0 +1,59 @@
+"""The public folder: atomic writes skipped when the bytes are the same, nothing outside it,
+and what killed writers leave behind swept."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from digest.site import PublicDir
+
+
+def test_public_dir_writes_atomically_and_only_when_different(tmp_path: Path) -> None:
+    public = PublicDir(tmp_path)
+    assert public.write("a/b.txt", b"one") is True
+    mtime = (tmp_path / "a/b.txt").stat().st_mtime_ns
+    assert public.write("a/b.txt", b"one") is False
+    assert (tmp_path / "a/b.txt").stat().st_mtime_ns == mtime
+    assert public.write("a/b.txt", b"two") is True
+    assert (tmp_path / "a/b.txt").read_bytes() == b"two"
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["b.txt"]  # no temporary left
+    assert list((tmp_path / ".tmp").iterdir()) == []
+    os.chmod(tmp_path / "a", 0o500)
+    try:
+        if os.geteuid() != 0:
+            with pytest.raises(OSError):
+                public.write("a/b.txt", b"three")
+            assert (tmp_path / "a/b.txt").read_bytes() == b"two"
+    finally:
+        os.chmod(tmp_path / "a", 0o700)
+
+
+@pytest.mark.parametrize(
+    "name", ["../escape.txt", "/etc/x", "a//b", "a/./b", "a/../../b", ".hidden", "a/.tmp/x", ""]
+)
+def test_no_name_writes_outside_the_folder_or_where_the_server_does_not_look(
+    tmp_path: Path, name: str
+) -> None:
+    public = PublicDir(tmp_path / "public")
+    with pytest.raises(ValueError, match="refusing to write outside the public folder"):
+        public.write(name, b"x")
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def test_clear_scratch_removes_what_killed_writers_left(tmp_path: Path) -> None:
+    public = PublicDir(tmp_path)
+    public.write("entries/a.html", b"<p>a")
+    (tmp_path / ".tmp" / "4242-entries~b.html").write_bytes(b"<half")
+    legacy = tmp_path / "entries" / ".b.html.4242.tmp"  # what versions before 0.2 left
+    legacy.write_bytes(b"<half")
+    assert public.clear_scratch() == 1
+    assert legacy.exists()  # only a full publish walks the whole folder
+    assert public.clear_scratch(everywhere=True) == 1
+    assert not legacy.exists()
+    assert (tmp_path / "entries/a.html").read_bytes() == b"<p>a"
+    # The scratch folder removed by hand is made again by the next write.
+    (tmp_path / ".tmp").rmdir()
+    assert public.write("entries/c.html", b"<p>c") is True
