@@ -33,7 +33,7 @@ class FileLock:
             return False
         if note:
             os.ftruncate(self.fd, 0)
-            os.write(self.fd, note.encode())
+            os.pwrite(self.fd, note.encode(), 0)  # at the start, wherever the offset was
         return True
 
     def holder(self) -> str:

@@ -146,8 +146,11 @@ class PublicApp:
         email = (query.get("email") or [""])[0]
         token = (query.get("token") or [""])[0]
         if scope["method"] == "POST":
-            while (await receive()).get("more_body"):
-                pass  # the body is "List-Unsubscribe=One-Click"; the URL carries the token
+            # The body is "List-Unsubscribe=One-Click"; the URL carries the token. A request
+            # whose body never came whole (the client went, or was cut off) does nothing.
+            if await _body(receive) is None:
+                await _plain(send, 413, b"Request body too large or incomplete\n")
+                return
             if email and token and self.unsubscribe(email, token):
                 page = self.pages.message(
                     "Đã hủy đăng ký",
@@ -263,13 +266,38 @@ def _not_modified(request: dict[bytes, bytes], found: _File) -> bool:
     return moment.tzinfo is not None and found.mtime <= moment.timestamp()
 
 
+_MAX_BODY = 64 * 1024  # what a form needs, many times over
+
+
+async def _body(receive: Receive) -> bytes | None:
+    """A request's whole body; None when the client disconnects before it is whole or sends
+    more than _MAX_BODY bytes (the request then does nothing)."""
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        body += bytes(message.get("body", b""))
+        if len(body) > _MAX_BODY:
+            return None
+        if not message.get("more_body"):
+            return body
+
+
 def _accepts_gzip(header: bytes) -> bool:
+    """Whether `Accept-Encoding` gives gzip (by name, else by `*`) a weight above zero."""
+    weights: dict[bytes, float] = {}
     for part in header.lower().split(b","):
-        name, _, params = part.strip().partition(b";")
-        if name.strip() in (b"gzip", b"*"):
-            q = params.strip().removeprefix(b"q=")
-            return not params or q not in (b"0", b"0.0", b"0.00", b"0.000")
-    return False
+        name, *params = (p.strip() for p in part.split(b";"))
+        weight = 1.0
+        for param in params:
+            if param.startswith(b"q="):
+                try:
+                    weight = float(param[2:])
+                except ValueError:
+                    weight = 0.0  # a weight that is not one: not an acceptance
+        weights.setdefault(name, weight)
+    return weights.get(b"gzip", weights.get(b"*", 0.0)) > 0
 
 
 async def _plain(
@@ -291,11 +319,12 @@ async def _plain(
 
 
 class GuardedHttp(HttpToolsProtocol):
-    """uvicorn's httptools protocol with the limits it lacks: a request's headers must arrive
-    whole within `header_timeout` seconds of its first byte (or of the connection), and be at
-    most `max_header_bytes` long; otherwise 408 or 431 and the connection is closed. Idle
-    keep-alive connections are closed by uvicorn's own `timeout_keep_alive`. So slow and idle
-    clients (slowloris) cannot hold connections, and a huge header cannot fill memory."""
+    """uvicorn's httptools protocol with the limits it lacks: a request (headers and body)
+    must arrive whole within `header_timeout` seconds of its first byte (or of the
+    connection), and its headers be at most `max_header_bytes` long; otherwise 408 or 431
+    and the connection is closed. Idle keep-alive connections are closed by uvicorn's own
+    `timeout_keep_alive`. So slow and idle clients (slowloris, or a body that never comes)
+    cannot hold connections, and a huge header cannot fill memory."""
 
     header_timeout = 10.0
     max_header_bytes = 32 * 1024
@@ -304,25 +333,27 @@ class GuardedHttp(HttpToolsProtocol):
         super().connection_made(transport)
         self._header_bytes = 0
         self._in_headers = True
-        self._header_timer: asyncio.TimerHandle | None = None
+        self._receiving = True  # from a request's first byte until its body is whole
+        self._request_timer: asyncio.TimerHandle | None = None
         self._arm()
 
     def _arm(self) -> None:
-        if self._header_timer is None:
-            self._header_timer = self.loop.call_later(self.header_timeout, self._too_slow)
+        if self._request_timer is None:
+            self._request_timer = self.loop.call_later(self.header_timeout, self._too_slow)
 
     def _disarm(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
+        if self._request_timer is not None:
+            self._request_timer.cancel()
+            self._request_timer = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._in_headers:
+        if self._receiving:
             self._arm()  # a new request after a keep-alive pause
+        if self._in_headers:
             self._header_bytes += len(data)
             if self._header_bytes > self.max_header_bytes:
                 self._refuse(431, b"Request header fields too large\n")
@@ -331,21 +362,25 @@ class GuardedHttp(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_headers = True
+        self._in_headers = self._receiving = True
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
         self._header_bytes = 0
-        self._disarm()
         super().on_headers_complete()
 
+    def on_message_complete(self) -> None:
+        self._receiving = False
+        self._disarm()
+        super().on_message_complete()
+
     def on_response_complete(self) -> None:
-        self._in_headers = True  # what comes next on this connection is a new request
+        self._in_headers = self._receiving = True  # what comes next is a new request
         super().on_response_complete()
 
     def _too_slow(self) -> None:
-        self._header_timer = None
-        if self._in_headers:
+        self._request_timer = None
+        if self._receiving:
             self._refuse(408, b"Request timeout\n")
 
     def _refuse(self, status: int, body: bytes) -> None:

@@ -1,0 +1,127 @@
+"""run_loop and stop_on_signals in a real child process: SIGTERM and SIGINT end it cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from digest.process import run_loop, stop_on_signals
+
+Launch = Callable[..., subprocess.Popen[Any]]
+
+# Waits on the stop event `rounds` times (clearing it in between), then returns `code`.
+CHILD = """
+import asyncio, sys
+from digest.process import run_loop, stop_on_signals
+
+async def main(rounds: int, code: int) -> int:
+    stop = stop_on_signals()
+    loop = type(asyncio.get_running_loop())
+    print(loop.__module__.split(".")[0], flush=True)
+    for _ in range(rounds):
+        await stop.wait()
+        stop.clear()
+        print("stopping", flush=True)
+    await asyncio.sleep(0.05)  # what is in flight finishes
+    print("done", flush=True)
+    return code
+
+sys.exit(run_loop(main(int(sys.argv[1]), int(sys.argv[2]))))
+"""
+
+
+class Child:
+    def __init__(self, launch: Launch, rounds: int, code: int) -> None:
+        self.process: subprocess.Popen[bytes] = launch(
+            [sys.executable, "-c", CHILD, str(rounds), str(code)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            bufsize=0,
+        )
+
+    def line(self, timeout: float = 10) -> str:
+        """The child's next line of output, waited for at most `timeout` seconds."""
+        assert self.process.stdout is not None
+        fd = self.process.stdout.fileno()
+        got = b""
+        deadline = time.monotonic() + timeout
+        while not got.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            assert left > 0, f"no line from the child within {timeout}s (got {got!r})"
+            if select.select([fd], [], [], left)[0]:
+                chunk = os.read(fd, 1)
+                if not chunk:
+                    assert self.process.stderr is not None
+                    error = self.process.stderr.read().decode(errors="replace")
+                    raise AssertionError(f"child exited {self.process.wait()}: {error}")
+                got += chunk
+        return got.decode().strip()
+
+    def signal(self, sig: signal.Signals) -> None:
+        os.kill(self.process.pid, sig)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_sets_the_stop_event_and_main_returns_its_code(
+    launch: Launch, sig: signal.Signals
+) -> None:
+    child = Child(launch, rounds=1, code=7)
+    assert child.line() == "uvloop"  # installed with uvicorn[standard]: run_loop uses it
+    started = time.monotonic()
+    child.signal(sig)
+    assert child.line() == "stopping"
+    assert child.line() == "done"
+    assert child.process.wait(timeout=10) == 7  # main's return, not death by the signal
+    assert time.monotonic() - started < 5
+    assert child.process.stderr is not None
+    assert b"Traceback" not in child.process.stderr.read()  # no KeyboardInterrupt
+
+
+def test_the_handlers_stay_for_the_whole_run(launch: Launch) -> None:
+    """A second signal while stopping does not kill the process: it sets the event again."""
+    child = Child(launch, rounds=2, code=0)
+    assert child.line() == "uvloop"
+    child.signal(signal.SIGTERM)
+    assert child.line() == "stopping"
+    assert child.process.poll() is None
+    child.signal(signal.SIGINT)
+    assert child.line() == "stopping"
+    assert child.line() == "done"
+    assert child.process.wait(timeout=10) == 0
+
+
+def test_without_a_signal_the_process_keeps_running(launch: Launch) -> None:
+    child = Child(launch, rounds=1, code=0)
+    assert child.line() == "uvloop"
+    with pytest.raises(subprocess.TimeoutExpired):
+        child.process.wait(timeout=0.3)
+    child.signal(signal.SIGTERM)
+    assert child.process.wait(timeout=10) == 0
+
+
+def test_stop_on_signals_needs_a_running_loop() -> None:
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        stop_on_signals()
+
+
+def test_run_loop_returns_what_main_returns_and_raises_what_it_raises() -> None:
+    async def answer() -> int:
+        await asyncio.sleep(0)
+        return 3
+
+    async def fail() -> int:
+        await asyncio.sleep(0)
+        raise ValueError("hỏng")
+
+    assert run_loop(answer()) == 3
+    with pytest.raises(ValueError, match="hỏng"):
+        run_loop(fail())
