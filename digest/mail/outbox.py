@@ -201,34 +201,25 @@ class Sender:
             # The Message-ID is recorded just before DATA: without one, nothing left this
             # process for that period and it is safe to try again.
             delivered = mailer.delivered(row.message_id) if row.message_id else False
-            if delivered is True:
+            if delivered is False:
+                # Due again at once: from its slot, so that the run recovering it, whose
+                # clock started a moment earlier, delivers it too.
+                error = "interrupted; not delivered"
                 self.outbox.finish(
-                    row.subscriber,
-                    row.period,
-                    "sent",
-                    now,
-                    items=row.items,
-                    message_id=row.message_id,
+                    row.subscriber, row.period, "failed", now, error=error, next_attempt=row.slot
                 )
-            elif delivered is False:
-                self.outbox.finish(
-                    row.subscriber,
-                    row.period,
-                    "failed",
-                    now,
-                    error="interrupted; not delivered",
-                    next_attempt=now,
-                )
-            else:
-                self.outbox.finish(
-                    row.subscriber,
-                    row.period,
-                    "unknown",
-                    now,
-                    items=row.items,
-                    message_id=row.message_id,
-                    error="interrupted while sending; not sent again",
-                )
+                continue
+            state = "sent" if delivered else "unknown"
+            self.outbox.finish(
+                row.subscriber,
+                row.period,
+                state,
+                now,
+                items=row.items,
+                message_id=row.message_id,
+                error=None if delivered else "interrupted while sending; not sent again",
+            )
+            if not delivered:
                 log.error(
                     "digest %s for %s: outcome unknown after an interruption; not sent again",
                     row.period,

@@ -1,0 +1,82 @@
+"""`digest send` end to end, in a child process: what it says is due and comes next, and
+SIGTERM stopping it after the digests in flight."""
+
+from __future__ import annotations
+
+import re
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from support import copy_seeds
+
+from mail.mailworld import DIGEST, Smtp, daily_subscribers, wait_until, write_config
+
+Launch = Callable[..., subprocess.Popen[Any]]
+
+
+def test_sigterm_stops_digest_send_after_the_digests_in_flight(
+    tmp_path: Path, smtp: Smtp, launch: Launch
+) -> None:
+    handler, controller = smtp
+    handler.delay = 0.5  # a slow server: the send is still going when SIGTERM comes
+    copy_seeds(tmp_path / "seeds")
+    emails = [f"r{i}@example.org" for i in range(12)]
+    write_config(tmp_path, controller.port, daily_subscribers(len(emails)))
+    subprocess.run([*DIGEST, "build"], cwd=tmp_path, check=True, capture_output=True)
+    with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
+        # Subscribed four days ago, the entries an hour later: a digest a day since.
+        subscribed = int(time.time()) - 4 * 86400
+        db.executemany(
+            "insert into subscribers (email, first_seen) values (?, ?)",
+            [(e, subscribed) for e in ["all@example.org", "lan@example.org", *emails]],
+        )
+        db.execute("update entries set seen_at = ?", (subscribed + 3600,))
+    sending = launch(
+        [*DIGEST, "send", "--period", "daily"], cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
+    assert wait_until(lambda: handler.messages, every=0.01), "no digest arrived"
+    sending.send_signal(signal.SIGTERM)
+    _, errors = sending.communicate(timeout=20)
+    assert sending.returncode == 0, errors
+    assert "stopped with" in errors
+    with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
+        states = [s for (s,) in db.execute("select state from outbox where period like 'daily:%'")]
+    # What was in flight finished; nothing is left sending or unknown. (A period can be
+    # empty, depending on the hour this runs at.)
+    assert "pending" in states and set(states) <= {"sent", "pending", "empty"}
+    assert states.count("sent") == len(handler.messages)
+    again = subprocess.run([*DIGEST, "send"], cwd=tmp_path, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
+        states = [s for (s,) in db.execute("select state from outbox where period like 'daily:%'")]
+    assert set(states) == {"sent", "empty"}  # later periods have nothing new
+    delivered = [(m["To"].addresses[0].addr_spec, m["Message-ID"]) for m in handler.messages]
+    assert len(delivered) == len(set(delivered)) == states.count("sent")
+
+
+def test_send_and_dry_run_say_what_is_due_and_when_the_next_digest_comes(tmp_path: Path) -> None:
+    copy_seeds(tmp_path / "seeds")
+    write_config(tmp_path, None)
+    subprocess.run([*DIGEST, "build"], cwd=tmp_path, check=True, capture_output=True)
+    dry = subprocess.run(
+        [*DIGEST, "send", "--dry-run"], cwd=tmp_path, capture_output=True, text=True
+    )
+    lines = dry.stdout.splitlines()
+    assert lines[0] == "would send: nothing is due now"
+    day = r"\d\d/\d\d/\d{4} 07:00 Vietnam time"
+    when = r"\w{3} " + day
+    assert re.fullmatch(
+        f"next daily digest: {when}, 2 subscribers \\(2 new: it will be their first digest\\)",
+        lines[1],
+    )
+    assert re.fullmatch(f"next weekly digest: Mon {day}, 1 subscriber \\(1 new: .*\\)", lines[2])
+    sent = subprocess.run([*DIGEST, "send"], cwd=tmp_path, capture_output=True, text=True)
+    assert sent.returncode == 0
+    lines = sent.stdout.splitlines()
+    assert lines[0] == "digests: none due"
+    assert re.fullmatch(f"next daily digest: {when}, 2 subscribers", lines[1])

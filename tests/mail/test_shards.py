@@ -1,0 +1,186 @@
+"""shards.py: several processes delivering one run, each digest once — a process killed
+mid-run leaves its share to the first, a stopped run stops them all after what is in flight,
+and the delivery lock leaves a live process's claims alone."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from digest.mail import Outcome
+from digest.mail.shards import shard
+from mail.mailworld import (
+    Smtp,
+    World,
+    assert_each_sent_once,
+    delivering_children,
+    sharded_world,
+    vn,
+    wait_until,
+    write_config,
+)
+
+Launch = Callable[..., subprocess.Popen[Any]]
+
+
+def test_two_processes_deliver_each_digest_exactly_once(tmp_path: Path, smtp: Smtp) -> None:
+    handler, controller = smtp
+    world = sharded_world(tmp_path, controller.port, 250)
+    world.at(vn(2026, 11, 21, 7, 0, 5))
+    assert_each_sent_once(world, handler, world.run(), 252)
+    # Four connections from each of the two processes.
+    assert len(handler.sessions) == 8
+    assert delivering_children() == []
+
+
+def test_a_delivering_process_killed_mid_run_leaves_its_share_to_the_first(
+    tmp_path: Path, smtp: Smtp, caplog: pytest.LogCaptureFixture
+) -> None:
+    handler, controller = smtp
+    handler.delay = 0.02  # a slow server: a run long enough to kill the other process in it
+    world = sharded_world(tmp_path, controller.port, 250)
+    world.at(vn(2026, 11, 21, 7, 0, 5))
+    killed: list[int] = []
+
+    def the_others() -> tuple[int, int]:
+        """(sent, in DATA now) of the second process's share."""
+        with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
+            sent = db.execute("select subscriber from outbox where state = 'sent'").fetchall()
+            in_data = db.execute(
+                "select subscriber from outbox where state = 'sending' and message_id is not null"
+            ).fetchall()
+        return (
+            sum(shard(who, 2) == 1 for (who,) in sent),
+            sum(shard(who, 2) == 1 for (who,) in in_data),
+        )
+
+    def the_other_in_data() -> int | None:
+        """The second process, once it sent its first messages and has one in DATA."""
+        children = delivering_children()
+        if not children:
+            return None
+        sent, in_data = the_others()
+        return children[0] if sent >= 10 and in_data else None
+
+    def kill_after_its_first_messages() -> None:
+        child = wait_until(the_other_in_data, timeout=30, every=0.01)
+        if child is not None:
+            os.kill(child, signal.SIGKILL)
+            killed.append(child)
+
+    killer = threading.Thread(target=kill_after_its_first_messages)
+    killer.start()
+    with caplog.at_level(logging.INFO, logger="digest.mail"):
+        world.run()
+    killer.join()
+    assert killed, "the second delivering process was never seen"
+    assert f"delivering process {killed[0]} (shard 1 of 2) exited with -9" in caplog.text
+    states = world.states()
+    daily = {who: state for (who, period), state in states.items() if period.startswith("daily")}
+    assert len(daily) == 252 and "sending" not in daily.values()
+    # What the killed process had handed to the server is unknown, never sent again; the
+    # rest of its share was delivered by the first process.
+    unknown = {who for who, state in daily.items() if state == "unknown"}
+    assert 1 <= len(unknown) <= world.config.smtp.connections
+    assert all(shard(who, 2) == 1 for who in unknown)
+    assert set(daily.values()) == {"sent", "unknown"}
+    delivered = [m["To"].addresses[0].addr_spec for m in handler.messages]
+    assert len(delivered) == len(set(delivered))
+    assert {who for who, state in daily.items() if state == "sent"} <= set(delivered)
+
+
+def test_a_stopped_run_finishes_what_is_in_flight_in_every_process(
+    tmp_path: Path, smtp: Smtp, caplog: pytest.LogCaptureFixture
+) -> None:
+    handler, controller = smtp
+    handler.delay = 0.02  # a slow server: the run is still going when it is stopped
+    world = sharded_world(tmp_path, controller.port, 250)
+    world.at(vn(2026, 11, 21, 7, 0, 5))
+
+    def sent(in_shard: int) -> int:
+        with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
+            rows = db.execute("select subscriber from outbox where state = 'sent'").fetchall()
+        return sum(shard(who, 2) == in_shard for (who,) in rows)
+
+    async def stopped_part_way() -> list[Outcome]:
+        stop = asyncio.Event()  # what SIGTERM sets in the daemon or in `digest send`
+
+        async def stop_once_both_deliver() -> None:
+            while sent(0) < 10 or sent(1) < 10:  # polled; cancelled if the run ends first
+                await asyncio.sleep(0.01)
+            stop.set()
+
+        stopper = asyncio.create_task(stop_once_both_deliver())
+        outcomes = await world.sender.run(recover=True, stop=stop)
+        stopper.cancel()
+        return outcomes
+
+    with caplog.at_level(logging.INFO, logger="digest.mail"):
+        outcomes = asyncio.run(stopped_part_way())
+    daily = {who: s for (who, period), s in world.states().items() if period.startswith("daily")}
+    # In flight when it stopped: finished, in both processes; nothing left in between.
+    assert set(daily.values()) == {"sent", "pending"}
+    for k in (0, 1):
+        assert "pending" in {s for who, s in daily.items() if shard(who, 2) == k}
+    assert len(outcomes) == sum(s == "sent" for s in daily.values())
+    assert f"stopped with {len(outcomes)} of 252 digests delivered" in caplog.text
+    assert delivering_children() == []
+    # The next run sends the rest, each digest once in all.
+    world.run()
+    assert {s for (_, period), s in world.states().items() if period.startswith("daily")} == {
+        "sent"
+    }
+    delivered = [m["To"].addresses[0].addr_spec for m in handler.messages]
+    assert len(delivered) == len(set(delivered)) == 252
+
+
+def test_rows_a_live_process_is_sending_are_left_to_it(
+    tmp_path: Path, smtp: Smtp, launch: Launch
+) -> None:
+    handler, controller = smtp
+    world = World(tmp_path, controller.port)
+    world.at(vn(2026, 11, 21, 7, 0, 5))
+    world.sender.plan(world.clock.now())
+    # Another process delivers to a server that accepts and never greets: it hangs, sending.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    write_config(tmp_path, silent.getsockname()[1])
+    at = world.clock.now().isoformat()
+    other = launch(
+        world.config.command("send-shard", "--shard", "0", "--of", "1", "--at", at),
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        daily = {k for k in world.states() if k[1].startswith("daily:")}
+
+        def sending_now() -> set[tuple[str, str]]:
+            return {k for k, state in world.states().items() if state == "sending"}
+
+        wait_until(lambda: sending_now() == daily)  # one claim per connection
+        sending = sending_now()  # it hangs there: what it claimed stays claimed
+        assert sending == daily, "the other process never claimed both periods"
+        # A run that would recover finds the claims alive: it leaves them alone.
+        world.run()
+        assert {k for k, state in world.states().items() if state == "sending"} == sending
+    finally:
+        other.kill()
+        other.wait()
+        silent.close()
+    # Once that process is dead, its claims are settled: it never reached DATA, so they are
+    # sent, once.
+    world.run()
+    assert all(world.states()[k] == "sent" for k in sending)
+    delivered = [m["To"].addresses[0].addr_spec for m in handler.messages]
+    assert sorted(delivered) == sorted({w for w, _ in sending})
