@@ -262,7 +262,7 @@ class Ingest:
         for eid, group in by_id.items():
             old = existing.get(eid)
             try:
-                result = merge(old, group, now=now)
+                result = merge(eid, old, group, now=now)
                 merged = self._tagged(result.entry, found)
             except Exception as exc:  # a bug meeting strange input: that article's problem
                 log.exception("merging %s failed", eid)

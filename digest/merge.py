@@ -21,7 +21,6 @@ Merging never degrades an entry, and damage cannot win:
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -43,11 +42,9 @@ def entry_id(title: str, published: datetime) -> str:
     return str(uuid.uuid5(_NAMESPACE, entry_key(title, published)))
 
 
-def visible_hash(entry: Entry) -> str:
+def _visible(entry: Entry) -> tuple[object, ...]:
     """What a reader sees; `updated` moves only when this changes."""
-    parts = [entry.title, entry.summary, "…" if entry.summary_truncated else ""]
-    parts.extend(entry.content or ())
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return entry.title, entry.summary, entry.summary_truncated, entry.content or ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +127,9 @@ def _related(candidates: Iterable[str]) -> tuple[str, ...]:
     return tuple(by_key[key] for key in sorted(by_key))
 
 
-def merge(existing: Entry | None, items: Sequence[Item], *, now: datetime) -> Merged:
-    """The entry that `items` (all with the same id) and the stored `existing` make together,
-    and the problems of what was not used."""
+def merge(eid: str, existing: Entry | None, items: Sequence[Item], *, now: datetime) -> Merged:
+    """The entry `eid` that `items` (all with that id: see entry_id) and the stored `existing`
+    make together, and the problems of what was not used."""
     if not items:
         if existing is None:
             raise ValueError("merge needs an existing entry or at least one item")
@@ -165,7 +162,7 @@ def merge(existing: Entry | None, items: Sequence[Item], *, now: datetime) -> Me
         summary, truncated = (chosen.text, chosen.truncated) if chosen else ("", False)
     from_article, title = _best_title(titles)
     merged = Entry(
-        id=existing.id if existing else entry_id(first.title, first.published),
+        id=eid,
         title=title,
         title_from_article=from_article,
         published=first.published,
@@ -178,7 +175,7 @@ def merge(existing: Entry | None, items: Sequence[Item], *, now: datetime) -> Me
         seen_at=existing.seen_at if existing else now,
         changed_at=existing.changed_at if existing else None,
     )
-    changed = existing is not None and visible_hash(merged) != visible_hash(existing)
+    changed = existing is not None and _visible(merged) != _visible(existing)
     if changed:
         merged = replace(merged, changed_at=now)
     return Merged(merged, tuple(sorted(problems)), changed)

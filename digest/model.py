@@ -114,12 +114,12 @@ def no_progress(_stage: str, _done: int, _total: int, _entries: int) -> None:
     return None
 
 
-_WEEKDAYS = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ Nhật")
+WEEKDAYS = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ Nhật")
 
 
 def vietnam_time(moment: datetime) -> str:
     local = moment.astimezone(VIETNAM)
-    return f"{_WEEKDAYS[local.weekday()]}, {local:%d/%m/%Y %H:%M}"
+    return f"{WEEKDAYS[local.weekday()]}, {local:%d/%m/%Y %H:%M}"
 
 
 def month_of(moment: datetime) -> str:

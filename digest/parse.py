@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from .model import VIETNAM, Item, Location, Problem
+from .model import VIETNAM, WEEKDAYS, Item, Location, Problem
 from .text import clean, fold
 
 _MARKERS = {
@@ -41,7 +41,6 @@ _WEEKDAY_NUMBER = {
     )
     for name in names
 }
-_WEEKDAY_NAMES = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ Nhật")
 # The teaser is glued to HH:MM, and may itself start with digits: minutes are exactly two.
 _VI_DATE = re.compile(
     "(" + _VI_WEEKDAY + r"),\s*ngày\s+(\d{1,2})/(\d{1,2})/(\d{4})\s+(\d{1,2}):(\d{2})(.*)\Z",
@@ -117,7 +116,7 @@ def _listing_date(line: str, latest: datetime) -> tuple[datetime, str, str | Non
     if _WEEKDAY_NUMBER.get(fold(weekday)) != shown:
         warning = (
             f"weekday {weekday!r} does not match {d}/{mo}/{y} {h}:{mi} UTC "
-            f"({_WEEKDAY_NAMES[shown]} in Vietnam); kept with the date and time as written"
+            f"({WEEKDAYS[shown]} in Vietnam); kept with the date and time as written"
         )
     return moment, rest, warning
 

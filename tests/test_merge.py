@@ -12,6 +12,8 @@ from digest.model import Entry, Item, Location
 WHEN = datetime(2026, 1, 21, 7, 3, tzinfo=UTC)
 NOW = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)
 LATER = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
+TITLE = "Bộ trưởng thăm Hoà Bình, khoẻ mạnh"
+EID = entry_id(TITLE, WHEN)
 
 
 def item(
@@ -20,7 +22,7 @@ def item(
     truncated: bool = True,
     kind: Literal["listing", "article"] = "listing",
     content: tuple[str, ...] | None = None,
-    title: str = "Bộ trưởng thăm Hoà Bình, khoẻ mạnh",
+    title: str = TITLE,
     related: tuple[str, ...] = (),
     line: int = 1,
 ) -> Item:
@@ -28,7 +30,7 @@ def item(
 
 
 def merged(existing: Entry | None, *items: Item, now: datetime = NOW) -> Entry:
-    return merge(existing, list(items), now=now).entry
+    return merge(EID, existing, list(items), now=now).entry
 
 
 def test_id_ignores_spelling_variants_but_not_instant() -> None:
@@ -49,7 +51,8 @@ def test_merge_is_order_independent_and_prefers_full_text() -> None:
             related=("B", "A"),
         ),
     ]
-    results = {merge(None, list(order), now=NOW).entry for order in itertools.permutations(items)}
+    orders = itertools.permutations(items)
+    results = {merge(EID, None, list(order), now=NOW).entry for order in orders}
     assert len(results) == 1
     (entry,) = results
     assert entry.summary == "Trong không khí cả nước hướng về Đại hội đại biểu."
@@ -61,7 +64,7 @@ def test_merge_is_order_independent_and_prefers_full_text() -> None:
 
 def test_shorter_or_cut_teaser_never_replaces_a_longer_one() -> None:
     stored = merged(None, item("Một đoạn dài hơn nhiều so với đoạn sau", truncated=True))
-    again = merge(stored, [item("Một đoạn", truncated=True)], now=LATER)
+    again = merge(EID, stored, [item("Một đoạn", truncated=True)], now=LATER)
     assert again == Merged(stored)
     cut_article = merged(stored, item("x", kind="article", content=("Ngắn",)), now=LATER)
     full = merged(cut_article, item("x", kind="article", content=("Ngắn", "Dài hơn")), now=LATER)
@@ -87,7 +90,7 @@ def test_junk_after_the_sites_cut_marker_never_replaces_a_teaser() -> None:
     stored = merged(None, item(TEASER))
     for damaged in (TEASER + "...x", TEASER + "... " + "rác " * 50_000, TEASER + "…Đ"):
         # The parser strips only a final marker: what follows one stays in the text.
-        result = merge(stored, [item(damaged, truncated=False, line=7)], now=LATER)
+        result = merge(EID, stored, [item(damaged, truncated=False, line=7)], now=LATER)
         assert result.entry == stored  # text, cut flag and `updated` all as they were
         (problem,) = result.problems
         assert (problem.file, problem.line) == ("f", 7)
@@ -96,14 +99,15 @@ def test_junk_after_the_sites_cut_marker_never_replaces_a_teaser() -> None:
 
 def test_a_longer_capture_of_the_same_teaser_replaces_it() -> None:
     stored = merged(None, item(TEASER[:40]))
-    longer = merge(stored, [item(TEASER)], now=LATER)
+    longer = merge(EID, stored, [item(TEASER)], now=LATER)
     assert longer.entry.summary == TEASER and longer.entry.summary_truncated
     assert longer.problems == ()
 
 
 def test_a_conflicting_teaser_never_replaces_the_stored_one_and_is_reported_once() -> None:
     stored = merged(None, item(TEASER))
-    result = merge(stored, [item("Chiều 30/10/2025, một nội dung khác hẳn", line=3)], now=LATER)
+    other = item("Chiều 30/10/2025, một nội dung khác hẳn", line=3)
+    result = merge(EID, stored, [other], now=LATER)
     assert result.entry == stored
     assert [p.line for p in result.problems] == [3]
     assert "differs" in result.problems[0].message
@@ -113,7 +117,7 @@ def test_a_teaser_cut_mid_word_without_marker_never_replaces_the_longer_one() ->
     # A scraper stopped early: the last item's teaser has no `...`, the file ends cleanly.
     stored = merged(None, item(TEASER))
     cut = TEASER[:57]
-    result = merge(stored, [item(cut, truncated=False)], now=LATER)
+    result = merge(EID, stored, [item(cut, truncated=False)], now=LATER)
     assert result.entry == stored and result.problems == ()
     # In one build, whatever the order, the longer one is kept.
     for order in itertools.permutations([item(cut, truncated=False), item(TEASER)]):

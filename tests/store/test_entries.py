@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.merge import merge
+from digest.merge import entry_id, merge
 from digest.model import Entry, Item, Location, Problem
 from digest.store import SourceState, Store, open_store
 
@@ -38,7 +38,7 @@ def make_entry(
         related=(),
         source=Location("capture.txt", 1),
     )
-    entry = merge(None, [item], now=seen_at).entry
+    entry = merge(entry_id(title, published), None, [item], now=seen_at).entry
     return replace(entry, officials=officials, topics=topics)
 
 

@@ -14,7 +14,7 @@ from support import base_config, copy_seeds
 
 from digest.app import make_digest
 from digest.config import load
-from digest.merge import merge
+from digest.merge import entry_id, merge
 from digest.model import Entry, Item, Location, Mark
 from digest.store import Store, open_store
 from digest.text import fold
@@ -42,7 +42,7 @@ def make_entry(
         related=related,
         source=Location("capture.txt", 1),
     )
-    entry = merge(None, [item], now=NOW).entry
+    entry = merge(entry_id(title, published), None, [item], now=NOW).entry
     return replace(entry, officials=officials, topics=topics)
 
 

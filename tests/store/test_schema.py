@@ -17,7 +17,7 @@ from support import SEEDS, Project, base_config, copy_seeds
 from digest.app import make_digest
 from digest.config import load
 from digest.errors import StoreError
-from digest.merge import merge
+from digest.merge import entry_id, merge
 from digest.model import Item, Location
 from digest.store import Store, open_store
 from digest.store.schema import SCHEMA_VERSION, metadata
@@ -191,7 +191,8 @@ def _entry_item() -> Item:
 
 
 def _upsert(store: Store) -> object:
-    entry = merge(None, [_entry_item()], now=NOW).entry
+    item = _entry_item()
+    entry = merge(entry_id(item.title, item.published), None, [item], now=NOW).entry
     with store.entries.transaction() as tx:
         tx.upsert_entries([entry], [])
     return None
