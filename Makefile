@@ -1,28 +1,34 @@
-# Two entry points: `make run` and `make test`. Both create .venv on first use.
+# Two entry points: `make run` and `make test`. Both create .venv on first use; `make run`
+# installs what running needs, `make test` adds the test and lint tools.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
+RUNTIME := $(VENV)/.runtime-stamp
+DEV := $(VENV)/.dev-stamp
 CONFIG ?= config.toml
 
 .PHONY: setup run test lint clean bench accuracy
 
-setup: $(STAMP)
+setup: $(DEV)
 
-# Reinstall when the dependency list changes; the stamp makes repeated runs instant.
-$(STAMP): pyproject.toml
+# Reinstall when the dependency list changes; the stamps make repeated runs instant.
+$(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(DEV): $(RUNTIME)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-run: $(STAMP)
+run: $(RUNTIME)
 	$(BIN)/digest --config $(CONFIG) run
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check digest tests bench
 	$(BIN)/ruff format --check digest tests bench
-	$(BIN)/mypy --strict digest
+	$(BIN)/mypy --strict digest tests bench
 
 test: lint
 	$(BIN)/pytest -q
@@ -30,7 +36,7 @@ test: lint
 # Precision and recall of officials and topics over the seeds and tests/data/unseen/, per
 # official and per topic, with every disagreement (tests/accuracy.py; the floors `make test`
 # holds are in tests/data/accuracy.json).
-accuracy: $(STAMP)
+accuracy: $(DEV)
 	$(BIN)/python tests/accuracy.py
 
 clean:
@@ -39,7 +45,7 @@ clean:
 # Scale benchmarks (not part of `make test`): installs nginx, wrk and postfix's smtp-sink from
 # Debian if missing (postfix for its sink alone: "No configuration" leaves the server unset).
 BENCH_SIZES ?= 100 1000 10000
-bench: $(STAMP)
+bench: $(DEV)
 	@PATH="$$PATH:/usr/sbin"; command -v nginx >/dev/null && command -v wrk >/dev/null \
 	  && command -v smtp-sink >/dev/null || { \
 	  s=""; [ "$$(id -u)" -eq 0 ] || s=sudo; \

@@ -30,7 +30,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     k = 0
     for n, size in enumerate(sizes):
-        feed = etree.Element(f"{{{ATOM}}}feed", nsmap={None: ATOM})
+        # lxml takes None as the default namespace; its stubs say str only.
+        feed = etree.Element(f"{{{ATOM}}}feed", nsmap={None: ATOM})  # type: ignore[dict-item]
         etree.SubElement(feed, f"{{{ATOM}}}title").text = f"feed {n}"
         for _ in range(size):
             title, when, teaser = items[k % len(items)]

@@ -30,14 +30,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def measure(runs: int, seeds: Path = ROOT / "seeds") -> list[float]:
+def measure(runs: int, seeds: Path = ROOT / "tests" / "data" / "seeds") -> list[float]:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         shutil.copytree(seeds, root / "seeds")
         port = free_port()
-        config = (ROOT / "config.toml").read_text(encoding="utf-8")
-        config = config.replace('templates = "templates"', f'templates = "{ROOT / "templates"}"')
-        (root / "config.toml").write_text(config.replace("port = 8080", f"port = {port}"))
+        config = f'[paths]\ntemplates = "{ROOT / "templates"}"\n\n[server]\nport = {port}\n'
+        (root / "config.toml").write_text(config, encoding="utf-8")
         log = (root / "daemon.log").open("w")
         daemon = subprocess.Popen(
             [sys.executable, "-m", "digest", "--config", "config.toml", "run"],
