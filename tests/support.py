@@ -7,6 +7,7 @@ import contextlib
 import http.client
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -14,9 +15,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from digest.merge import entry_id, merge
+from digest.model import Entry, Item, Location
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -225,3 +230,78 @@ def kill_group(process: subprocess.Popen[Any]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+
+
+class Talker:
+    """A child Python process (`python -c script args…`) talking one line at a time, started
+    through the `launch` fixture, so killed at the end of the test whatever happens."""
+
+    def __init__(
+        self, launch: Callable[..., subprocess.Popen[bytes]], script: str, *args: str
+    ) -> None:
+        self.process = launch(
+            [sys.executable, "-c", script, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            bufsize=0,
+        )
+        self.pid = self.process.pid
+
+    def line(self, timeout: float = 10) -> str:
+        """Its next line of output, waited for at most `timeout` seconds."""
+        assert self.process.stdout is not None
+        fd = self.process.stdout.fileno()
+        got = b""
+        deadline = time.monotonic() + timeout
+        while not got.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            assert left > 0, f"no line from the child within {timeout}s (got {got!r})"
+            if select.select([fd], [], [], left)[0]:
+                chunk = os.read(fd, 1)
+                if not chunk:
+                    raise AssertionError(f"child exited {self.process.wait()}: {self.stderr()}")
+                got += chunk
+        return got.decode().strip()
+
+    def expect(self, line: str, timeout: float = 10) -> None:
+        assert self.line(timeout) == line
+
+    def tell(self, line: str = "go") -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line.encode() + b"\n")
+
+    def signal(self, sig: signal.Signals) -> None:
+        os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        assert self.process.wait(timeout=10) == -signal.SIGKILL
+
+    def stderr(self) -> str:
+        assert self.process.stderr is not None
+        return self.process.stderr.read().decode(errors="replace")
+
+
+def stored_entry(
+    title: str,
+    published: datetime,
+    *,
+    seen_at: datetime,
+    officials: tuple[str, ...] = (),
+    topics: tuple[str, ...] = (),
+    related: tuple[str, ...] = (),
+) -> Entry:
+    """An entry made the way ingest makes one: a listing item merged into nothing, tagged."""
+    item = Item(
+        kind="listing",
+        title=title,
+        published=published,
+        summary=f"Tóm tắt: {title}",
+        summary_truncated=False,
+        content=None,
+        related=related,
+        source=Location("capture.txt", 1),
+    )
+    entry = merge(entry_id(title, published), None, [item], now=seen_at).entry
+    return replace(entry, officials=officials, topics=topics)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import select
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import Talker
 
 from digest.errors import DigestError, LockedError
 from digest.locks import FileLock, writer_lock
@@ -45,51 +43,8 @@ with writer_lock(Path(sys.argv[1]), Path(sys.argv[2])):
 """
 
 
-class Child:
-    """A child Python process talking one line at a time (started through `launch`, so
-    killed at the end of the test whatever happens)."""
-
-    def __init__(self, launch: Launch, script: str, *args: str) -> None:
-        self.process: subprocess.Popen[bytes] = launch(
-            [sys.executable, "-c", script, *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            bufsize=0,
-        )
-        self.pid = self.process.pid
-
-    def expect(self, line: str, timeout: float = 10) -> None:
-        assert self.process.stdout is not None
-        fd = self.process.stdout.fileno()
-        got = b""
-        deadline = time.monotonic() + timeout
-        while not got.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            assert left > 0, f"no {line!r} from the child within {timeout}s (got {got!r})"
-            ready, _, _ = select.select([fd], [], [], left)
-            if ready:
-                chunk = os.read(fd, 1)
-                if not chunk:
-                    raise AssertionError(f"child exited {self.process.wait()}: {self.stderr()}")
-                got += chunk
-        assert got.decode().strip() == line
-
-    def tell(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(b"go\n")
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        assert self.process.wait(timeout=10) == -signal.SIGKILL
-
-    def stderr(self) -> str:
-        assert self.process.stderr is not None
-        return self.process.stderr.read().decode(errors="replace")
-
-
-def holding(launch: Launch, path: Path, *, alone: bool, note: str = "") -> Child:
-    child = Child(launch, HOLD, str(path), "alone" if alone else "shared", note)
+def holding(launch: Launch, path: Path, *, alone: bool, note: str = "") -> Talker:
+    child = Talker(launch, HOLD, str(path), "alone" if alone else "shared", note)
     child.expect("held")
     return child
 
@@ -196,7 +151,7 @@ def test_writer_lock_refuses_a_second_writer_naming_the_first(
     tmp_path: Path, launch: Launch
 ) -> None:
     store, public = tmp_path / "var" / "digest.sqlite", tmp_path / "public"
-    child = Child(launch, WRITER, str(store), str(public))
+    child = Talker(launch, WRITER, str(store), str(public))
     child.expect("held")
     assert (tmp_path / "var" / "digest.sqlite.lock").read_text() == str(child.pid)
     with pytest.raises(LockedError) as refused, writer_lock(store, public):

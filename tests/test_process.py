@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import select
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from support import Talker
 
 from digest.process import run_loop, stop_on_signals
 
@@ -39,42 +37,15 @@ sys.exit(run_loop(main(int(sys.argv[1]), int(sys.argv[2]))))
 """
 
 
-class Child:
-    def __init__(self, launch: Launch, rounds: int, code: int) -> None:
-        self.process: subprocess.Popen[bytes] = launch(
-            [sys.executable, "-c", CHILD, str(rounds), str(code)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            bufsize=0,
-        )
-
-    def line(self, timeout: float = 10) -> str:
-        """The child's next line of output, waited for at most `timeout` seconds."""
-        assert self.process.stdout is not None
-        fd = self.process.stdout.fileno()
-        got = b""
-        deadline = time.monotonic() + timeout
-        while not got.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            assert left > 0, f"no line from the child within {timeout}s (got {got!r})"
-            if select.select([fd], [], [], left)[0]:
-                chunk = os.read(fd, 1)
-                if not chunk:
-                    assert self.process.stderr is not None
-                    error = self.process.stderr.read().decode(errors="replace")
-                    raise AssertionError(f"child exited {self.process.wait()}: {error}")
-                got += chunk
-        return got.decode().strip()
-
-    def signal(self, sig: signal.Signals) -> None:
-        os.kill(self.process.pid, sig)
+def looping(launch: Launch, *, rounds: int, code: int) -> Talker:
+    return Talker(launch, CHILD, str(rounds), str(code))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_sets_the_stop_event_and_main_returns_its_code(
     launch: Launch, sig: signal.Signals
 ) -> None:
-    child = Child(launch, rounds=1, code=7)
+    child = looping(launch, rounds=1, code=7)
     assert child.line() == "uvloop"  # installed with uvicorn[standard]: run_loop uses it
     started = time.monotonic()
     child.signal(sig)
@@ -88,7 +59,7 @@ def test_a_signal_sets_the_stop_event_and_main_returns_its_code(
 
 def test_the_handlers_stay_for_the_whole_run(launch: Launch) -> None:
     """A second signal while stopping does not kill the process: it sets the event again."""
-    child = Child(launch, rounds=2, code=0)
+    child = looping(launch, rounds=2, code=0)
     assert child.line() == "uvloop"
     child.signal(signal.SIGTERM)
     assert child.line() == "stopping"
@@ -100,7 +71,7 @@ def test_the_handlers_stay_for_the_whole_run(launch: Launch) -> None:
 
 
 def test_without_a_signal_the_process_keeps_running(launch: Launch) -> None:
-    child = Child(launch, rounds=1, code=0)
+    child = looping(launch, rounds=1, code=0)
     assert child.line() == "uvloop"
     with pytest.raises(subprocess.TimeoutExpired):
         child.process.wait(timeout=0.3)

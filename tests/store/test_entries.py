@@ -3,43 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from support import stored_entry
 
-from digest.merge import entry_id, merge
-from digest.model import Entry, Item, Location, Problem
+from digest.model import Entry, Location, Problem
 from digest.store import SourceState, Store, open_store
 
 NOW = datetime(2026, 1, 20, 8, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
 
 
-def make_entry(
-    title: str,
-    published: datetime,
-    *,
-    seen_at: datetime = NOW,
-    officials: tuple[str, ...] = (),
-    topics: tuple[str, ...] = (),
-) -> Entry:
-    """An entry made the way ingest makes one: an item merged into nothing, then tagged."""
-    item = Item(
-        kind="listing",
-        title=title,
-        published=published,
-        summary=f"Tóm tắt: {title}",
-        summary_truncated=False,
-        content=None,
-        related=(),
-        source=Location("capture.txt", 1),
-    )
-    entry = merge(entry_id(title, published), None, [item], now=seen_at).entry
-    return replace(entry, officials=officials, topics=topics)
+make_entry = functools.partial(stored_entry, seen_at=NOW)
 
 
 def state(
@@ -51,18 +32,6 @@ def state(
 def write(store: Store, entries: Sequence[Entry]) -> None:
     with store.entries.transaction() as tx:
         tx.upsert_entries(entries, [])
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "var" / "digest.sqlite"
-
-
-@pytest.fixture
-def store(path: Path) -> Iterator[Store]:
-    s = open_store(path)
-    yield s
-    s.close()
 
 
 def test_a_transaction_that_raises_writes_nothing(store: Store, path: Path) -> None:

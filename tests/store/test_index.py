@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
-from support import base_config, copy_seeds
+from support import base_config, copy_seeds, stored_entry
 
 from digest.app import make_digest
 from digest.config import load
-from digest.merge import entry_id, merge
-from digest.model import Entry, Item, Location, Mark
+from digest.model import Entry, Mark
 from digest.store import Store, open_store
 from digest.text import fold
 
@@ -23,27 +22,7 @@ NOW = datetime(2026, 2, 10, 8, 0, tzinfo=UTC)
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
-def make_entry(
-    title: str,
-    published: datetime,
-    *,
-    officials: tuple[str, ...] = (),
-    topics: tuple[str, ...] = (),
-    related: tuple[str, ...] = (),
-) -> Entry:
-    """An entry made the way ingest makes one: an item merged into nothing, then tagged."""
-    item = Item(
-        kind="listing",
-        title=title,
-        published=published,
-        summary=f"Tóm tắt: {title}",
-        summary_truncated=False,
-        content=None,
-        related=related,
-        source=Location("capture.txt", 1),
-    )
-    entry = merge(entry_id(title, published), None, [item], now=NOW).entry
-    return replace(entry, officials=officials, topics=topics)
+make_entry = functools.partial(stored_entry, seen_at=NOW)
 
 
 # Written entries with the Vietnam month each belongs to, worked out by hand (UTC+7).
@@ -98,13 +77,6 @@ def check_index(store: Store, written: Sequence[tuple[Entry, str]]) -> None:
         for month in counted:
             in_month = [e for e, m in rows if m == month]
             assert [x.id for x in index.listed(channel, month=month)] == newest_first(in_month)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(tmp_path / "var" / "digest.sqlite")
-    yield s
-    s.close()
 
 
 def write(store: Store, new: Sequence[Entry], changed: Sequence[Entry] = ()) -> None:

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from digest.store import OUTBOX_STATES, Store, open_store
 
@@ -17,18 +14,6 @@ HOUR = timedelta(hours=1)
 DAY1 = datetime(2026, 1, 19, 0, 0, tzinfo=UTC)
 DAY2 = datetime(2026, 1, 20, 0, 0, tzinfo=UTC)
 WEEK = datetime(2026, 1, 12, 0, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "var" / "digest.sqlite"
-
-
-@pytest.fixture
-def store(path: Path) -> Iterator[Store]:
-    s = open_store(path)
-    yield s
-    s.close()
 
 
 def stored_secret(path: Path) -> list[tuple[str]]:

@@ -1,0 +1,1 @@
+"""Tests of digest/store/, one module per module."""
