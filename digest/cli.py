@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from time import monotonic
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .app import Digest, make_digest
 from .classify import Subject
@@ -27,6 +27,10 @@ from .mail import Outcome, Sender, make_sender
 from .mail.compose import bodies
 from .model import VIETNAM, Entry, Problem, rfc3339
 from .process import stop_on_signals
+
+if TYPE_CHECKING:
+    from .subscribe.admin import Admin
+    from .subscribe.web import Forms
 from .text import printable
 
 log = logging.getLogger("digest")
@@ -199,14 +203,20 @@ def _sender(app: Digest) -> Sender:
     return make_sender(app.config, app.store, app.clock.now)
 
 
+def _forms(app: Digest, sender: Sender) -> Forms:
+    from .daemon import pages
+    from .subscribe.web import Forms  # the readers' pages: only where HTTP is served
+
+    return Forms(app.config, app.store, sender, app.clock.now, pages=pages(app.config))
+
+
 def _cmd_run(app: Digest, args: argparse.Namespace) -> int:
     from .daemon import run  # the server stack is only needed by the daemon
 
     sender = _sender(app)  # the mail stage, run beside the watcher
     with writer_lock(app.config.paths.store, app.config.paths.public):
-        return run(
-            app, (sender.service,), health_extra=sender.health, unsubscribe=sender.unsubscribe
-        )
+        forms = _forms(app, sender)
+        return run(app, (sender.service,), health_extra=sender.health, forms=forms)
 
 
 def _cmd_serve_worker(app: Digest, args: argparse.Namespace) -> int:
@@ -218,7 +228,7 @@ def _cmd_serve_worker(app: Digest, args: argparse.Namespace) -> int:
         fd=args.fd,
         parent=args.parent,
         health_extra=sender.health,
-        unsubscribe=sender.unsubscribe,
+        forms=_forms(app, sender),
     )
 
 
@@ -229,7 +239,7 @@ def _upcoming(sender: Sender) -> list[str]:
         new = f" ({u.new} new: it will be their first digest)" if u.new else ""
         who = f"{u.subscribers} subscriber" + ("s" if u.subscribers != 1 else "")
         lines.append(f"next {u.schedule} digest: {when} Vietnam time, {who}{new}")
-    return lines or ["no subscribers: add [[subscribers]] to the config"]
+    return lines or ["no subscribers yet: readers sign up on the site, or `digest subscribers add`"]
 
 
 def _cmd_send(app: Digest, args: argparse.Namespace) -> int:
@@ -278,11 +288,13 @@ def _cmd_send_shard(app: Digest, args: argparse.Namespace) -> int:
 
 
 def _cmd_preview(app: Digest, args: argparse.Namespace) -> int:
-    found = [s for s in app.config.subscribers if s.email.lower() == args.email.lower()]
+    sender = _sender(app)
+    roster = sender.roster(app.clock.now(), record=False)
+    found = [r.subscriber for r in roster.records if r.email == args.email.lower()]
     if not found:
         print(
-            f"digest: {args.email} is not a subscriber; add a [[subscribers]] block to "
-            f"{app.config.source}",
+            f"digest: {args.email} is not a subscriber; add it with `digest subscribers add` "
+            f"or a [[subscribers]] block in {app.config.source}",
             file=sys.stderr,
         )
         return EXIT_USAGE
@@ -294,7 +306,7 @@ def _cmd_preview(app: Digest, args: argparse.Namespace) -> int:
         except ValueError:
             print(f"digest: --since {args.since!r}: write a date like 2025-01-31", file=sys.stderr)
             return EXIT_USAGE
-    letter = _sender(app).preview(subscriber, args.period or subscriber.schedule, since)
+    letter = sender.preview(subscriber, args.period or subscriber.schedule, since)
     message = letter.message
     if message is None:
         print(f"no entries for {subscriber.email} in {letter.period.label()}: no e-mail")
@@ -333,6 +345,58 @@ def _cmd_problems(app: Digest, args: argparse.Namespace) -> int:
     for problem in found:
         print(_problem_line(app.config, problem))
     print(f"problems: {len(found)}")
+    return 0
+
+
+def _admin(app: Digest) -> Admin:
+    from .subscribe.admin import Admin
+
+    return Admin(app.store.subscribers, *app.subjects(), app.clock.now())
+
+
+def _cmd_subscribers(app: Digest, args: argparse.Namespace) -> int:
+    from .subscribe import admin
+
+    people = app.store.subscribers
+    if args.action == "list":
+        records = people.all()
+        if args.json:
+            json.dump([admin.row(r) for r in records], sys.stdout, ensure_ascii=False, indent=2)
+            sys.stdout.write("\n")
+            return 0
+        print(f"{'email':36}  {'state':12}  {'source':6}  {'schedule':8}  officials / topics")
+        for r in records:
+            c = r.choices
+            chosen = " ".join(c.officials) or "all"
+            chosen += " / " + (" ".join(c.topics) or "all")
+            print(f"{r.email:36}  {r.state:12}  {r.source:6}  {c.schedule:8}  {chosen}")
+        states = Counter(r.state for r in records)
+        print("subscribers: " + (", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "0"))
+        return 0
+    if args.action == "export":
+        sys.stdout.write(admin.export(people.all(), args.format))
+        return 0
+    manager = _admin(app)
+    try:
+        if args.action == "add":
+            choices = manager.choices(args.schedule, args.official, args.topic)
+            said = manager.add(args.email, args.name, choices, via="cli")
+            print(f"{args.email.lower()}: {said}")
+        elif args.action == "remove":
+            gone = manager.remove(args.email)
+            print(f"{args.email.lower()}: " + ("removed" if gone else "not a subscriber"))
+        else:
+            report = manager.import_file(args.file)
+            for line in report.problems:
+                print(printable(line), file=sys.stderr)
+            print(
+                f"imported: {report.added} added, {report.updated} updated, "
+                f"{report.unchanged} unchanged, {len(report.problems)} bad"
+            )
+            return 1 if report.problems else 0
+    except ValueError as exc:
+        print(f"digest: {printable(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
     return 0
 
 
@@ -398,6 +462,23 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--html", metavar="FILE", help="write the HTML part to FILE")
     preview.add_argument("--text", action="store_true", help="print the text part")
     preview.set_defaults(handler=_cmd_preview)
+    people = commands.add_parser("subscribers", help="list, add, remove, export, import")
+    actions = people.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="every subscriber and their state")
+    listing.add_argument("--json", action="store_true", help="print a JSON array")
+    add = actions.add_parser("add", help="add a subscriber (active at once)")
+    add.add_argument("email")
+    add.add_argument("--name", default="")
+    add.add_argument("--schedule", choices=("daily", "weekly"), default="daily")
+    add.add_argument("--official", action="append", default=[], metavar="SLUG")
+    add.add_argument("--topic", action="append", default=[], metavar="SLUG")
+    remove = actions.add_parser("remove", help="delete a subscriber and what is kept of them")
+    remove.add_argument("email")
+    export = actions.add_parser("export", help="every subscriber, to standard output")
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    load_file = actions.add_parser("import", help="add or update subscribers from a file")
+    load_file.add_argument("file", type=Path, help="CSV or JSON, as `export` writes")
+    people.set_defaults(handler=_cmd_subscribers)
     outbox = commands.add_parser("outbox", help="recent digests and their states")
     outbox.add_argument("--limit", type=int, default=50)
     outbox.set_defaults(handler=_cmd_outbox)

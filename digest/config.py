@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 import re
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .model import Subscriber
 from .text import clean, printable
 
 # The Ministry's page the captures come from.
@@ -104,6 +106,18 @@ class Server:
     header_timeout: int = 10  # seconds a request's headers may take to arrive
     max_header_bytes: int = 32 * 1024  # a request's headers, at most
     keepalive_timeout: int = 5  # seconds an idle connection is kept open
+    # Proxies whose X-Forwarded-For names the client (the forms' rate limit counts clients).
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriptions:
+    """Readers signing up on the site themselves (docs/subscriptions.md)."""
+
+    open: bool = True  # the sign-up forms are on the site and answered
+    confirm_hours: int = 48  # an unconfirmed sign-up lapses (and is deleted) after this
+    per_client_per_hour: int = 10  # sign-ups one client may send in an hour
+    confirmations_per_hour: int = 200  # confirmation mails sent in an hour, all addresses
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,15 +125,6 @@ class Watch:
     poll: bool  # poll the folder instead of inotify (network and container file systems)
     debounce_ms: int  # how long a burst of changes may last to become one build
     settle_ms: int  # how long a changed file must stay the same before it is read
-
-
-@dataclass(frozen=True, slots=True)
-class Subscriber:
-    email: str
-    name: str
-    schedule: str  # "daily" | "weekly"
-    officials: tuple[str, ...]  # empty: every official
-    topics: tuple[str, ...]  # empty: every topic
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +173,7 @@ class Config:
     watch: Watch = Watch(poll=False, debounce_ms=50, settle_ms=50)
     classification: Classification = Classification()
     subscribers: tuple[Subscriber, ...] = ()
+    subscriptions: Subscriptions = Subscriptions()
     digests: Digests = Digests(time(7), 0, time(7), 50, 6)
     smtp: Smtp = Smtp(None, 587, "starttls", None, "digest@localhost", "", 30.0, None)
     warnings: tuple[str, ...] = ()  # settings that work but are probably wrong, one line each
@@ -192,7 +198,9 @@ _SECTIONS: dict[str, set[str]] = {
         "header_timeout",
         "max_header_bytes",
         "keepalive_timeout",
+        "trusted_proxies",
     },
+    "subscriptions": {"open", "confirm_hours", "per_client_per_hour", "confirmations_per_hour"},
     "watch": {"poll", "debounce_ms", "settle_ms"},
     "subscribers": {"email", "name", "schedule", "officials", "topics"},
     "digests": {"daily_at", "weekly_day", "weekly_at", "max_items", "max_attempts", "processes"},
@@ -378,6 +386,32 @@ class _Reader:
             self.whole("server", "header_timeout", 10, 1, 300),
             self.whole("server", "max_header_bytes", 32 * 1024, 1024, 1024 * 1024),
             self.whole("server", "keepalive_timeout", 5, 1, 300),
+            self.networks("server", "trusted_proxies"),
+        )
+
+    def networks(
+        self, section: str, key: str
+    ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        found = []
+        for value in self.texts(section, self.table(section), key):
+            try:
+                found.append(ipaddress.ip_network(value, strict=False))
+            except ValueError:
+                raise self.fail(
+                    f"{section}.{key}", f"{value!r} is not an address or network such as 10.0.0.0/8"
+                ) from None
+        return tuple(found)
+
+    def subscriptions(self) -> Subscriptions:
+        table = self.table("subscriptions")
+        open_ = table.get("open", True)
+        if not isinstance(open_, bool):
+            raise self.fail("subscriptions.open", "must be true or false")
+        return Subscriptions(
+            open_,
+            self.whole("subscriptions", "confirm_hours", 48, 1, 24 * 30),
+            self.whole("subscriptions", "per_client_per_hour", 10, 1, 100_000),
+            self.whole("subscriptions", "confirmations_per_hour", 200, 1, 1_000_000),
         )
 
     def watch(self) -> Watch:
@@ -605,6 +639,7 @@ def load(path: Path) -> Config:
         watch=reader.watch(),
         classification=reader.classification(default_taxonomy()),
         subscribers=(),
+        subscriptions=reader.subscriptions(),
         digests=reader.digests(),
         smtp=reader.smtp(),
     )

@@ -8,9 +8,9 @@ let a build in progress finish its writes, stop the server, and exit 0.
 With `[server] workers` above 1 the daemon binds that many sockets to the port (SO_REUSEPORT:
 the kernel spreads connections evenly, where one shared socket leaves nearly all of them to
 whichever process accepts first) and starts a serving process for each socket but its own
-(`digest serve-worker`). The workers answer files and /unsubscribe like the daemon, read
-/healthz from the snapshot the daemon writes next to the store, and exit when the daemon does,
-or when it dies.
+(`digest serve-worker`). The workers answer files and the readers' pages (sign-up, manage,
+unsubscribe) like the daemon, read /healthz from the snapshot the daemon writes next to the
+store, and exit when the daemon does, or when it dies.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from .errors import ServeError
 from .ingest import BuildReport
 from .model import rfc3339
 from .process import run_loop, stop_on_signals
-from .server import GuardedHttp, Pages, PublicApp
+from .server import Forms, GuardedHttp, Pages, PublicApp
 from .site import PublishReport
 from .watch import watch
 
@@ -138,14 +138,14 @@ class Daemon:
         services: tuple[Service, ...] = (),
         *,
         health_extra: Callable[[], dict[str, Any]] | None = None,
-        unsubscribe: Callable[[str, str], bool] | None = None,
+        forms: Forms | None = None,
     ) -> None:
         self.app = app
         self.services = services
         # The snapshot is for serving workers alone: without them nothing is written.
         snapshot = health_snapshot(app.config) if app.config.server.workers > 1 else None
         self.health = Health(started=datetime.now(UTC), extra=health_extra, snapshot=snapshot)
-        self.unsubscribe = unsubscribe
+        self.forms = forms
         self._building = asyncio.Lock()
         self._verified = False
 
@@ -219,9 +219,7 @@ class Daemon:
             return 1
         self.health.save()  # workers must not report a previous run's state
         server = _server(
-            PublicApp(
-                config.paths.public, self.health.report, self.unsubscribe, pages=pages(config)
-            ),
+            PublicApp(config.paths.public, self.health.report, self.forms, pages=pages(config)),
             config.server,
         )
         serving = asyncio.create_task(server.serve(sockets=[sock]), name="http")
@@ -383,14 +381,14 @@ async def _serve_worker(
     fd: int,
     parent: int,
     health_extra: Callable[[], dict[str, Any]] | None,
-    unsubscribe: Callable[[str, str], bool] | None,
+    forms: Forms | None,
 ) -> int:
     snapshot = health_snapshot(app.config)
 
     def health() -> tuple[int, dict[str, Any]]:
         return Health.load(snapshot, health_extra).report()
 
-    public = PublicApp(app.config.paths.public, health, unsubscribe, pages=pages(app.config))
+    public = PublicApp(app.config.paths.public, health, forms, pages=pages(app.config))
     server = _server(public, app.config.server)
     stop = stop_on_signals()
     serving = asyncio.create_task(server.serve(sockets=[socket.socket(fileno=fd)]))
@@ -409,10 +407,10 @@ def serve_worker(
     fd: int,
     parent: int,
     health_extra: Callable[[], dict[str, Any]] | None = None,
-    unsubscribe: Callable[[str, str], bool] | None = None,
+    forms: Forms | None = None,
 ) -> int:
     """`digest serve-worker`: one of the daemon's extra serving processes."""
-    return run_loop(_serve_worker(app, fd, parent, health_extra, unsubscribe))
+    return run_loop(_serve_worker(app, fd, parent, health_extra, forms))
 
 
 def run(
@@ -420,8 +418,8 @@ def run(
     services: tuple[Service, ...] = (),
     *,
     health_extra: Callable[[], dict[str, Any]] | None = None,
-    unsubscribe: Callable[[str, str], bool] | None = None,
+    forms: Forms | None = None,
 ) -> int:
     """The daemon, with `services` (the mail stage) beside its watcher."""
-    daemon = Daemon(app, services, health_extra=health_extra, unsubscribe=unsubscribe)
+    daemon = Daemon(app, services, health_extra=health_extra, forms=forms)
     return run_loop(daemon.run())

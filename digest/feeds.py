@@ -56,6 +56,7 @@ class FeedItem:
     url: str  # the entry's page
     authors: tuple[str, ...]
     categories: tuple[Category, ...]
+    html: str | None = None  # the content as HTML; by default the entry's paragraphs
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +183,7 @@ def _add_items(fg: FeedGenerator, doc: FeedDoc) -> None:
         for category in item.categories:
             fe.category(term=category.term, label=category.label, scheme=category.scheme)
         fe.summary(_summary(entry) or entry.title)
-        html = content_html(entry)
+        html = item.html or content_html(entry)
         if html is not None:
             fe.content(html, type="html")
 
@@ -227,7 +228,7 @@ def render_json(doc: FeedDoc) -> bytes:
             "url": item.url,
             "title": entry.title,
         }
-        html = content_html(entry)
+        html = item.html or content_html(entry)
         if html is not None:
             body["content_html"] = html
         else:

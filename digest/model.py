@@ -71,6 +71,32 @@ class Entry:
 
 
 @dataclass(frozen=True, slots=True)
+class Choices:
+    """What a subscriber gets: a schedule and filters (empty: everything)."""
+
+    schedule: str  # "daily" | "weekly"
+    officials: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """Who a digest goes to and what it holds."""
+
+    email: str
+    name: str
+    schedule: str  # "daily" | "weekly"
+    officials: tuple[str, ...]  # empty: every official
+    topics: tuple[str, ...]  # empty: every topic
+    key: str = ""  # opaque, in the reader's links instead of the address ("" until stored)
+    version: int = 0  # raised to revoke the reader's manage and feed links
+
+    @property
+    def choices(self) -> Choices:
+        return Choices(self.schedule, self.officials, self.topics)
+
+
+@dataclass(frozen=True, slots=True)
 class EntryHead:
     """An entry without its body: enough to decide what to publish and to list it."""
 

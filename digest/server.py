@@ -18,8 +18,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urlencode
+from typing import Any, Protocol
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
@@ -63,7 +62,11 @@ class _File:
 HealthCheck = Callable[[], tuple[int, dict[str, Any]]]
 
 
-Unsubscribe = Callable[[str, str], bool]
+class Forms(Protocol):
+    """The pages the server answers itself, for readers (digest/subscribe/web.py)."""
+
+    def handles(self, path: str) -> bool: ...
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
 
 
 class Pages:
@@ -74,7 +77,13 @@ class Pages:
         self.env = page_templates(templates)
         self.site = site
 
-    def message(self, heading: str, *paragraphs: str, form: dict[str, str] | None = None) -> bytes:
+    def message(
+        self,
+        heading: str,
+        *paragraphs: str,
+        form: dict[str, str] | None = None,
+        links: dict[str, str] | None = None,
+    ) -> bytes:
         template = self.env.get_template("site/message.html")
         return template.render(
             site=self.site,
@@ -83,10 +92,17 @@ class Pages:
             heading=heading,
             paragraphs=paragraphs,
             form=form,
+            links=links or {},
         ).encode()
 
+    def not_found(self) -> bytes:
+        return self.message(
+            "Không tìm thấy trang",
+            "Trang bạn tìm không có ở đây. Đường dẫn có thể đã sai hoặc đã hết hiệu lực.",
+        )
 
-_HTML = b"text/html; charset=utf-8"
+
+HTML = b"text/html; charset=utf-8"
 
 
 class PublicApp:
@@ -94,14 +110,14 @@ class PublicApp:
         self,
         root: Path,
         health: HealthCheck,
-        unsubscribe: Unsubscribe | None = None,
+        forms: Forms | None = None,
         *,
         pages: Pages,
     ) -> None:
         self.root = root.resolve()
         self._root = str(self.root)
         self.health = health
-        self.unsubscribe = unsubscribe
+        self.forms = forms
         self.pages = pages
         self._cache: dict[str, _File] = {}
 
@@ -109,12 +125,12 @@ class PublicApp:
         if scope["type"] != "http":  # uvicorn runs with lifespan="off"
             return
         method = scope["method"]
-        if scope["path"] == "/unsubscribe" and self.unsubscribe is not None:
-            await self._unsubscribe(scope, receive, send)
+        if self.forms is not None and self.forms.handles(scope["path"]):
+            await self.forms(scope, receive, send)
             return
         if method not in ("GET", "HEAD"):
-            self._log_error(scope, 405)  # logged before answering: the line exists once seen
-            await _plain(send, 405, b"Method not allowed\n", [(b"allow", b"GET, HEAD")])
+            log_error(scope, 405)  # logged before answering: the line exists once seen
+            await respond(send, 405, b"Method not allowed\n", [(b"allow", b"GET, HEAD")])
             return
         if scope["path"] == "/healthz":
             status, body = self.health()
@@ -129,66 +145,14 @@ class PublicApp:
             return
         found = self._lookup(scope["path"])
         if found is None:
-            self._log_error(scope, 404)
+            log_error(scope, 404)
             page = self._lookup("/404.html")  # the site's own page, in Vietnamese
             if page is None:
-                await _plain(send, 404, b"Not found\n")
+                await respond(send, 404, b"Not found\n")
             else:
-                await _plain(send, 404, b"" if method == "HEAD" else page.body, content_type=_HTML)
+                await respond(send, 404, b"" if method == "HEAD" else page.body, content_type=HTML)
             return
         await self._answer(scope, send, found)
-
-    async def _unsubscribe(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """RFC 8058 one-click unsubscribe: POST does it; GET only shows a button, because
-        mail scanners follow links."""
-        assert self.unsubscribe is not None
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        email = (query.get("email") or [""])[0]
-        token = (query.get("token") or [""])[0]
-        if scope["method"] == "POST":
-            # The body is "List-Unsubscribe=One-Click"; the URL carries the token. A request
-            # whose body never came whole (the client went, or was cut off) does nothing.
-            if await _body(receive) is None:
-                await _plain(send, 413, b"Request body too large or incomplete\n")
-                return
-            if email and token and self.unsubscribe(email, token):
-                page = self.pages.message(
-                    "Đã hủy đăng ký",
-                    f"Địa chỉ {email} sẽ không nhận bản tin nữa.",
-                    "Nếu đổi ý, hãy liên hệ người quản trị trang để đăng ký lại.",
-                )
-                await _plain(send, 200, page, content_type=_HTML)
-                return
-            self._log_error(scope, 400)
-            page = self.pages.message(
-                "Đường dẫn không hợp lệ",
-                "Đường dẫn hủy đăng ký này không đúng hoặc không đầy đủ. Hãy bấm vào đường dẫn "
-                "ở cuối một bản tin bạn đã nhận.",
-            )
-            await _plain(send, 400, page, content_type=_HTML)
-            return
-        if scope["method"] not in ("GET", "HEAD"):
-            await _plain(send, 405, b"Method not allowed\n", [(b"allow", b"GET, POST")])
-            return
-        action = f"{self.pages.site.base_url}unsubscribe?" + urlencode(
-            {"email": email, "token": token}
-        )
-        page = self.pages.message(
-            "Hủy đăng ký bản tin",
-            f"Bạn muốn ngừng nhận bản tin gửi tới {email}?",
-            form={"action": action, "button": "Hủy đăng ký"},
-        )
-        await _plain(send, 200, page, content_type=_HTML)
-
-    def _log_error(self, scope: Scope, status: int) -> None:
-        client = scope.get("client") or ("-", 0)
-        log.info(
-            "request %s %s -> %d",
-            scope["method"],
-            scope.get("raw_path", b"").decode("latin-1")[:200],
-            status,
-            extra={"event": "request", "status": status, "client": client[0]},
-        )
 
     def _lookup(self, url_path: str) -> _File | None:
         relative = url_path.lstrip("/") or "index.html"
@@ -252,6 +216,17 @@ class PublicApp:
         )
 
 
+def log_error(scope: Scope, status: int) -> None:
+    client = scope.get("client") or ("-", 0)
+    log.info(
+        "request %s %s -> %d",
+        scope["method"],
+        scope.get("raw_path", b"").decode("latin-1")[:200],
+        status,
+        extra={"event": "request", "status": status, "client": client[0]},
+    )
+
+
 def _not_modified(request: dict[bytes, bytes], found: _File) -> bool:
     if b"if-none-match" in request:  # RFC 9110: If-None-Match wins over If-Modified-Since
         tags = [t.strip().removeprefix(b"W/") for t in request[b"if-none-match"].split(b",")]
@@ -266,10 +241,10 @@ def _not_modified(request: dict[bytes, bytes], found: _File) -> bool:
     return moment.tzinfo is not None and found.mtime <= moment.timestamp()
 
 
-_MAX_BODY = 64 * 1024  # what a form needs, many times over
+_MAX_BODY = 16 * 1024  # what a form needs (every topic ticked is 1 KB), many times over
 
 
-async def _body(receive: Receive) -> bytes | None:
+async def read_body(receive: Receive) -> bytes | None:
     """A request's whole body; None when the client disconnects before it is whole or sends
     more than _MAX_BODY bytes (the request then does nothing)."""
     body = b""
@@ -300,7 +275,7 @@ def _accepts_gzip(header: bytes) -> bool:
     return weights.get(b"gzip", weights.get(b"*", 0.0)) > 0
 
 
-async def _plain(
+async def respond(
     send: Send,
     status: int,
     body: bytes,

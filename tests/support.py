@@ -3,6 +3,7 @@ in a child process, and small helpers. The fixtures that hand them out are in co
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import json
@@ -14,11 +15,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from digest.merge import entry_id, merge
 from digest.model import Entry, Item, Location
@@ -305,3 +307,90 @@ def stored_entry(
     )
     entry = merge(entry_id(title, published), None, [item], now=seen_at).entry
     return replace(entry, officials=officials, topics=topics)
+
+
+# -- an in-process ASGI driver, as uvicorn's httptools protocol calls the app ----------------
+
+Asgi = Callable[[Any, Any, Any], Awaitable[None]]
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+async def _call(
+    app: Asgi,
+    method: str,
+    target: str,
+    headers: dict[str, str],
+    body: list[bytes],
+    client: str,
+) -> tuple[Response, list[bytes]]:
+    """One request as uvicorn's httptools protocol hands it over: `path` percent-decoded,
+    `raw_path` and `query_string` as sent; the body in `body`'s chunks."""
+    raw_path, _, query = target.partition("?")
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": unquote(raw_path) if "%" in raw_path else raw_path,
+        "raw_path": raw_path.encode("ascii"),
+        "query_string": query.encode("ascii"),
+        "root_path": "",
+        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
+        "client": (client, 40000),
+        "server": ("127.0.0.1", 8000),
+    }
+    pending = list(body)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if pending:
+            chunk = pending.pop(0)
+            return {"type": "http.request", "body": chunk, "more_body": bool(pending)}
+        return {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        assert not sent or sent[-1]["type"] != "http.response.body" or sent[-1].get("more_body")
+        sent.append(dict(message))
+
+    await app(scope, receive, send)
+    assert sent, "no response"
+    start, *rest = sent
+    assert start["type"] == "http.response.start"
+    assert rest and all(m["type"] == "http.response.body" for m in rest)
+    raw: list[tuple[bytes, bytes]] = start["headers"]
+    assert all(k == k.lower() for k, _ in raw)
+    names = [k for k, _ in raw]
+    assert len(names) == len(set(names)), f"a header twice: {names}"
+    response = Response(
+        status=start["status"],
+        headers={k.decode("latin-1"): v.decode("latin-1") for k, v in raw},
+        body=b"".join(m.get("body", b"") for m in rest),
+    )
+    return response, pending
+
+
+def call(
+    app: Asgi,
+    target: str,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    body: list[bytes] | None = None,
+    *,
+    reads_body: bool = False,
+    client: str = "127.0.0.1",
+) -> Response:
+    """One request through the ASGI `app`, in-process; the response, checked for the
+    framing uvicorn relies on."""
+    response, unread = asyncio.run(_call(app, method, target, headers or {}, body or [b""], client))
+    if reads_body:
+        assert not unread, "the request body was not read to its end"
+    if "content-length" in response.headers and method != "HEAD" and response.status != 304:
+        assert int(response.headers["content-length"]) == len(response.body)
+    return response

@@ -363,8 +363,8 @@ def test_serving_workers_answer_beside_the_daemon_and_end_with_it(
     import sqlite3
     import urllib.parse
 
-    from digest.mail.compose import unsubscribe_token
     from digest.store import open_store
+    from digest.tokens import unsubscribe as unsubscribe_token
 
     d = with_workers(2)
     daemon = d.process

@@ -16,20 +16,18 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlencode
+from urllib.parse import quote
 
 import pytest
 import uvicorn
-from support import TEMPLATES
+from support import TEMPLATES, call
 
 from digest.config import Site
-from digest.server import CONTENT_TYPES, GuardedHttp, Pages, PublicApp
+from digest.server import CONTENT_TYPES, GuardedHttp, Pages, PublicApp, read_body, respond
 
 SITE = Site(base_url="https://example.org/tin/", title="Hoạt động lãnh đạo Bộ Y tế", feed_size=20)
 SECRET = b"SECRET-OUTSIDE-THE-FOLDER"
 MTIME = 1_763_272_800  # 16/11/2025 06:00 UTC, whole seconds
-EMAIL = "ban-bien-tap@example.org"
-TOKEN = "a" * 32
 
 # Over the gzip threshold (512 bytes), Vietnamese, and compressible.
 INDEX = ("<!doctype html><html lang='vi'><p>Hoạt động của lãnh đạo Bộ Y tế</p>" * 20).encode()
@@ -41,104 +39,27 @@ ATOM = (
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4  # over the threshold, never compressed
 
 
-# --- the ASGI driver -----------------------------------------------------------------------
-
-
-@dataclass
-class Response:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-async def _call(
-    app: PublicApp,
-    method: str,
-    target: str,
-    headers: dict[str, str],
-    body: list[bytes],
-) -> tuple[Response, list[bytes]]:
-    """One request as uvicorn's httptools protocol hands it over: `path` percent-decoded,
-    `raw_path` and `query_string` as sent; the body in `body`'s chunks."""
-    raw_path, _, query = target.partition("?")
-    scope: dict[str, Any] = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": unquote(raw_path) if "%" in raw_path else raw_path,
-        "raw_path": raw_path.encode("ascii"),
-        "query_string": query.encode("ascii"),
-        "root_path": "",
-        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 8000),
-    }
-    pending = list(body)
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        if pending:
-            chunk = pending.pop(0)
-            return {"type": "http.request", "body": chunk, "more_body": bool(pending)}
-        return {"type": "http.disconnect"}
-
-    async def send(message: Any) -> None:
-        assert not sent or sent[-1]["type"] != "http.response.body" or sent[-1].get("more_body")
-        sent.append(dict(message))
-
-    await app(scope, receive, send)
-    assert sent, "no response"
-    start, *rest = sent
-    assert start["type"] == "http.response.start"
-    assert rest and all(m["type"] == "http.response.body" for m in rest)
-    raw: list[tuple[bytes, bytes]] = start["headers"]
-    assert all(k == k.lower() for k, _ in raw)
-    names = [k for k, _ in raw]
-    assert len(names) == len(set(names)), f"a header twice: {names}"
-    response = Response(
-        status=start["status"],
-        headers={k.decode("latin-1"): v.decode("latin-1") for k, v in raw},
-        body=b"".join(m.get("body", b"") for m in rest),
-    )
-    return response, pending
-
-
-def call(
-    app: PublicApp,
-    target: str,
-    method: str = "GET",
-    headers: dict[str, str] | None = None,
-    body: list[bytes] | None = None,
-    *,
-    reads_body: bool = False,
-) -> Response:
-    response, unread = asyncio.run(_call(app, method, target, headers or {}, body or [b""]))
-    if reads_body:
-        assert not unread, "the request body was not read to its end"
-    if "content-length" in response.headers and method != "HEAD" and response.status != 304:
-        assert int(response.headers["content-length"]) == len(response.body)
-    return response
-
-
 # --- the public folder and the app ---------------------------------------------------------
 
 
 @dataclass
-class Subscribers:
-    """The unsubscribe callback: records every call, unsubscribes on the right token."""
+class RecordingForms:
+    """Stands in for the readers' pages (tested in tests/subscribe/): answers its one path,
+    records each request whose body it read whole."""
 
-    tokens: dict[str, str]
-    calls: list[tuple[str, str]] = field(default_factory=list)
-    unsubscribed: set[str] = field(default_factory=set)
+    path: str = "/unsubscribe"
+    calls: list[tuple[str, bytes]] = field(default_factory=list)
 
-    def __call__(self, email: str, token: str) -> bool:
-        self.calls.append((email, token))
-        if self.tokens.get(email) != token:
-            return False
-        self.unsubscribed.add(email)
-        return True
+    def handles(self, path: str) -> bool:
+        return path == self.path
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        body = await read_body(receive)
+        if body is None:
+            await respond(send, 413, b"incomplete\n")
+            return
+        self.calls.append((scope["method"], body))
+        await respond(send, 200, b"forms\n")
 
 
 @functools.cache
@@ -199,8 +120,8 @@ def public(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def subscribers() -> Subscribers:
-    return Subscribers({EMAIL: TOKEN})
+def forms() -> RecordingForms:
+    return RecordingForms()
 
 
 def health() -> tuple[int, dict[str, Any]]:
@@ -208,8 +129,8 @@ def health() -> tuple[int, dict[str, Any]]:
 
 
 @pytest.fixture
-def app(public: Path, subscribers: Subscribers) -> PublicApp:
-    return PublicApp(public, health, subscribers, pages=pages())
+def app(public: Path, forms: RecordingForms) -> PublicApp:
+    return PublicApp(public, health, forms, pages=pages())
 
 
 # --- files -----------------------------------------------------------------------------------
@@ -515,83 +436,22 @@ def test_other_asgi_scopes_are_ignored(app: PublicApp) -> None:
     assert sent == []
 
 
-# --- one-click unsubscribe -------------------------------------------------------------------
+# --- the readers' pages ---------------------------------------------------------------------
 
 
-def unsubscribe_target(email: str = EMAIL, token: str = TOKEN) -> str:
-    return "/unsubscribe?" + urlencode({"email": email, "token": token})
-
-
-def test_unsubscribe_get_only_shows_a_form(app: PublicApp, subscribers: Subscribers) -> None:
-    r = call(app, unsubscribe_target())
-    assert r.status == 200
-    assert r.headers["content-type"] == "text/html; charset=utf-8"
-    assert r.headers["cache-control"] == "no-store"
-    text = r.body.decode()
-    assert "Hủy đăng ký bản tin" in text and EMAIL in text
-    action = "https://example.org/tin/unsubscribe?" + urlencode({"email": EMAIL, "token": TOKEN})
-    assert '<form method="post" action="' + action.replace("&", "&amp;") + '">' in text
-    assert subscribers.calls == [] and subscribers.unsubscribed == set()
-
-
-def test_unsubscribe_page_escapes_what_the_link_carries(
-    app: PublicApp, subscribers: Subscribers
+def test_the_forms_paths_go_to_the_forms_with_their_whole_body(
+    app: PublicApp, forms: RecordingForms
 ) -> None:
-    r = call(app, unsubscribe_target(email='<script>alert(1)</script>"@example.org'))
-    assert r.status == 200
-    assert b"<script>alert" not in r.body and b"&lt;script&gt;alert(1)&lt;/script&gt;" in r.body
-    assert subscribers.calls == []
+    r = call(app, "/unsubscribe?x=1", method="POST", body=[b"a=", b"1"], reads_body=True)
+    assert (r.status, r.body) == (200, b"forms\n")
+    assert forms.calls == [("POST", b"a=1")]
+    assert call(app, "/index.html").body == INDEX  # everything else is the folder's
 
 
-def test_unsubscribe_post_with_the_right_token_unsubscribes_once(
-    app: PublicApp, subscribers: Subscribers
-) -> None:
-    body = [b"List-Unsubscribe=", b"One-Click"]  # in two chunks: read to the end
-    r = call(app, unsubscribe_target(), method="POST", body=body, reads_body=True)
-    assert r.status == 200
-    assert r.headers["content-type"] == "text/html; charset=utf-8"
-    text = r.body.decode()
-    assert "Đã hủy đăng ký" in text and f"Địa chỉ {EMAIL} sẽ không nhận bản tin nữa." in text
-    assert subscribers.calls == [(EMAIL, TOKEN)]
-    assert subscribers.unsubscribed == {EMAIL}
-
-
-@pytest.mark.parametrize(
-    ("target", "asked"),
-    [
-        (unsubscribe_target(token="0" * 32), True),
-        (unsubscribe_target(email="someone@example.org"), True),
-        (unsubscribe_target(token=""), False),
-        (unsubscribe_target(email=""), False),
-        ("/unsubscribe", False),
-        (f"/unsubscribe?email={EMAIL}", False),
-    ],
-)
-def test_unsubscribe_post_with_a_bad_link_is_400_and_changes_nothing(
-    app: PublicApp, subscribers: Subscribers, target: str, asked: bool
-) -> None:
-    r = call(app, target, method="POST", body=[b"List-", b"Unsubscribe=One-Click"], reads_body=True)
-    assert r.status == 400
-    assert r.headers["content-type"] == "text/html; charset=utf-8"
-    assert "Đường dẫn không hợp lệ" in r.body.decode()
-    assert "Đã hủy đăng ký" not in r.body.decode()
-    assert subscribers.unsubscribed == set()
-    assert len(subscribers.calls) == (1 if asked else 0)
-
-
-@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
-def test_unsubscribe_refuses_other_methods(
-    app: PublicApp, subscribers: Subscribers, method: str
-) -> None:
-    r = call(app, unsubscribe_target(), method=method)
-    assert r.status == 405 and r.headers["allow"] == "GET, POST"
-    assert subscribers.calls == [] and subscribers.unsubscribed == set()
-
-
-def test_without_a_callback_unsubscribe_is_an_ordinary_path(public: Path) -> None:
+def test_without_forms_their_paths_are_ordinary_paths(public: Path) -> None:
     app = PublicApp(public, health, pages=pages())
-    assert call(app, unsubscribe_target()).status == 404
-    refused = call(app, unsubscribe_target(), method="POST")
+    assert call(app, "/unsubscribe?email=a%40b.org&token=x").status == 404
+    refused = call(app, "/unsubscribe", method="POST")
     assert refused.status == 405 and refused.headers["allow"] == "GET, HEAD"
 
 
@@ -607,8 +467,8 @@ class QuietServer(uvicorn.Server):
 
 
 def test_a_request_body_that_never_comes_does_not_hold_the_connection(public: Path) -> None:
-    subscribers = Subscribers({EMAIL: TOKEN})
-    app = PublicApp(public, health, subscribers, pages=pages())
+    forms = RecordingForms()
+    app = PublicApp(public, health, forms, pages=pages())
     http = type("Http", (GuardedHttp,), {"header_timeout": 0.3, "max_header_bytes": 4096})
     config = uvicorn.Config(
         app, http=http, lifespan="off", log_config=None, access_log=False, timeout_keep_alive=1
@@ -627,9 +487,7 @@ def test_a_request_body_that_never_comes_does_not_hold_the_connection(public: Pa
                 assert not serving.done() and time.monotonic() < deadline
                 await asyncio.sleep(0.01)
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            request = (
-                f"POST {unsubscribe_target()} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
-            )
+            request = "POST /unsubscribe HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
             writer.write(request.encode())
             await writer.drain()
             started = time.monotonic()
@@ -647,4 +505,4 @@ def test_a_request_body_that_never_comes_does_not_hold_the_connection(public: Pa
 
     received, took = asyncio.run(scenario())
     assert received != b"(still open)" and took < 2
-    assert subscribers.calls == []
+    assert forms.calls == []  # a body that never came whole does nothing

@@ -18,7 +18,7 @@ from .outbox import Outcome, Sender, Upcoming
 
 def make_sender(config: Config, store: Store, now: Callable[[], datetime]) -> Sender:
     """The mail stage over `store`."""
-    return Sender(config, store.outbox, store.entries, now)
+    return Sender(config, store.outbox, store.subscribers, store.entries, now)
 
 
 __all__ = ["Outcome", "Sender", "Upcoming", "make_sender"]

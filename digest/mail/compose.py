@@ -14,7 +14,6 @@ import base64
 import email
 import email.policy
 import hashlib
-import hmac
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,16 +28,17 @@ from urllib.parse import quote, urlencode
 import css_inline
 import jinja2
 
-from ..config import Config, Subscriber
-from ..model import EntryHead, vietnam_time
+from .. import tokens
+from ..config import Config
+from ..model import EntryHead, Subscriber, vietnam_time
 from .periods import Period
 from .transport import WIRE, Parcel
 
 # Stand-ins for what differs between subscribers of the same rendering: no markup, no
 # character that escaping or CSS inlining would touch.
 _NAME = "DIGESTSUBSCRIBERNAME7f3a"
-_UNSUBSCRIBE = "https://digest.invalid/unsubscribe-7f3a"
-_NAME_B, _UNSUBSCRIBE_B = _NAME.encode(), _UNSUBSCRIBE.encode()
+_MANAGE = "https://digest.invalid/manage-7f3a"
+_NAME_B, _MANAGE_B = _NAME.encode(), _MANAGE.encode()
 _RENDER_CACHE = 256
 _MAX_LINE = 998  # octets in a line of a message, CRLF aside (RFC 5322 2.1.1)
 _MAX_NAME = 64  # characters of a display name in To and From
@@ -83,10 +83,6 @@ def matches(subscriber: Subscriber, entry: EntryHead) -> bool:
     return not (subscriber.topics and not set(subscriber.topics) & set(entry.topics))
 
 
-def unsubscribe_token(secret: str, email: str) -> str:
-    return hmac.new(secret.encode(), email.lower().encode(), hashlib.sha256).hexdigest()[:32]
-
-
 class Composer:
     def __init__(self, config: Config, secret: str) -> None:
         self.config = config
@@ -120,13 +116,17 @@ class Composer:
         return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{self.domain}>"
 
     def unsubscribe_url(self, subscriber: Subscriber) -> str:
-        query = urlencode(
-            {
-                "email": subscriber.email,
-                "token": unsubscribe_token(self.secret, subscriber.email),
-            }
-        )
+        """One-click unsubscribe (RFC 8058), for the List-Unsubscribe header."""
+        token = tokens.unsubscribe(self.secret, subscriber.email)
+        query = urlencode({"email": subscriber.email, "token": token})
         return f"{self.site.base_url}unsubscribe?{query}"
+
+    def manage_url(self, subscriber: Subscriber) -> str:
+        """The reader's page: what they get, opt-out, deletion, their feed. Before a config
+        subscriber is first stored it has no key: its opt-out link stands in."""
+        if not subscriber.key:
+            return self.unsubscribe_url(subscriber)
+        return manage_url(self.site.base_url, self.secret, subscriber.key, subscriber.version)
 
     def _groups(self, entries: Sequence[EntryHead]) -> list[dict[str, Any]]:
         buckets: dict[str, list[EntryHead]] = {}
@@ -185,13 +185,14 @@ class Composer:
             return Letter(subscriber, period, chosen, None)
         subject = self.subject(period, len(chosen), label)
         text, html = self._bodies(subscriber, period, chosen, key, label, subject)
-        name, unsubscribe = header_safe(subscriber.name), self.unsubscribe_url(subscriber)
+        name, manage = header_safe(subscriber.name), self.manage_url(subscriber)
         parts = (
-            text.filled(name, unsubscribe),
-            html.filled(escape(name), escape(unsubscribe)),
+            text.filled(name, manage),
+            html.filled(escape(name), escape(manage)),
         )
         smtp = self.config.smtp
-        token = unsubscribe_token(self.secret, subscriber.email)
+        unsubscribe = self.unsubscribe_url(subscriber)
+        token = tokens.unsubscribe(self.secret, subscriber.email)
         mailto = f"mailto:{smtp.from_address}?subject={quote(f'unsubscribe {token}')}"
         # Every header value is header_safe. Only To, Message-ID and List-Unsubscribe differ
         # between recipients; the rest is encoded once per subject (folding headers in the
@@ -288,7 +289,7 @@ class Composer:
             "site_url": f"{self.site.base_url}index.html",
             "site_title": self.site.title,
             "feeds": self._feeds(subscriber),
-            "unsubscribe_url": _UNSUBSCRIBE,
+            "manage_url": _MANAGE,
         }
         bodies = (
             _Rendered.of(self.text.render(context)),
@@ -302,7 +303,7 @@ class Composer:
 
 @dataclass(frozen=True, slots=True)
 class _Rendered:
-    """A body as rendered for a selection, with the name and unsubscribe placeholders; its
+    """A body as rendered for a selection, with the name and manage-link placeholders; its
     line ends and longest line are worked out once, not once per subscriber."""
 
     data: bytes  # CRLF line ends, one at the end
@@ -315,18 +316,18 @@ class _Rendered:
         lines = content.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n").split("\n")
         data = "\r\n".join(lines).encode() + b"\r\n"
         longest = max(map(len, data.split(b"\r\n")))
-        placeholders = content.count(_NAME) + content.count(_UNSUBSCRIBE)
+        placeholders = content.count(_NAME) + content.count(_MANAGE)
         return cls(data, longest, placeholders, "\0" not in content)
 
-    def filled(self, name: str, unsubscribe: str) -> tuple[str, bytes]:
+    def filled(self, name: str, manage: str) -> tuple[str, bytes]:
         """(Content-Transfer-Encoding, payload) with this subscriber's name and link, which
         carry no line break. They go unencoded (8bit; 7bit if ASCII) when every line fits
         SMTP's 998 octets: a quarter smaller than base64 for the reader, nothing to encode.
         A part with a longer line, or a NUL, goes as base64."""
-        name_b, unsubscribe_b = name.encode(), unsubscribe.encode()
-        data = self.data.replace(_NAME_B, name_b).replace(_UNSUBSCRIBE_B, unsubscribe_b)
+        name_b, manage_b = name.encode(), manage.encode()
+        data = self.data.replace(_NAME_B, name_b).replace(_MANAGE_B, manage_b)
         # Lines grow at most by every placeholder landing on the longest: measure only then.
-        growth = max(0, len(name_b) - len(_NAME_B), len(unsubscribe_b) - len(_UNSUBSCRIBE_B))
+        growth = max(0, len(name_b) - len(_NAME_B), len(manage_b) - len(_MANAGE_B))
         fits = self.longest + self.placeholders * growth <= _MAX_LINE or all(
             len(line) <= _MAX_LINE for line in data.split(b"\r\n")
         )
@@ -348,6 +349,11 @@ def _body(boundary: str, parts: tuple[tuple[str, bytes], ...]) -> tuple[bytes, b
         out.append(payload)
     out.append(f"--{boundary}--\r\n".encode())
     return b"".join(out), any(cte == "8bit" for cte, _ in parts)
+
+
+def manage_url(base_url: str, secret: str, key: str, version: int) -> str:
+    token = tokens.sign(secret, "manage", key, str(version))
+    return f"{base_url}quan-ly?{urlencode({'s': key, 't': token})}"
 
 
 def bodies(message: Message) -> tuple[str, str]:

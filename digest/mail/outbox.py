@@ -19,20 +19,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..config import Config, Subscriber
+from ..config import Config
 from ..errors import PermanentMailError, TransientMailError, UnknownOutcomeError
-from ..model import VIETNAM, EntryHead
-from ..store import EntryStore, OutboxRow, OutboxStore
-from .compose import Composer, Letter, unsubscribe_token
+from ..model import VIETNAM, EntryHead, Subscriber
+from ..store import (
+    EntryStore,
+    NoticeRow,
+    OutboxRow,
+    OutboxStore,
+    SubscriberRecord,
+    SubscriberStore,
+)
+from .compose import Composer, Letter
+from .notices import Notices
 from .periods import Period, next_period, slots, window
+from .roster import Roster, reconcile
 from .schedule import Timer
 from .shards import (
     SHARDED_FROM,
@@ -47,6 +55,9 @@ log = logging.getLogger("digest.mail")
 
 _BACKOFF = (60, 300, 1800, 7200, 21600)  # seconds before retry 1, 2, 3, …
 _IDLE = 60.0  # the sender looks at the outbox at least this often (retries)
+_NOTICE_POLL = 2.0  # and at the notices this often: sign-ups other processes answered
+_NOTICE_ATTEMPTS = 4  # transient failures before a confirmation mail is given up
+_SWEEP = timedelta(hours=1)  # lapsed sign-ups are deleted this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,17 +86,21 @@ class Sender:
         self,
         config: Config,
         outbox: OutboxStore,
+        subscribers: SubscriberStore,
         entries: EntryStore,
         now: Callable[[], datetime],
         mailer_factory: Callable[[Config], Mailer] = make_mailer,
     ) -> None:
         self.config = config
         self.outbox = outbox
+        self.subscribers = subscribers
         self.entries = entries
         self.now = now
         self.mailer_factory = mailer_factory
         self._composer: Composer | None = None
-        self.by_email = {s.email.lower(): s for s in config.subscribers}
+        self._people: dict[str, SubscriberRecord] = {}  # this run's active subscribers
+        self._notices: Notices | None = None
+        self._nudge = asyncio.Event()  # set when this process queued a notice
         self._windows: dict[tuple[datetime, datetime, datetime | None], list[EntryHead]] = {}
 
     @property
@@ -95,89 +110,89 @@ class Sender:
             self._composer = Composer(self.config, self.outbox.secret())
         return self._composer
 
+    @property
+    def notices(self) -> Notices:
+        if self._notices is None:
+            self._notices = Notices(self.config, self.outbox.secret())
+        return self._notices
+
+    def nudge(self) -> None:
+        """A notice was queued in this process: send it now, not at the next poll."""
+        self._nudge.set()
+
     # -- planning -------------------------------------------------------------------------------
+
+    def roster(self, now: datetime, *, record: bool = True) -> Roster:
+        """Everyone in the store with config.toml's [[subscribers]] applied (and stored,
+        unless this is a dry run)."""
+        roster = reconcile(self.subscribers.all(), self.config.subscribers, now)
+        if record and (roster.save or roster.delete):
+            self.subscribers.save(roster.save)
+            self.subscribers.delete(roster.delete)
+        self._people = {r.email: r for r in roster.active}
+        return roster
 
     def plan(
         self, now: datetime, *, schedule: str | None = None, record: bool = True
-    ) -> list[tuple[Subscriber, Period]]:
+    ) -> list[tuple[SubscriberRecord, Period]]:
         """Every period due by `now` not yet recorded (catch-up included); recorded as pending
         unless this is a dry run."""
-        unsubscribed = self.outbox.unsubscribed()
         active = [
-            s
-            for s in self.config.subscribers
-            if s.email.lower() not in unsubscribed and (schedule is None or s.schedule == schedule)
+            r
+            for r in self.roster(now, record=record).active
+            if schedule is None or r.choices.schedule == schedule
         ]
-        first = self.outbox.first_seen([s.email for s in active], now, record=record)
         last = self.outbox.last_slots()
         found = []
-        for s in active:
-            key = s.email.lower()
-            start = max(first[key], last.get(key, first[key]))
-            for slot in slots(s.schedule, self.config.digests, start, now):
-                found.append((s, Period(s.schedule, slot)))
+        for r in active:
+            since = r.since or now
+            start = max(since, last.get(r.email, since))
+            for slot in slots(r.choices.schedule, self.config.digests, start, now):
+                found.append((r, Period(r.choices.schedule, slot)))
         if record:
-            self.outbox.add_periods([(s.email.lower(), p.key, p.slot) for s, p in found], now)
+            self.outbox.add_periods([(r.email, p.key, p.slot) for r, p in found], now)
         return found
 
     def upcoming(self, now: datetime) -> list[Upcoming]:
         """When each schedule sends next, to how many subscribers, and how many of them are
         new (a new subscriber's first digest comes at the next send time of their schedule,
         with what was published in the period before it)."""
-        unsubscribed = self.outbox.unsubscribed()
-        known = self.outbox.known_subscribers()
+        active = self.roster(now, record=False).active
+        had = self.outbox.last_slots()
         found = []
         for schedule in ("daily", "weekly"):
-            emails = [
-                s.email.lower()
-                for s in self.config.subscribers
-                if s.schedule == schedule and s.email.lower() not in unsubscribed
-            ]
+            emails = [r.email for r in active if r.choices.schedule == schedule]
             if emails:
                 at = next_period(schedule, now, self.config.digests).slot
-                new = sum(e not in known for e in emails)
+                new = sum(e not in had for e in emails)
                 found.append(Upcoming(schedule, at, len(emails), new))
         return found
 
     def dry_run(self, *, schedule: str | None = None) -> Iterator[Letter]:
         """The letters a send now would deliver, one at a time, recording and sending nothing."""
         now = self.now()
+        due = self.plan(now, schedule=schedule, record=False)
         due = [
-            (self.by_email[r.subscriber], Period(r.period.partition(":")[0], r.slot))
+            (self._people[r.subscriber], Period(r.period.partition(":")[0], r.slot))
             for r in self._due(now, schedule)
-            if r.subscriber in self.by_email
-        ]
-        due += self.plan(now, schedule=schedule, record=False)
-        first = self.outbox.first_seen([s.email for s, _ in due], now, record=False)
-        for subscriber, period in due:
-            yield self._letter(subscriber, period, first[subscriber.email.lower()], now)
+            if r.subscriber in self._people
+        ] + due
+        for record, period in due:
+            yield self.letter(record.subscriber, period, record.since or now, now)
 
     def preview(self, subscriber: Subscriber, schedule: str, since: datetime | None) -> Letter:
         """A subscriber's next digest as it stands now, or one over any window since `since`."""
         now = self.now()
         period = next_period(schedule, now, self.config.digests)
         if since is None:
-            return self.letter(subscriber, period, now, record=False)
+            stored = self.subscribers.find(email=subscriber.email)
+            first = stored.since if stored is not None and stored.since else now
+            return self.letter(subscriber, period, first, now)
         entries = self.entries.heads(since, now)
         label = f"Từ {since.astimezone(VIETNAM):%d/%m/%Y} đến {now.astimezone(VIETNAM):%d/%m/%Y}"
         return self.composer.compose(subscriber, period, entries, now=now, label=label)
 
-    def unsubscribe(self, email: str, token: str) -> bool:
-        """One-click unsubscribe (RFC 8058): True when the token is this address's."""
-        expected = unsubscribe_token(self.composer.secret, email)
-        if not hmac.compare_digest(expected, token):
-            return False
-        self.outbox.unsubscribe(email, self.now())
-        log.info("unsubscribed %s", email, extra={"event": "mail", "state": "unsubscribed"})
-        return True
-
     def letter(
-        self, subscriber: Subscriber, period: Period, now: datetime, *, record: bool = True
-    ) -> Letter:
-        seen = self.outbox.first_seen([subscriber.email], now, record=record)
-        return self._letter(subscriber, period, seen[subscriber.email.lower()], now)
-
-    def _letter(
         self, subscriber: Subscriber, period: Period, first_seen: datetime, now: datetime
     ) -> Letter:
         after, published_after = window(first_seen, period)
@@ -197,6 +212,10 @@ class Sender:
         """Settle rows a dead process left in `sending`; the ones now unknown."""
         now = self.now()
         unknown = []
+        for notice in self.outbox.interrupted_notices():
+            # Not worth a second mail in a mailbox: the reader can sign up again.
+            error = "interrupted while sending; not sent again"
+            self.outbox.finish_notice(notice.id, "unknown", now, error=error)
         for row in self.outbox.interrupted():
             # The Message-ID is recorded just before DATA: without one, nothing left this
             # process for that period and it is safe to try again.
@@ -229,17 +248,17 @@ class Sender:
                 unknown.append(Outcome(row.subscriber, row.period, "unknown", row.items or 0))
         return unknown
 
-    async def deliver(self, row: OutboxRow, mailer: Mailer, first_seen: datetime) -> Outcome | None:
-        subscriber = self.by_email.get(row.subscriber)
+    async def deliver(self, row: OutboxRow, mailer: Mailer) -> Outcome | None:
+        record = self._people.get(row.subscriber)
         now = self.now()
-        if subscriber is None:  # removed from config since the period was recorded
+        if record is None:  # unsubscribed or removed since the period was recorded
             self.outbox.finish(
                 row.subscriber, row.period, "dead", now, error="no longer subscribed"
             )
             return Outcome(row.subscriber, row.period, "dead", 0)
         schedule, _, _ = row.period.partition(":")
         period = Period(schedule, row.slot)
-        letter = self._letter(subscriber, period, first_seen, now)
+        letter = self.letter(record.subscriber, period, record.since or now, now)
         items = len(letter.entries)
         if not self.outbox.claim(row.subscriber, row.period, now, items=items):
             return None  # another run took it
@@ -387,6 +406,7 @@ class Sender:
     ) -> list[Outcome]:
         """`digest send-shard`: deliver shard `index` of what a run planned at `at` found due."""
         with DeliveryLock(self.config):
+            self.roster(at, record=False)  # the run that started this one stored it
             due = self._due(at, schedule)
             mine = [r for r in due if shard(r.subscriber, shards) == index]
             return await self.deliver_all(mine, stop or asyncio.Event())
@@ -419,7 +439,6 @@ class Sender:
     async def deliver_all(self, due: list[OutboxRow], stop: asyncio.Event) -> list[Outcome]:
         if not due:
             return []
-        first = self.outbox.first_seen([r.subscriber for r in due], self.now(), record=False)
         outcomes: list[Outcome | None] = [None] * len(due)
         # Several connections, each delivering one digest at a time: one server's round
         # trips overlap the others' and the next digest's rendering.
@@ -431,7 +450,7 @@ class Sender:
             for i, row in queue:
                 if stop.is_set():
                     return
-                outcomes[i] = await self.deliver(row, mailer, first[row.subscriber])
+                outcomes[i] = await self.deliver(row, mailer)
 
         try:
             failures = await asyncio.gather(*map(worker, mailers), return_exceptions=True)
@@ -451,35 +470,112 @@ class Sender:
     # -- the daemon service ------------------------------------------------------------------------
 
     async def service(self, stop: asyncio.Event) -> None:
-        """Send at the configured times, retry failures, catch up after downtime."""
-        wake = asyncio.Event()
-        timer = Timer(self.config.digests, wake)
+        """Send at the configured times, retry failures, catch up after downtime; send
+        confirmation mails within seconds; delete sign-ups never confirmed."""
+        timer_rang = asyncio.Event()
+        timer = Timer(self.config.digests, timer_rang)
         timer.start()
         try:
             await self._guarded(stop, recover=True)  # missed periods are sent once, now
+            swept = self.now() - _SWEEP
             while not stop.is_set():
+                await self._quietly(self.send_notices(stop), "sending notices")
+                if self.now() - swept >= _SWEEP:
+                    swept = self.now()
+                    await self._quietly(self._sweep(), "deleting lapsed sign-ups")
                 retry = self.outbox.next_retry()
-                wait = _IDLE
+                wait = _NOTICE_POLL
                 if retry is not None:
-                    wait = min(_IDLE, max(0.0, (retry - self.now()).total_seconds()))
-                waiters = [asyncio.create_task(wake.wait()), asyncio.create_task(stop.wait())]
+                    wait = min(wait, max(0.0, (retry - self.now()).total_seconds()))
+                waiters = [asyncio.create_task(e.wait()) for e in (timer_rang, stop, self._nudge)]
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
                         asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED), wait
                     )
                 for task in waiters:
                     task.cancel()
-                wake.clear()
-                if not stop.is_set():
+                self._nudge.clear()
+                retry_due = retry is not None and retry <= self.now()
+                if not stop.is_set() and (timer_rang.is_set() or retry_due):
+                    timer_rang.clear()
                     await self._guarded(stop)
         finally:
             timer.shutdown()
 
-    async def _guarded(self, stop: asyncio.Event, *, recover: bool = False) -> None:
+    async def _sweep(self) -> None:
+        lapsed = self.subscribers.expire(self.now())
+        if lapsed:
+            log.info(
+                "%d sign-up(s) never confirmed: deleted",
+                lapsed,
+                extra={"event": "subscribers", "state": "lapsed", "count": lapsed},
+            )
+
+    async def _quietly(self, work: Awaitable[object], what: str) -> None:
         try:
-            await self.run(recover=recover, stop=stop)
+            await work
         except Exception as exc:  # the daemon and the next attempt go on
-            log.exception("digest run failed: %s", exc, extra={"event": "mail", "state": "error"})
+            log.exception("%s failed: %s", what, exc, extra={"event": "mail", "state": "error"})
+
+    async def send_notices(self, stop: asyncio.Event) -> int:
+        """Send the queued confirmation mails; how many were sent."""
+        due = self.outbox.notices_due(self.now())
+        if not due:
+            return 0
+        sent = 0
+        mailer = self.mailer_factory(self.config)
+        try:
+            for notice in due:
+                if stop.is_set():
+                    break
+                sent += await self._send_notice(notice, mailer)
+        finally:
+            await mailer.close()
+        return sent
+
+    async def _send_notice(self, notice: NoticeRow, mailer: Mailer) -> int:
+        now = self.now()
+        if not self.outbox.claim_notice(notice.id, now):
+            return 0  # another process took it
+        record = self.subscribers.find(email=notice.email)
+        stale = record is None or (
+            record.requested is None if notice.kind == "confirm" else record.state != "active"
+        )
+        if record is None or stale:
+            why = "nothing to confirm any more" if notice.kind == "confirm" else "not active"
+            self.outbox.finish_notice(notice.id, "dropped", now, error=why)
+            return 0
+        parcel = self.notices.compose(notice.kind, record, now)
+        state, error, retry = "sent", None, None
+        try:
+            await mailer.send(parcel)
+        except TransientMailError as exc:
+            error = str(exc)
+            if notice.attempts + 1 >= _NOTICE_ATTEMPTS:
+                state = "dead"
+            else:
+                state = "failed"
+                retry = now + timedelta(seconds=_BACKOFF[notice.attempts])
+        except UnknownOutcomeError as exc:
+            state, error = "unknown", str(exc)
+        except PermanentMailError as exc:
+            state, error = "dead", str(exc)
+        self.outbox.finish_notice(
+            notice.id, state, now, message_id=parcel.message_id, error=error, next_attempt=retry
+        )
+        log.log(
+            logging.INFO if state == "sent" else logging.WARNING,
+            "%s mail to %s: %s%s",
+            notice.kind,
+            notice.email,
+            state,
+            f": {error}" if error else "",
+            extra={"event": "notice", "state": state, "kind": notice.kind},
+        )
+        return state == "sent"
+
+    async def _guarded(self, stop: asyncio.Event, *, recover: bool = False) -> None:
+        await self._quietly(self.run(recover=recover, stop=stop), "digest run")
 
 
 __all__ = ["Outcome", "Sender", "Upcoming"]

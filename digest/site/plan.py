@@ -215,6 +215,7 @@ class Planner:
                     self.site.title,
                     self.site.feed_size,
                     self.site.source_url,
+                    self.config.subscriptions.open,  # the sign-up form on the pages
                     self._templates_hash(),
                     [(o.slug, o.name, o.role, o.roles) for o in rules.officials],
                     [(t.slug, t.name) for t in rules.topics],

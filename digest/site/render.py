@@ -74,6 +74,7 @@ class Renderer:
                     feeds=feeds,
                     addresses=job.addresses,
                     daily_at=self.config.digests.daily_at.strftime("%H:%M"),
+                    signup_open=self.config.subscriptions.open,
                 )
                 return html.encode()
             case NotFoundJob():
@@ -111,6 +112,8 @@ class Renderer:
             "channel_urls": job.urls,
             "channel": channel,
             "archive": job.archive,
+            "signup_open": self.config.subscriptions.open,
+            "job_unit": job.unit,
         }
         if job.path == "index.html":
             html = self.env.get_template("site/index.html").render(

@@ -1,9 +1,9 @@
-"""Subscribers and the outbox: the mail side of the store.
+"""The outbox: the mail side of the store.
 
 The outbox, keyed by (subscriber, period), is the source of truth for digests; its two writes
-per digest (claim, finish) and the mark that DATA begins are SQL compiled once. Subscribers
-record when each address first appeared and whether it unsubscribed; the unsubscribe secret
-is made the first time it is asked for.
+per digest (claim, finish) and the mark that DATA begins are SQL compiled once. Notices
+(confirmation mails) go through the same states, one row each. The secret every subscriber
+link is signed with is made the first time it is asked for.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.engine import Engine
 
-from .schema import chunks, dt, guarded, meta, outbox, subscribers, ts
-from .types import OUTBOX_STATES, OutboxRow
+from .schema import chunks, dt, guarded, meta, notices, outbox, ts
+from .types import OUTBOX_STATES, NoticeRow, OutboxRow
 
 _SECRET_KEY = "unsubscribe_secret"  # noqa: S105 - the meta key's name, not a secret
 
@@ -106,44 +106,6 @@ class SqlOutbox:
                 found = secrets_module.token_hex(32)
                 conn.execute(meta.insert(), [{"key": _SECRET_KEY, "value": found}])
         return str(found)
-
-    def first_seen(
-        self, emails: Sequence[str], now: datetime, *, record: bool = True
-    ) -> dict[str, datetime]:
-        """When each subscriber first appeared in config (`now`, recorded unless a dry run)."""
-        keys = [e.lower() for e in emails]
-        with self.engine.begin() as conn:
-            known = {
-                r.email: r.first_seen
-                for chunk in chunks(keys)
-                for r in conn.execute(sa.select(subscribers).where(subscribers.c.email.in_(chunk)))
-            }
-            new = [{"email": k, "first_seen": ts(now)} for k in keys if k not in known]
-            for chunk in chunks(new if record else []):
-                conn.execute(subscribers.insert(), list(chunk))
-        return {k: dt(known.get(k, ts(now))) for k in keys}
-
-    def known_subscribers(self) -> set[str]:
-        """Addresses that have appeared before (each got, or gets, periods since then)."""
-        with self.engine.connect() as conn:
-            return set(conn.execute(sa.select(subscribers.c.email)).scalars())
-
-    def unsubscribed(self) -> set[str]:
-        with self.engine.connect() as conn:
-            query = sa.select(subscribers.c.email).where(subscribers.c.unsubscribed.is_not(None))
-            return {r.email for r in conn.execute(query)}
-
-    def unsubscribe(self, email: str, now: datetime) -> None:
-        key = email.lower()
-        with self.engine.begin() as conn:
-            done = conn.execute(
-                subscribers.update().where(subscribers.c.email == key).values(unsubscribed=ts(now))
-            ).rowcount
-            if not done:
-                conn.execute(
-                    subscribers.insert(),
-                    [{"email": key, "first_seen": ts(now), "unsubscribed": ts(now)}],
-                )
 
     def last_slots(self) -> dict[str, datetime]:
         """Each subscriber's latest recorded period slot, whatever its state."""
@@ -272,3 +234,70 @@ class SqlOutbox:
         with self.engine.connect() as conn:
             found = {r[0]: int(r[1]) for r in conn.execute(query)}
         return {state: found.get(state, 0) for state in OUTBOX_STATES}
+
+    # -- notices ------------------------------------------------------------------------------
+
+    def notices_due(self, now: datetime) -> list[NoticeRow]:
+        ready = sa.or_(
+            notices.c.state == "pending",
+            sa.and_(notices.c.state == "failed", notices.c.next_attempt <= ts(now)),
+        )
+        query = sa.select(notices).where(ready).order_by(notices.c.id)
+        with self.engine.connect() as conn:
+            return [_notice(r) for r in conn.execute(query)]
+
+    def claim_notice(self, notice: int, now: datetime) -> bool:
+        """pending/failed -> sending, committed before the mail leaves."""
+        mine = sa.and_(
+            notices.c.id == notice,
+            sa.or_(
+                notices.c.state == "pending",
+                sa.and_(notices.c.state == "failed", notices.c.next_attempt <= ts(now)),
+            ),
+        )
+        with self.engine.begin() as conn:
+            claimed = conn.execute(
+                notices.update()
+                .where(mine)
+                .values(state="sending", attempts=notices.c.attempts + 1, updated=ts(now))
+            )
+            return bool(claimed.rowcount)
+
+    def finish_notice(
+        self,
+        notice: int,
+        state: str,
+        now: datetime,
+        *,
+        message_id: str | None = None,
+        error: str | None = None,
+        next_attempt: datetime | None = None,
+    ) -> None:
+        values = {
+            "state": state,
+            "message_id": message_id,
+            "error": error,
+            "next_attempt": ts(next_attempt) if next_attempt else None,
+            "updated": ts(now),
+        }
+        with self.engine.begin() as conn:
+            conn.execute(notices.update().where(notices.c.id == notice).values(values))
+
+    def interrupted_notices(self) -> list[NoticeRow]:
+        with self.engine.connect() as conn:
+            query = sa.select(notices).where(notices.c.state == "sending")
+            return [_notice(r) for r in conn.execute(query)]
+
+
+def _notice(r: sa.Row[Any]) -> NoticeRow:
+    return NoticeRow(
+        r.id,
+        r.email,
+        r.kind,
+        dt(r.created),
+        r.state,
+        r.attempts,
+        dt(r.next_attempt) if r.next_attempt is not None else None,
+        r.message_id,
+        r.error,
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import secrets
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -168,15 +169,55 @@ outbox = sa.Table(
     sa.Column("updated", sa.BigInteger, nullable=False),
 )
 
+# Every subscriber, from config.toml, the web forms or the command line (docs/subscriptions.md).
 subscribers = sa.Table(
     "subscribers",
     metadata,
-    sa.Column("email", sa.String, primary_key=True),
-    sa.Column("first_seen", sa.BigInteger, nullable=False),
+    sa.Column("email", sa.String, primary_key=True),  # lower-cased
+    sa.Column("key", sa.String(32), nullable=False, unique=True),  # in links, not the address
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("schedule", sa.String(8), nullable=False),
+    sa.Column("officials", sa.JSON, nullable=False),
+    sa.Column("topics", sa.JSON, nullable=False),
+    sa.Column("state", sa.String(12), nullable=False, index=True),
+    sa.Column("source", sa.String(8), nullable=False),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("first_seen", sa.BigInteger, nullable=True),  # active since
     sa.Column("unsubscribed", sa.BigInteger, nullable=True),
+    sa.Column("consent", sa.JSON, nullable=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("requested", sa.JSON, nullable=True),  # choices of a sign-up not yet confirmed
+    sa.Column("expires", sa.BigInteger, nullable=True, index=True),
+    sa.Column("noticed", sa.BigInteger, nullable=True),  # last confirmation mail queued
+    sa.Column("rev", sa.Integer, nullable=False),  # every write raises it: no lost update
 )
 
-SCHEMA_VERSION = "4"
+# Mails that are not digests (confirmations), queued by the forms, sent by the mail stage.
+notices = sa.Table(
+    "notices",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String, nullable=False, index=True),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("created", sa.BigInteger, nullable=False, index=True),
+    sa.Column("state", sa.String(8), nullable=False, index=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt", sa.BigInteger, nullable=True),
+    sa.Column("message_id", sa.String, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+)
+
+# Sign-ups per client and hour, for the forms' rate limit; shared by every process.
+form_hits = sa.Table(
+    "form_hits",
+    metadata,
+    sa.Column("client", sa.String, primary_key=True),
+    sa.Column("window", sa.BigInteger, primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+)
+
+SCHEMA_VERSION = "5"
 OUTBOX_STATES = ("pending", "sending", "sent", "empty", "failed", "dead", "unknown")
 CHUNK = 500  # bound IN lists and executemany batches well below SQLite's variable limit
 
@@ -291,7 +332,7 @@ def _check_schema(engine: Engine, path: Path) -> None:
         )
     if version == SCHEMA_VERSION:
         return
-    if version in ("2", "3"):
+    if version in ("2", "3", "4"):
         with engine.begin() as conn:
             _migrate(conn, version)
         return
@@ -308,7 +349,8 @@ def _check_schema(engine: Engine, path: Path) -> None:
 
 def _migrate(conn: Connection, version: str) -> None:
     """Schema 3 added the listing and title indexes, derived from the entries; schema 4 the
-    discovery evidence, which the next build's re-tagging fills in."""
+    discovery evidence, which the next build's re-tagging fills in; schema 5 subscribers in
+    the store (those before were config's), notices and the forms' rate limit."""
     # The upgrade reads entries and writes the index: the modules built on these tables.
     from .entries import entry_from_row, entry_rev
     from .index import index_entries
@@ -324,4 +366,46 @@ def _migrate(conn: Connection, version: str) -> None:
         ]:
             index_entries(conn, page, [entry_rev(e) for e in page], fresh=True)
             after = page[-1].id
+    _subscribers_in_the_store(conn)
     conn.execute(meta.update().where(meta.c.key == "schema").values(value=SCHEMA_VERSION))
+
+
+def _subscribers_in_the_store(conn: Connection) -> None:
+    """Before schema 5 a subscriber row was an address from config, when it first appeared
+    and whether it unsubscribed; now it holds the whole subscriber. Old rows become config
+    subscribers (the next run fills in their name and filters from config.toml)."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("subscribers")}
+    if "key" in columns:
+        return
+    conn.execute(sa.text("ALTER TABLE subscribers RENAME TO subscribers_v4"))
+    subscribers.create(conn)
+    old = conn.execute(sa.text("SELECT email, first_seen, unsubscribed FROM subscribers_v4"))
+    rows = [
+        {
+            "email": r.email,
+            "key": new_key(),
+            "name": "",
+            "schedule": "daily",
+            "officials": [],
+            "topics": [],
+            "state": "unsubscribed" if r.unsubscribed is not None else "active",
+            "source": "config",
+            "created": r.first_seen,
+            "first_seen": r.first_seen,
+            "unsubscribed": r.unsubscribed,
+            "consent": None,
+            "version": 0,
+            "requested": None,
+            "expires": None,
+            "noticed": None,
+            "rev": 0,
+        }
+        for r in old
+    ]
+    insert_rows(conn, subscribers, rows)
+    conn.execute(sa.text("DROP TABLE subscribers_v4"))
+
+
+def new_key() -> str:
+    """A subscriber's key: 128 random bits, URL-safe."""
+    return secrets.token_urlsafe(16)

@@ -4,21 +4,25 @@
   leaders, and the build's transaction;
 - PublishIndex (publish): each channel's listing, month counts, related titles, the marks of
   what changed since the last publish, and the signatures of published files;
-- OutboxStore (mail): subscribers, periods and the exactly-once outbox.
+- SubscriberStore (the forms, the command line, mail): subscribers, their consent and links,
+  and the forms' rate limit;
+- OutboxStore (mail): periods and the exactly-once outbox, and the notices (confirmations).
 
-A new store (PostgreSQL, say) implements these three; nothing above the store knows more.
+A new store (PostgreSQL, say) implements these four; nothing above the store knows more.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from ..model import Entry, EntryHead, Listed, Location, Mark, Problem
+from ..model import Choices, Entry, EntryHead, Listed, Location, Mark, Problem, Subscriber
 
 OUTBOX_STATES = ("pending", "sending", "sent", "empty", "failed", "dead", "unknown")
+SUBSCRIBER_STATES = ("pending", "active", "unsubscribed")
+SOURCES = ("config", "web", "cli", "import")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,54 @@ class OutboxRow:
     message_id: str | None
     error: str | None
     updated: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberRecord:
+    """A subscriber as stored: who, what they get, where they stand, and their consent."""
+
+    email: str  # lower-cased
+    key: str  # opaque, in their links
+    name: str
+    choices: Choices
+    state: str  # pending (never confirmed) | active | unsubscribed
+    source: str  # config | web | cli | import
+    created: datetime
+    since: datetime | None  # active since: their first digest covers what came after
+    unsubscribed: datetime | None = None
+    consent: Mapping[str, str] | None = None  # when, how, and the words they agreed to
+    version: int = 0  # raised to revoke the manage and feed links
+    requested: Choices | None = None  # a sign-up waiting for its confirmation
+    expires: datetime | None = None  # when that sign-up lapses
+    noticed: datetime | None = None  # when the last confirmation mail was queued
+    rev: int = 0  # the store's, for writes that must not lose another's
+
+    @property
+    def subscriber(self) -> Subscriber:
+        c = self.choices
+        return Subscriber(
+            self.email, self.name, c.schedule, c.officials, c.topics, self.key, self.version
+        )
+
+
+# A decision on one subscriber taken inside the store's transaction: given what is stored
+# (None: nobody), what to store (None: nothing, or delete) and which notice to queue.
+Decide = Callable[[SubscriberRecord | None], tuple[SubscriberRecord | None, str | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeRow:
+    """A mail that is not a digest: `kind` "confirm" or "already", to `email`."""
+
+    id: int
+    email: str
+    kind: str
+    created: datetime
+    state: str  # pending | sending | sent | failed | dead | unknown | dropped
+    attempts: int
+    next_attempt: datetime | None
+    message_id: str | None
+    error: str | None
 
 
 class IngestTransaction(Protocol):
@@ -112,14 +164,22 @@ class PublishIndex(Protocol):
     def save_published(self, changed: Mapping[str, str], removed: Iterable[str]) -> None: ...
 
 
+class SubscriberStore(Protocol):
+    def all(self) -> list[SubscriberRecord]: ...
+    def active(self) -> list[SubscriberRecord]: ...
+    def find(
+        self, *, email: str | None = None, key: str | None = None
+    ) -> SubscriberRecord | None: ...
+    def change(self, email: str, decide: Decide, now: datetime) -> SubscriberRecord | None: ...
+    def save(self, records: Sequence[SubscriberRecord]) -> None: ...
+    def delete(self, emails: Iterable[str]) -> int: ...
+    def expire(self, now: datetime) -> int: ...
+    def hit(self, client: str, now: datetime, limit: int) -> bool: ...
+    def notices_since(self, since: datetime) -> int: ...
+
+
 class OutboxStore(Protocol):
     def secret(self) -> str: ...
-    def first_seen(
-        self, emails: Sequence[str], now: datetime, *, record: bool = True
-    ) -> dict[str, datetime]: ...
-    def known_subscribers(self) -> set[str]: ...
-    def unsubscribed(self) -> set[str]: ...
-    def unsubscribe(self, email: str, now: datetime) -> None: ...
     def last_slots(self) -> dict[str, datetime]: ...
     def add_periods(self, rows: Sequence[tuple[str, str, datetime]], now: datetime) -> None: ...
     def due(self, now: datetime) -> list[OutboxRow]: ...
@@ -143,15 +203,30 @@ class OutboxStore(Protocol):
     def interrupted(self) -> list[OutboxRow]: ...
     def outbox_rows(self, limit: int = 50) -> list[OutboxRow]: ...
     def outbox_counts(self) -> dict[str, int]: ...
+    def notices_due(self, now: datetime) -> list[NoticeRow]: ...
+    def claim_notice(self, notice: int, now: datetime) -> bool: ...
+    def finish_notice(
+        self,
+        notice: int,
+        state: str,
+        now: datetime,
+        *,
+        message_id: str | None = None,
+        error: str | None = None,
+        next_attempt: datetime | None = None,
+    ) -> None: ...
+    def interrupted_notices(self) -> list[NoticeRow]: ...
 
 
 class Store(Protocol):
-    """The three domains over one database."""
+    """The four domains over one database."""
 
     @property
     def entries(self) -> EntryStore: ...
     @property
     def index(self) -> PublishIndex: ...
+    @property
+    def subscribers(self) -> SubscriberStore: ...
     @property
     def outbox(self) -> OutboxStore: ...
     def close(self) -> None: ...

@@ -29,7 +29,8 @@ from support import base_config, copy_seeds, toml
 from digest.app import make_digest
 from digest.config import load
 from digest.mail import Outcome, make_sender
-from digest.model import VIETNAM
+from digest.model import VIETNAM, Choices
+from digest.store import SubscriberRecord, new_key, open_store
 
 T = TypeVar("T")
 
@@ -271,13 +272,28 @@ def delivering_children() -> list[int]:
 def subscribed_days_ago(root: Path, days: int, emails: list[str]) -> None:
     """Subscribers that appeared `days` ago, the entries an hour later: every period since
     has content."""
-    with sqlite3.connect(root / "var" / "digest.sqlite") as db:
-        subscribed = int(time.time()) - days * 86400
-        db.executemany(
-            "insert into subscribers (email, first_seen) values (?, ?)",
-            [(e, subscribed) for e in emails],
+    since = datetime.now(UTC).replace(microsecond=0) - timedelta(days=days)
+    store = open_store(root / "var" / "digest.sqlite")
+    try:  # as config.toml's subscribers are stored on a send; config fills in their choices
+        store.subscribers.save(
+            [
+                SubscriberRecord(
+                    email=e,
+                    key=new_key(),
+                    name="",
+                    choices=Choices("daily"),
+                    state="active",
+                    source="config",
+                    created=since,
+                    since=since,
+                )
+                for e in emails
+            ]
         )
-        db.execute("update entries set seen_at = ?", (subscribed + 3600,))
+    finally:
+        store.close()
+    with sqlite3.connect(root / "var" / "digest.sqlite") as db:
+        db.execute("update entries set seen_at = ?", (int(since.timestamp()) + 3600,))
 
 
 def outbox_rows(root: Path, query: str) -> list[Any]:

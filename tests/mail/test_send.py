@@ -7,14 +7,20 @@ import re
 import signal
 import sqlite3
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from support import copy_seeds
 
-from mail.mailworld import DIGEST, Smtp, daily_subscribers, wait_until, write_config
+from mail.mailworld import (
+    DIGEST,
+    Smtp,
+    daily_subscribers,
+    subscribed_days_ago,
+    wait_until,
+    write_config,
+)
 
 Launch = Callable[..., subprocess.Popen[Any]]
 
@@ -28,14 +34,8 @@ def test_sigterm_stops_digest_send_after_the_digests_in_flight(
     emails = [f"r{i}@example.org" for i in range(12)]
     write_config(tmp_path, controller.port, daily_subscribers(len(emails)))
     subprocess.run([*DIGEST, "build"], cwd=tmp_path, check=True, capture_output=True)
-    with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
-        # Subscribed four days ago, the entries an hour later: a digest a day since.
-        subscribed = int(time.time()) - 4 * 86400
-        db.executemany(
-            "insert into subscribers (email, first_seen) values (?, ?)",
-            [(e, subscribed) for e in ["all@example.org", "lan@example.org", *emails]],
-        )
-        db.execute("update entries set seen_at = ?", (subscribed + 3600,))
+    # Subscribed four days ago, the entries an hour later: a digest a day since.
+    subscribed_days_ago(tmp_path, 4, ["all@example.org", "lan@example.org", *emails])
     sending = launch(
         [*DIGEST, "send", "--period", "daily"], cwd=tmp_path, stderr=subprocess.PIPE, text=True
     )
@@ -79,4 +79,12 @@ def test_send_and_dry_run_say_what_is_due_and_when_the_next_digest_comes(tmp_pat
     assert sent.returncode == 0
     lines = sent.stdout.splitlines()
     assert lines[0] == "digests: none due"
-    assert re.fullmatch(f"next daily digest: {when}, 2 subscribers", lines[1])
+    # Stored now, and still new: nothing was sent to them yet, so the next is their first.
+    assert re.fullmatch(
+        f"next daily digest: {when}, 2 subscribers \\(2 new: it will be their first digest\\)",
+        lines[1],
+    )
+    listed = subprocess.run(
+        [*DIGEST, "subscribers", "list"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert listed.stdout.splitlines()[-1] == "subscribers: 3 active"

@@ -1,4 +1,4 @@
-"""The outbox store on a real SQLite file: the secret, periods, claims, outcomes and subscribers."""
+"""The outbox store on a real SQLite file: the secret, periods, claims and outcomes."""
 
 from __future__ import annotations
 
@@ -191,41 +191,3 @@ def test_a_failed_period_is_retried_when_its_time_comes(store: Store) -> None:
     # The new attempt sends a new message: the old Message-ID is forgotten.
     assert (row.attempts, row.message_id, row.updated) == (2, None, retry_a)
     assert store.outbox.next_retry() == retry_b
-
-
-def test_first_seen_is_recorded_once_and_only_when_asked(store: Store) -> None:
-    dry = store.outbox.first_seen(["New@Example.org"], NOW, record=False)
-    assert dry == {"new@example.org": NOW}
-    assert store.outbox.known_subscribers() == set()
-    seen = store.outbox.first_seen(["New@Example.org", "old@example.org"], NOW)
-    assert seen == {"new@example.org": NOW, "old@example.org": NOW}
-    again = store.outbox.first_seen(["new@example.org", "third@example.org"], NOW + HOUR)
-    assert again == {"new@example.org": NOW, "third@example.org": NOW + HOUR}
-    assert store.outbox.known_subscribers() == {
-        "new@example.org",
-        "old@example.org",
-        "third@example.org",
-    }
-    assert store.outbox.unsubscribed() == set()
-
-
-def test_unsubscribe_is_remembered_known_address_or_not(store: Store, path: Path) -> None:
-    store.outbox.first_seen(["a@example.org", "b@example.org"], NOW)
-    store.outbox.unsubscribe("A@Example.org", NOW + HOUR)
-    store.outbox.unsubscribe("Stranger@Example.org", NOW + 2 * HOUR)
-    assert store.outbox.unsubscribed() == {"a@example.org", "stranger@example.org"}
-    assert store.outbox.known_subscribers() == {
-        "a@example.org",
-        "b@example.org",
-        "stranger@example.org",
-    }
-    assert store.outbox.first_seen(["a@example.org"], NOW + 3 * HOUR) == {"a@example.org": NOW}
-    seen = store.outbox.first_seen(["stranger@example.org"], NOW + 3 * HOUR)
-    assert seen == {"stranger@example.org": NOW + 2 * HOUR}
-    with contextlib.closing(sqlite3.connect(path)) as db:
-        when = dict(db.execute("select email, unsubscribed from subscribers"))
-    assert when == {
-        "a@example.org": int((NOW + HOUR).timestamp()),
-        "b@example.org": None,
-        "stranger@example.org": int((NOW + 2 * HOUR).timestamp()),
-    }

@@ -50,7 +50,7 @@ def test_a_schema_2_store_is_upgraded_in_place_and_publishes_nothing_new(
     with sqlite3.connect(seeded.store) as db:
         assert sorted(db.execute("select * from listing")) == listed
         assert sorted(db.execute("select * from months")) == counted
-        assert db.execute("select value from meta where key = 'schema'").fetchone() == ("4",)
+        assert db.execute("select value from meta where key = 'schema'").fetchone() == ("5",)
 
 
 NOW = datetime(2026, 1, 20, 8, 0, tzinfo=UTC)
@@ -90,7 +90,7 @@ def test_a_new_store_has_every_table_and_the_current_schema(tmp_path: Path) -> N
     path = tmp_path / "var" / "deep" / "digest.sqlite"  # the folders are made too
     open_store(path).close()
     tables, version = schema_of(path)
-    assert version == SCHEMA_VERSION == "4"
+    assert version == SCHEMA_VERSION == "5"
     assert tables == set(metadata.tables)
 
 
@@ -128,7 +128,7 @@ def test_a_store_folder_that_cannot_be_made_is_named(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "shown"),
     [
-        ("update meta set value = '5' where key = 'schema'", "schema 5"),
+        ("update meta set value = '6' where key = 'schema'", "schema 6"),
         ("delete from meta where key = 'schema'", "schema unknown"),
     ],
 )
@@ -144,7 +144,7 @@ def test_a_store_of_another_schema_is_refused_untouched(
     with pytest.raises(StoreError) as caught:
         open_store(path)
     message = str(caught.value)
-    assert message.startswith(f"{path}: the store has {shown}, this version needs 4")
+    assert message.startswith(f"{path}: the store has {shown}, this version needs 5")
     assert "move the file away" in message and "digest build" in message
     assert schema_of(path) == before
     assert rows(path, "select count(*) from outbox") == [(1,)]
@@ -160,7 +160,7 @@ def test_a_schema_3_store_gets_the_discovery_evidence_table(tmp_path: Path) -> N
     store = open_store(path)
     try:
         tables, version = schema_of(path)
-        assert version == "4"
+        assert version == "5"
         assert tables == set(metadata.tables)
         assert rows(path, "select * from listing") == listed
         assert rows(path, "select id, rev from entries") == stored
@@ -171,7 +171,7 @@ def test_a_schema_3_store_gets_the_discovery_evidence_table(tmp_path: Path) -> N
     finally:
         store.close()
     open_store(path).close()  # already upgraded: opens as it is
-    assert schema_of(path)[1] == "4"
+    assert schema_of(path)[1] == "5"
 
 
 _TITLES = itertools.count()
@@ -207,7 +207,9 @@ MID_CALL: list[tuple[str, Callable[[Store], object]]] = [
     ("months", lambda s: s.index.channel_stats()),
     ("published", lambda s: s.index.save_published({"index.html": "sig"}, [])),
     ("outbox", lambda s: s.outbox.due(NOW)),
-    ("subscribers", lambda s: s.outbox.first_seen(["a@example.org"], NOW)),
+    ("subscribers", lambda s: s.subscribers.active()),
+    ("form_hits", lambda s: s.subscribers.hit("203.0.113.9", NOW, 5)),
+    ("notices", lambda s: s.outbox.notices_due(NOW)),
 ]
 MID_CALL_PARAMS = [
     *(pytest.param(table, call, id=f"{table}-{n}") for n, (table, call) in enumerate(MID_CALL)),
