@@ -8,44 +8,21 @@ elsewhere the tests skip when it is missing.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import axe_playwright_python
 import pytest
-from support import ROOT, Daemon, copy_seeds
+from chromium import ARTIFACTS, accessibility_violations, launched, needs_chromium
+from support import Daemon, copy_seeds
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARTIFACTS = ROOT / "tests" / "artifacts"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-# axe-core, as the axe-playwright-python package ships it.
-AXE = Path(axe_playwright_python.__file__).with_name("axe.min.js")
-WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-
-if CHROMIUM is None and os.environ.get("CI"):
-    pytest.fail("CI must have Debian's chromium: .ci/run installs it", pytrace=False)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    with launched() as instance:
         yield instance
-        instance.close()
 
 
 @pytest.fixture(scope="module")
@@ -58,18 +35,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         yield daemon
     finally:
         daemon.kill()
-
-
-def accessibility_violations(page: Any) -> list[str]:
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate(
-        "async (tags) => await axe.run(document, {runOnly: {type: 'tag', values: tags}})",
-        WCAG_21_AA,
-    )
-    return [
-        f"{v['id']}: {v['help']} ({len(v['nodes'])}× e.g. {v['nodes'][0]['target']})"
-        for v in result["violations"]
-    ]
 
 
 def first_month(served: Daemon) -> str:

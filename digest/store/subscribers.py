@@ -24,6 +24,12 @@ class _Lost(Exception):
     """Another process wrote the row this transaction read."""
 
 
+def _busy(exc: sa.exc.OperationalError) -> bool:
+    """SQLite's answer when a read transaction turns writer after another wrote (WAL): it
+    cannot wait for that, only start again."""
+    return "locked" in str(exc.orig) or "busy" in str(exc.orig)
+
+
 _TRIES = 5  # a write that lost to another process's is decided again, this often at most
 _HITS_KEPT = timedelta(hours=2)
 
@@ -168,6 +174,10 @@ class SqlSubscribers:
                         _queue(conn, key, notice, now)
             except (_Lost, sa.exc.IntegrityError):
                 continue  # another process wrote this address in between: decide again
+            except sa.exc.OperationalError as exc:
+                if not _busy(exc):
+                    raise
+                continue  # SQLite: another writer won the race for the file
             return self.find(email=key)
         raise RuntimeError(f"{key}: written by others {_TRIES} times while deciding")
 
@@ -229,6 +239,9 @@ class SqlSubscribers:
                     return True
             except (_Lost, sa.exc.IntegrityError):
                 continue
+            except sa.exc.OperationalError as exc:
+                if not _busy(exc):
+                    raise
         return False
 
     def notices_since(self, since: datetime) -> int:

@@ -17,6 +17,7 @@ the socket's peer unless it is a trusted proxy; bodies over 16 KB are refused.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -39,6 +40,7 @@ from .feed import digest_feed
 
 log = logging.getLogger("digest.subscribe")
 
+_ATOM = b"application/atom+xml; charset=utf-8"
 _SCHEDULES = ("daily", "weekly")
 _OFFICIAL, _TOPIC, _SCHEDULE = "quan-chuc", "chu-de", "lich"
 _HONEYPOT = "trang-web"  # hidden from people; bots fill it
@@ -83,7 +85,7 @@ class Forms:
             log_error(scope, 405)
             await respond(send, 405, b"Method not allowed\n", [(b"allow", allowed)])
             return
-        if path != "/unsubscribe" and not self.settings.open:
+        if path == "/dang-ky" and not self.settings.open:  # readers already in keep their pages
             await self._page(send, 404, self.pages.not_found())
             return
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"), max_num_fields=50)
@@ -101,7 +103,13 @@ class Forms:
             form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=200)
         request = _Request(method, query, form, self.client(scope))
         if path.startswith(_FEED_PREFIX):
-            await self._feed(send, path.removeprefix(_FEED_PREFIX), request, head=method == "HEAD")
+            feed = await asyncio.to_thread(self._feed, path.removeprefix(_FEED_PREFIX), request)
+            if feed is None:
+                await self._page(send, 404, self.pages.not_found())
+                return
+            headers = [(b"cache-control", b"private, max-age=300")]
+            body = b"" if method == "HEAD" else feed
+            await respond(send, 200, body, headers, content_type=_ATOM)
             return
         handler = {
             "/dang-ky": self._sign_up,
@@ -109,7 +117,10 @@ class Forms:
             "/quan-ly": self._manage,
             "/unsubscribe": self._unsubscribe,
         }[path]
-        status, page = await handler(request)
+        # The store is a blocking API: its calls run beside the loop, which keeps serving.
+        status, page = await asyncio.to_thread(handler, request)
+        if request.mailed:
+            self.sender.nudge()
         if status >= 400:
             log_error(scope, status)
         await self._page(send, status, b"" if method == "HEAD" else page)
@@ -132,7 +143,7 @@ class Forms:
 
     # -- sign-up -------------------------------------------------------------------------------
 
-    async def _sign_up(self, request: _Request) -> tuple[int, bytes]:
+    def _sign_up(self, request: _Request) -> tuple[int, bytes]:
         officials, topics = self._subjects()
         if request.method != "POST":
             wanted = Choices(
@@ -188,8 +199,7 @@ class Forms:
             ),
             now,
         )
-        if outcome.said == "mailed":
-            self.sender.nudge()
+        request.mailed = outcome.said == "mailed"
         log.info("sign-up: %s", outcome.said, extra={"event": "signup", "state": outcome.said})
         return 200, self._sent(address)
 
@@ -204,7 +214,7 @@ class Forms:
 
     # -- confirmation --------------------------------------------------------------------------
 
-    async def _confirm(self, request: _Request) -> tuple[int, bytes]:
+    def _confirm(self, request: _Request) -> tuple[int, bytes]:
         fields = request.form if request.method == "POST" else request.query
         key, at, token = (fields.get(k, [""])[0] for k in ("s", "h", "t"))
         now = self.now()
@@ -256,7 +266,7 @@ class Forms:
 
     # -- the manage page -----------------------------------------------------------------------
 
-    async def _manage(self, request: _Request) -> tuple[int, bytes]:
+    def _manage(self, request: _Request) -> tuple[int, bytes]:
         fields = request.form if request.method == "POST" else request.query
         key, token = fields.get("s", [""])[0], fields.get("t", [""])[0]
         record = self.people.find(key=key) if key else None
@@ -315,7 +325,7 @@ class Forms:
 
     # -- one-click unsubscribe -----------------------------------------------------------------
 
-    async def _unsubscribe(self, request: _Request) -> tuple[int, bytes]:
+    def _unsubscribe(self, request: _Request) -> tuple[int, bytes]:
         """RFC 8058 one-click unsubscribe: POST does it; GET only shows a button, because
         mail scanners follow links."""
         email = request.query.get("email", [""])[0]
@@ -350,7 +360,8 @@ class Forms:
 
     # -- the reader's feed ---------------------------------------------------------------------
 
-    async def _feed(self, send: Send, name: str, request: _Request, *, head: bool) -> None:
+    def _feed(self, name: str, request: _Request) -> bytes | None:
+        """The reader's feed; None (a 404, whatever was wrong) unless the link is theirs."""
         key = name.removesuffix(".atom")
         record = self.people.find(key=key) if name.endswith(".atom") else None
         token = request.query.get("t", [""])[0]
@@ -359,18 +370,9 @@ class Forms:
             or record.state != "active"
             or not tokens.check(self.secret, token, "feed", key, str(record.version))
         ):
-            await self._page(send, 404, self.pages.not_found())
-            return
+            return None
         own = f"{self.base}ban-tin/{key}.atom?{urlencode({'t': token})}"
-        data = digest_feed(self.sender, record, self.now(), url=own, home=self._manage_url(record))
-        headers = [(b"cache-control", b"private, max-age=300")]
-        await respond(
-            send,
-            200,
-            b"" if head else data,
-            headers,
-            content_type=b"application/atom+xml; charset=utf-8",
-        )
+        return digest_feed(self.sender, record, self.now(), url=own, home=self._manage_url(record))
 
     # -- rendering -----------------------------------------------------------------------------
 
@@ -396,8 +398,10 @@ class Forms:
         )
 
     async def _page(self, send: Send, status: int, page: bytes) -> None:
-        # Pages with a reader's links are nobody else's: never cached, never sent elsewhere.
-        extra = [(b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]
+        # Pages with a reader's links are nobody else's: never cached, their address never sent
+        # to another site (same-origin, not no-referrer: with no-referrer, Chromium's POSTs
+        # from the page say `Origin: null`, which the cross-site check refuses).
+        extra = [(b"referrer-policy", b"same-origin"), (b"x-frame-options", b"DENY")]
         await respond(send, status, page, extra, content_type=HTML)
 
 
@@ -413,6 +417,7 @@ class _Request:
         self.query = query
         self.form = form
         self.client = client
+        self.mailed = False  # a notice was queued: the mail stage is told at once
 
     def one(self, name: str) -> str:
         return self.form.get(name, [""])[0].strip()

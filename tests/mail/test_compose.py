@@ -5,15 +5,11 @@ as a mail client renders it."""
 from __future__ import annotations
 
 import email
-import importlib
-import shutil
 import sqlite3
-from collections.abc import Callable
 from email import policy
 from pathlib import Path
 
-import pytest
-from support import ROOT
+from chromium import ARTIFACTS, accessibility_violations, launched
 
 from digest.mail.compose import bodies
 from mail.mailworld import Smtp, World, body, vn
@@ -120,25 +116,13 @@ def test_html_digest_fits_a_phone_and_a_desktop_client_in_chromium(
 ) -> None:
     """The mail as a client renders it: every headline whole at 390 px (a phone) and 600 px,
     nothing wider than the screen, and no WCAG 2.1 AA fault axe-core can see."""
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("chromium is not installed")
-    from playwright.sync_api import Page, sync_playwright
-
-    # Imported by name, not `from test_browser import`: mypy would check that module too, and
-    # its axe_playwright_python import has no stubs (an error there, not here).
-    browser_tests = importlib.import_module("test_browser")
-    accessibility_violations: Callable[[Page], list[str]] = browser_tests.accessibility_violations
 
     subscriber = world.config.subscribers[1]
     letter = world.sender.preview(subscriber, "daily", vn(2025, 1, 1))
     assert letter.message is not None
     page_file = tmp_path / "digest.html"
     page_file.write_text(bodies(letter.message)[1], encoding="utf-8")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=chromium, args=["--no-sandbox", "--disable-gpu"]
-        )
+    with launched() as browser:
         for width in (390, 600):
             page = browser.new_page(viewport={"width": width, "height": 900})
             page.goto(page_file.as_uri())
@@ -150,11 +134,10 @@ def test_html_digest_fits_a_phone_and_a_desktop_client_in_chromium(
                 box = titles.nth(i).bounding_box()
                 assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
             assert accessibility_violations(page) == []
-            (ROOT / "tests" / "artifacts").mkdir(exist_ok=True)
-            shot = ROOT / "tests" / "artifacts" / f"digest-mail-{width}.png"
+            ARTIFACTS.mkdir(exist_ok=True)
+            shot = ARTIFACTS / f"digest-mail-{width}.png"
             page.screenshot(path=str(shot), full_page=True)
             page.close()
-        browser.close()
 
 
 def test_preview_since_holds_exactly_the_entries_published_in_the_window(world: World) -> None:
