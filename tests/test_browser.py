@@ -54,6 +54,7 @@ PAGES = [
     ("theo-doi.html", "Cách theo dõi tin mới", "Feedly"),
     ("khong-co-trang-nay.html", "Không tìm thấy trang", "trang chủ"),
     ("unsubscribe?email=a%40example.org&token=x", "Hủy đăng ký bản tin", "a@example.org"),
+    ("dang-ky?chu-de=dan-so", "Đăng ký nhận bản tin qua e-mail", "Chúng tôi lưu gì về bạn"),
 ]
 
 
