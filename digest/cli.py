@@ -351,7 +351,8 @@ def _cmd_problems(app: Digest, args: argparse.Namespace) -> int:
 def _admin(app: Digest) -> Admin:
     from .subscribe.admin import Admin
 
-    return Admin(app.store.subscribers, *app.subjects(), app.clock.now())
+    configured = {s.email for s in app.config.subscribers}
+    return Admin(app.store.subscribers, *app.subjects(), app.clock.now(), configured=configured)
 
 
 def _cmd_subscribers(app: Digest, args: argparse.Namespace) -> int:
@@ -391,7 +392,8 @@ def _cmd_subscribers(app: Digest, args: argparse.Namespace) -> int:
                 print(printable(line), file=sys.stderr)
             print(
                 f"imported: {report.added} added, {report.updated} updated, "
-                f"{report.unchanged} unchanged, {len(report.problems)} bad"
+                f"{report.unchanged} unchanged, {report.skipped} never confirmed (skipped), "
+                f"{len(report.problems)} bad"
             )
             return 1 if report.problems else 0
     except ValueError as exc:

@@ -49,7 +49,11 @@ def reconcile(
                 source="config",
                 created=now,
                 since=now,
-                consent={"at": now.isoformat(), "via": "config", "text": CONFIG_CONSENT},
+                consent={
+                    "at": now.isoformat(timespec="seconds"),
+                    "via": "config",
+                    "text": CONFIG_CONSENT,
+                },
             )
         else:
             # Listed in config: the operator's from now on; an opt-out stays one.

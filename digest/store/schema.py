@@ -307,6 +307,14 @@ def open_engine(path: Path) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.close()
+        # The driver's own transaction handling begins a transaction only before DML, so an
+        # upgrade's CREATE and ALTER would commit on their own: SQLAlchemy begins instead
+        # (its documented recipe for pysqlite), and every transaction holds its DDL too.
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
 
     try:
         _check_schema(engine, path)

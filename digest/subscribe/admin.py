@@ -3,7 +3,9 @@
 Adding or importing is the operator's word that the reader agreed (recorded as the consent,
 with how). Two things only readers can do: subscribe again after unsubscribing, and change
 a config.toml subscriber's choices (the file's). An import is idempotent: the same file twice
-changes nothing the second time; every bad row is one line naming the file and row.
+changes nothing the second time; every bad row is one line naming the file and row. An
+export keeps each subscriber's state, and an import honours it: an opt-out stays one, and a
+sign-up never confirmed is not made a subscriber by moving it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -62,6 +64,7 @@ class Report:
     added: int = 0
     updated: int = 0
     unchanged: int = 0
+    skipped: int = 0  # sign-ups never confirmed: not subscribers
     problems: list[str] = field(default_factory=list)
 
 
@@ -72,11 +75,14 @@ class Admin:
         officials: Sequence[Subject],
         topics: Sequence[Subject],
         now: datetime,
+        *,
+        configured: Collection[str] = (),
     ) -> None:
         self.people = people
         self.officials = {s.slug for s in officials}
         self.topics = {s.slug for s in topics}
         self.now = now
+        self.configured = {e.lower() for e in configured}  # addresses config.toml lists
 
     def choices(self, schedule: str, officials: Sequence[str], topics: Sequence[str]) -> Choices:
         """Checked choices; ValueError says what is wrong, in one line."""
@@ -111,7 +117,10 @@ class Admin:
                     since=self.now,
                     consent=rules.consent(via, self.now, **how),
                 ), None
-            if old.source == "config":
+            if address in self.configured:  # the file's: asking for what it says is no change
+                if (old.name, old.choices) == (name, choices):
+                    said.append("unchanged")
+                    return old, None
                 raise ValueError(f"{address} is in config.toml: change its [[subscribers]] block")
             if old.state == "unsubscribed":
                 when = old.unsubscribed.date().isoformat() if old.unsubscribed else "earlier"
@@ -120,6 +129,8 @@ class Admin:
                     "(on the site's sign-up page)"
                 )
             new = replace(old, name=name, choices=choices)
+            if old.source == "config":  # a block since removed: the operator's by hand now
+                new = replace(new, source=via)
             if old.state == "pending":  # the operator vouches for the address
                 new = replace(
                     new,
@@ -136,16 +147,51 @@ class Admin:
         return said[-1]
 
     def remove(self, email: str) -> bool:
-        address, _ = rules.normal_address(email)
-        found = self.people.find(email=address)
-        if found is not None and found.source == "config":
+        address, problem = rules.normal_address(email)
+        if problem:
+            raise ValueError(f"{email!r} is not an e-mail address: it {problem}")
+        if address in self.configured:
             raise ValueError(f"{address} is in config.toml: remove its [[subscribers]] block")
         return bool(self.people.delete([address]))
 
+    def opt_out(self, email: str) -> str:
+        """Record that `email` unsubscribed (an import of someone who had): 'added',
+        'updated' or 'unchanged'."""
+        address, problem = rules.normal_address(email)
+        if problem:
+            raise ValueError(f"{email!r} is not an e-mail address: it {problem}")
+        outcome, before = rules.Outcome(), self.people.find(email=address)
+        self.people.change(
+            address,
+            lambda old: rules.unsubscribe(old, email=address, now=self.now, outcome=outcome),
+            self.now,
+        )
+        if before is None:
+            return "added"
+        return "unchanged" if before.state == "unsubscribed" else "updated"
+
     def import_file(self, path: Path) -> Report:
         report = Report()
+        first: dict[str, str] = {}  # address -> where the file first lists it
         for where, item in _read(path):
+            address, _ = rules.normal_address(str(item.get("email") or ""))
+            if address and address in first:
+                report.problems.append(
+                    f"{path}:{where}: {address} is listed again (first at {first[address]})"
+                )
+                continue
+            first[address] = where
+            state = str(item.get("state") or "active")
+            if state == "pending":
+                report.skipped += 1
+                continue
             try:
+                if state == "unsubscribed":
+                    said = self.opt_out(address)
+                    setattr(report, said, getattr(report, said) + 1)
+                    continue
+                if state != "active":
+                    raise ValueError(f"state {state!r} must be active, unsubscribed or pending")
                 officials, topics = _slugs(item.get("officials")), _slugs(item.get("topics"))
                 choices = self.choices(str(item.get("schedule") or "daily"), officials, topics)
                 said = self.add(

@@ -37,7 +37,7 @@ def normal_address(value: str) -> tuple[str, str | None]:
 
 def consent(via: str, now: datetime, **more: str) -> Mapping[str, str]:
     """The record of consent: when, how (web, cli, import, manage), to which words."""
-    return {"at": now.isoformat(timespec="seconds"), "via": via, "text": CONSENT, **more}
+    return {**more, "at": now.isoformat(timespec="seconds"), "via": via, "text": CONSENT}
 
 
 @dataclass
@@ -158,7 +158,13 @@ def resubscribe(
         return old, None
     outcome.said = "confirmed"
     return replace(
-        old, state="active", since=now, unsubscribed=None, consent=via, requested=None
+        old,
+        state="active",
+        since=now,
+        unsubscribed=None,
+        consent=via,
+        requested=None,
+        expires=None,
     ), None
 
 

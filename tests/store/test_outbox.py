@@ -7,7 +7,8 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from digest.store import OUTBOX_STATES, Store, open_store
+from digest.model import Choices
+from digest.store import OUTBOX_STATES, NoticeRow, Store, SubscriberRecord, open_store
 
 NOW = datetime(2026, 1, 20, 1, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -19,6 +20,10 @@ WEEK = datetime(2026, 1, 12, 0, 0, tzinfo=UTC)
 def stored_secret(path: Path) -> list[tuple[str]]:
     with contextlib.closing(sqlite3.connect(path)) as db:
         return list(db.execute("select value from meta where key = 'unsubscribe_secret'"))
+
+
+def secs(moment: datetime) -> int:
+    return int(moment.timestamp())
 
 
 def counts(**states: int) -> dict[str, int]:
@@ -191,3 +196,131 @@ def test_a_failed_period_is_retried_when_its_time_comes(store: Store) -> None:
     # The new attempt sends a new message: the old Message-ID is forgotten.
     assert (row.attempts, row.message_id, row.updated) == (2, None, retry_a)
     assert store.outbox.next_retry() == retry_b
+
+
+# -- notices --------------------------------------------------------------------------------
+
+
+def queue_notice(store: Store, path: Path, email: str, kind: str = "confirm") -> int:
+    """A subscriber stored with a notice queued, as the forms do it; the notice's id."""
+
+    def decide(old: SubscriberRecord | None) -> tuple[SubscriberRecord | None, str | None]:
+        assert old is None
+        new = SubscriberRecord(
+            email=email,
+            key=f"key-{email}",
+            name="",
+            choices=Choices("daily"),
+            state="pending",
+            source="web",
+            created=NOW,
+            since=None,
+            noticed=NOW,
+        )
+        return new, kind
+
+    store.subscribers.change(email, decide, NOW)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        [(notice,)] = db.execute("select id from notices where email = ?", (email,))
+    return int(notice)
+
+
+def notice_rows(path: Path) -> list[tuple[object, ...]]:
+    query = "select id, state, attempts, next_attempt, message_id, error, updated from notices"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return list(db.execute(query + " order by id"))
+
+
+def test_notices_due_are_pending_and_failed_ones_whose_retry_has_come_by_id(
+    store: Store, path: Path
+) -> None:
+    # Queued in this order; neither the addresses nor the retry times are in it.
+    names = ["zoe", "minh", "anh", "lan", "binh", "hoa", "an"]
+    ids = {n: queue_notice(store, path, f"{n}@example.org") for n in names}
+    assert sorted(ids.values()) == [ids[n] for n in names]
+    for n in ("minh", "anh", "lan", "hoa", "an"):
+        assert store.outbox.claim_notice(ids[n], NOW)
+    store.outbox.finish_notice(ids["minh"], "failed", NOW, error="421", next_attempt=NOW + 3 * HOUR)
+    store.outbox.finish_notice(ids["anh"], "sent", NOW, message_id="<anh>")
+    store.outbox.finish_notice(ids["lan"], "failed", NOW, error="451", next_attempt=NOW + HOUR)
+    store.outbox.finish_notice(ids["hoa"], "dead", NOW, error="550")
+    # "an" stays sending: it is no longer due either.
+
+    def due(at: datetime) -> list[str]:
+        return [r.email.split("@")[0] for r in store.outbox.notices_due(at)]
+
+    assert due(NOW) == ["zoe", "binh"]
+    assert due(NOW + HOUR - timedelta(seconds=1)) == ["zoe", "binh"]
+    assert due(NOW + HOUR) == ["zoe", "lan", "binh"]
+    assert due(NOW + 3 * HOUR) == ["zoe", "minh", "lan", "binh"]
+    first, second = store.outbox.notices_due(NOW + 3 * HOUR)[:2]
+    assert first == NoticeRow(
+        ids["zoe"], "zoe@example.org", "confirm", NOW, "pending", 0, None, None, None
+    )
+    assert second == NoticeRow(
+        ids["minh"], "minh@example.org", "confirm", NOW, "failed", 1, NOW + 3 * HOUR, None, "421"
+    )
+
+
+def test_a_notice_is_claimed_once(store: Store, path: Path) -> None:
+    notice = queue_notice(store, path, "a@example.org", "already")
+    other = open_store(path)  # another process on the same file
+    try:
+        assert store.outbox.claim_notice(notice, NOW) is True
+        assert other.outbox.claim_notice(notice, NOW) is False
+        assert store.outbox.claim_notice(notice, NOW) is False
+    finally:
+        other.close()
+    assert store.outbox.claim_notice(notice + 1, NOW) is False  # no such notice
+    # Committed before the mail leaves: another connection sees it.
+    assert notice_rows(path) == [(notice, "sending", 1, None, None, None, secs(NOW))]
+    assert store.outbox.notices_due(NOW) == []
+
+
+def test_a_failed_notice_is_claimed_again_when_its_retry_comes(store: Store, path: Path) -> None:
+    notice = queue_notice(store, path, "a@example.org")
+    retry = NOW + 2 * HOUR
+    assert store.outbox.claim_notice(notice, NOW)
+    store.outbox.finish_notice(notice, "failed", NOW, error="421 busy", next_attempt=retry)
+    assert store.outbox.claim_notice(notice, retry - timedelta(seconds=1)) is False
+    assert store.outbox.claim_notice(notice, retry) is True
+    assert store.outbox.claim_notice(notice, retry) is False
+    [(_, state, attempts, *_)] = notice_rows(path)
+    assert (state, attempts) == ("sending", 2)
+
+
+def test_finish_notice_records_the_outcome(store: Store, path: Path) -> None:
+    sent, failed, dead = (queue_notice(store, path, f"{n}@example.org") for n in "abc")
+    for notice in (sent, failed, dead):
+        assert store.outbox.claim_notice(notice, NOW)
+    later = NOW + HOUR
+    store.outbox.finish_notice(sent, "sent", later, message_id="<a@digest.example.org>")
+    store.outbox.finish_notice(
+        failed, "failed", later, error="421 try later", next_attempt=later + HOUR
+    )
+    store.outbox.finish_notice(dead, "dead", later + HOUR, error="550 no such user")
+    assert notice_rows(path) == [
+        (sent, "sent", 1, None, "<a@digest.example.org>", None, secs(later)),
+        (failed, "failed", 1, secs(later + HOUR), None, "421 try later", secs(later)),
+        (dead, "dead", 1, None, None, "550 no such user", secs(later + HOUR)),
+    ]
+
+
+def test_notices_left_sending_are_interrupted(store: Store, path: Path) -> None:
+    a, b, c = (queue_notice(store, path, f"{n}@example.org", "confirm") for n in "abc")
+    assert store.outbox.claim_notice(a, NOW)
+    assert store.outbox.claim_notice(c, NOW + HOUR)
+    assert store.outbox.interrupted_notices() != []
+    store.close()  # the process died while sending
+    again = open_store(path)
+    try:
+        found = sorted(again.outbox.interrupted_notices(), key=lambda r: r.id)
+        assert [(r.id, r.email, r.state, r.attempts) for r in found] == [
+            (a, "a@example.org", "sending", 1),
+            (c, "c@example.org", "sending", 1),
+        ]
+        again.outbox.finish_notice(a, "unknown", NOW + 2 * HOUR)
+        assert [r.id for r in again.outbox.interrupted_notices()] == [c]
+        assert [r.id for r in again.outbox.notices_due(NOW + 2 * HOUR)] == [b]
+    finally:
+        again.close()

@@ -293,3 +293,103 @@ def test_a_store_file_damaged_while_open_gives_store_errors(
         assert isinstance(caught.value.__cause__, sa.exc.DBAPIError)
     finally:
         store.close()
+
+
+# Before schema 5 a subscriber row was an address from config: when it first appeared and
+# when it unsubscribed.
+OLD_SUBSCRIBERS = [
+    ("an@example.org", 1_767_225_600, None),
+    ("binh@example.org", 1_767_312_000, 1_768_000_000),
+    ("chi@example.org", 1_767_398_400, None),
+]
+
+
+def schema_4_store(path: Path) -> None:
+    """A store as schema 4 left it: no notices or rate-limit counts, subscribers old-shaped."""
+    store = open_store(path)
+    store.outbox.add_periods([("an@example.org", "daily:2026-01-20", NOW)], NOW)
+    store.close()
+    values = ", ".join(
+        f"('{email}', {first}, {'null' if gone is None else gone})"
+        for email, first, gone in OLD_SUBSCRIBERS
+    )
+    sql(
+        path,
+        "drop table notices",
+        "drop table form_hits",
+        "drop table subscribers",
+        "create table subscribers "
+        "(email varchar primary key, first_seen bigint not null, unsubscribed bigint)",
+        f"insert into subscribers values {values}",
+        "update meta set value = '4' where key = 'schema'",
+    )
+
+
+def test_a_schema_4_store_gets_its_subscribers_into_the_store(tmp_path: Path) -> None:
+    path = tmp_path / "digest.sqlite"
+    schema_4_store(path)
+    tables, version = schema_of(path)
+    assert version == "4" and not {"notices", "form_hits"} & tables
+    outbox = rows(path, "select * from outbox")
+
+    store = open_store(path)
+    try:
+        tables, version = schema_of(path)
+        assert version == SCHEMA_VERSION == "5"
+        assert tables == set(metadata.tables)
+        found = store.subscribers.all()
+        assert [
+            (r.email, r.state, r.source, r.created, r.since, r.unsubscribed) for r in found
+        ] == [
+            (
+                email,
+                "active" if gone is None else "unsubscribed",
+                "config",
+                datetime.fromtimestamp(first, UTC),
+                datetime.fromtimestamp(first, UTC),
+                None if gone is None else datetime.fromtimestamp(gone, UTC),
+            )
+            for email, first, gone in OLD_SUBSCRIBERS
+        ]
+        keys = [r.key for r in found]
+        assert len(set(keys)) == len(OLD_SUBSCRIBERS) and all(len(k) >= 16 for k in keys)
+        for r in found:
+            assert store.subscribers.find(key=r.key) == r
+            assert (r.requested, r.expires, r.consent, r.noticed) == (None, None, None, None)
+        assert [r.email for r in store.subscribers.active()] == [
+            email for email, _, gone in OLD_SUBSCRIBERS if gone is None
+        ]
+        assert rows(path, "select * from outbox") == outbox
+        # The new tables work.
+        assert store.subscribers.hit("203.0.113.9", NOW, 1)
+        assert not store.subscribers.hit("203.0.113.9", NOW, 1)
+        assert store.subscribers.notices_since(NOW) == 0
+    finally:
+        store.close()
+    upgraded = rows(path, "select * from subscribers")
+    open_store(path).close()  # already upgraded: opens as it is
+    assert schema_of(path) == (set(metadata.tables), "5")
+    assert rows(path, "select * from subscribers") == upgraded
+
+
+def test_a_schema_4_upgrade_that_fails_leaves_the_store_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "digest.sqlite"
+    schema_4_store(path)
+    # The upgrade's last write fails, as a full disk or a kill would stop it.
+    sql(
+        path,
+        "create trigger stop before update on meta begin select raise(abort, 'disk full'); end",
+    )
+    with pytest.raises(StoreError, match="disk full"):
+        open_store(path)
+    assert schema_of(path)[1] == "4"
+    sql(path, "drop trigger stop")
+    store = open_store(path)  # the cause gone, the upgrade runs again
+    try:
+        assert [(r.email, r.state) for r in store.subscribers.all()] == [
+            (email, "active" if gone is None else "unsubscribed")
+            for email, _, gone in OLD_SUBSCRIBERS
+        ]
+    finally:
+        store.close()
+    assert schema_of(path) == (set(metadata.tables), "5")

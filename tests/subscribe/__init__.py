@@ -1,0 +1,1 @@
+"""Tests of digest/subscribe/, one module per module there."""
