@@ -150,7 +150,7 @@ class PublicApp:
             if page is None:
                 await respond(send, 404, b"Not found\n")
             else:
-                await respond(send, 404, b"" if method == "HEAD" else page.body, content_type=HTML)
+                await respond(send, 404, page.body, content_type=HTML, head=method == "HEAD")
             return
         await self._answer(scope, send, found)
 
@@ -282,15 +282,17 @@ async def respond(
     extra: list[tuple[bytes, bytes]] | None = None,
     *,
     content_type: bytes = b"text/plain; charset=utf-8",
+    head: bool = False,
 ) -> None:
-    headers = [
-        (b"content-type", content_type),
-        (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
-        *(extra or []),
-    ]
+    """A whole answer; not cached unless `extra` says how. For HEAD, the length GET would
+    have, and no body (RFC 9110 9.3.2)."""
+    extra = extra or []
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if not any(name == b"cache-control" for name, _ in extra):
+        headers.append((b"cache-control", b"no-store"))
+    headers += extra
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": b"" if head else body})
 
 
 class GuardedHttp(HttpToolsProtocol):

@@ -260,6 +260,7 @@ class _Transaction:
 
     def __enter__(self) -> IngestTransaction:
         self.conn = self.engine.connect()
+        self.conn.execution_options(immediate=True)  # a build writes: see schema.writing
         self.conn.begin()
         return self
 

@@ -33,6 +33,7 @@ from .schema import (
     published,
     titles,
     ts,
+    writing,
 )
 
 _STATE_KEY = "published_state"
@@ -243,7 +244,7 @@ class SqlIndex:
 
         Only one writer runs at a time (the writer lock), so no build adds marks between a
         publish reading them and clearing them here."""
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(dirty_months.delete())
             conn.execute(dirty_entries.delete())
             conn.execute(meta.delete().where(meta.c.key == _STATE_KEY))
@@ -269,7 +270,7 @@ class SqlIndex:
 
     def save_published(self, changed: Mapping[str, str], removed: Iterable[str]) -> None:
         gone = sorted(set(removed) | set(changed))
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             for chunk in chunks(gone):
                 conn.execute(published.delete().where(published.c.path.in_(chunk)))
             rows = [{"path": p, "signature": s} for p, s in sorted(changed.items())]

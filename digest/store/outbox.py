@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.engine import Engine
 
-from .schema import chunks, dt, guarded, meta, notices, outbox, ts
+from .schema import chunks, dt, guarded, meta, notices, outbox, ts, writing
 from .types import OUTBOX_STATES, NoticeRow, OutboxRow
 
 _SECRET_KEY = "unsubscribe_secret"  # noqa: S105 - the meta key's name, not a secret
@@ -99,7 +99,7 @@ class SqlOutbox:
 
     def secret(self) -> str:
         """The key of every subscriber's signed links, made on first use."""
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             query = sa.select(meta.c.value).where(meta.c.key == _SECRET_KEY)
             found = conn.execute(query).scalar()
             if found is None:
@@ -117,7 +117,7 @@ class SqlOutbox:
 
     def add_periods(self, rows: Sequence[tuple[str, str, datetime]], now: datetime) -> None:
         """Record periods as pending; a period already recorded is left as it is."""
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             for chunk in chunks(list(rows)):
                 existing = {
                     (r.subscriber, r.period)
@@ -255,7 +255,7 @@ class SqlOutbox:
                 sa.and_(notices.c.state == "failed", notices.c.next_attempt <= ts(now)),
             ),
         )
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             claimed = conn.execute(
                 notices.update()
                 .where(mine)
@@ -280,7 +280,7 @@ class SqlOutbox:
             "next_attempt": ts(next_attempt) if next_attempt else None,
             "updated": ts(now),
         }
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(notices.update().where(notices.c.id == notice).values(values))
 
     def interrupted_notices(self) -> list[NoticeRow]:

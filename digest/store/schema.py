@@ -7,6 +7,7 @@ at this package's boundary (`guarded`), their cause kept.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import secrets
@@ -287,6 +288,17 @@ def _store_error(engine: Engine, exc: sa.exc.SQLAlchemyError) -> StoreError:
     )
 
 
+@contextlib.contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A transaction that writes. On SQLite it takes the write lock as it begins (BEGIN
+    IMMEDIATE), so it waits its turn (busy_timeout) instead of failing when another process
+    commits between its reads and its first write, which a WAL reader cannot wait out."""
+    with engine.connect() as conn:
+        conn.execution_options(immediate=True)
+        with conn.begin():
+            yield conn
+
+
 def open_engine(path: Path) -> Engine:
     """The SQLite file at `path`, created with its folder and tables if missing, upgraded
     in place from an older schema."""
@@ -314,7 +326,8 @@ def open_engine(path: Path) -> Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
+        immediate = conn.get_execution_options().get("immediate")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     try:
         _check_schema(engine, path)
@@ -341,7 +354,7 @@ def _check_schema(engine: Engine, path: Path) -> None:
     if version == SCHEMA_VERSION:
         return
     if version in ("2", "3", "4"):
-        with engine.begin() as conn:
+        with writing(engine) as conn:
             _migrate(conn, version)
         return
     if has_meta:
@@ -350,7 +363,7 @@ def _check_schema(engine: Engine, path: Path) -> None:
             f"{SCHEMA_VERSION}; move the file away and run `digest build` to rebuild it "
             "from the seeds (entry ids stay the same)"
         )
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         metadata.create_all(conn)
         conn.execute(meta.insert(), [{"key": "schema", "value": SCHEMA_VERSION}])
 

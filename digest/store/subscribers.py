@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..model import Choices
-from .schema import chunks, dt, form_hits, guarded, notices, outbox, subscribers, ts
+from .schema import chunks, dt, form_hits, guarded, notices, outbox, subscribers, ts, writing
 from .types import Decide, SubscriberRecord
 
 
@@ -150,7 +150,7 @@ class SqlSubscribers:
         key = email.lower()
         for _ in range(_TRIES):
             try:
-                with self.engine.begin() as conn:
+                with writing(self.engine) as conn:
                     row = conn.execute(
                         sa.select(subscribers).where(subscribers.c.email == key)
                     ).first()
@@ -183,7 +183,7 @@ class SqlSubscribers:
 
     def save(self, records: Sequence[SubscriberRecord]) -> None:
         """Store these records as they are (config and imports), replacing any by address."""
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             for record in records:
                 values = _row(record)
                 done = conn.execute(
@@ -195,14 +195,14 @@ class SqlSubscribers:
                     conn.execute(subscribers.insert().values({**values, "rev": 1}))
 
     def delete(self, emails: Iterable[str]) -> int:
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             return _forget(conn, [e.lower() for e in emails])
 
     def expire(self, now: datetime) -> int:
         """Sign-ups not confirmed in time: never-confirmed subscribers are deleted, and a
         returning one's request is dropped. Old rate-limit counts go too. How many lapsed."""
         lapsed = subscribers.c.expires.is_not(None) & (subscribers.c.expires < ts(now))
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             gone = conn.execute(
                 sa.select(subscribers.c.email).where(lapsed, subscribers.c.state == "pending")
             ).scalars()
@@ -221,7 +221,7 @@ class SqlSubscribers:
         this = (form_hits.c.client == client) & (form_hits.c.window == window)
         for _ in range(_TRIES):
             try:
-                with self.engine.begin() as conn:
+                with writing(self.engine) as conn:
                     count = conn.execute(sa.select(form_hits.c.count).where(this)).scalar()
                     if count is None:
                         conn.execute(

@@ -88,8 +88,9 @@ class Forms:
         if path == "/dang-ky" and not self.settings.open:  # readers already in keep their pages
             await self._page(send, 404, self.pages.not_found())
             return
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"), max_num_fields=50)
+        head = method == "HEAD"
         form: dict[str, list[str]] = {}
+        body: bytes | None = b""
         if method == "POST":
             body = await read_body(receive)
             if body is None:
@@ -100,7 +101,13 @@ class Forms:
                 page = self.pages.message("Không gửi được biểu mẫu", _CROSS_SITE)
                 await self._page(send, 403, page)
                 return
-            form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=200)
+        try:  # no form of ours has 200 fields, nor a link of ours 50
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"), max_num_fields=50)
+            form = parse_qs((body or b"").decode("utf-8", "replace"), max_num_fields=200)
+        except ValueError:
+            log_error(scope, 400)
+            await respond(send, 400, b"Too many fields\n")
+            return
         request = _Request(method, query, form, self.client(scope))
         if path.startswith(_FEED_PREFIX):
             feed = await asyncio.to_thread(self._feed, path.removeprefix(_FEED_PREFIX), request)
@@ -108,8 +115,7 @@ class Forms:
                 await self._page(send, 404, self.pages.not_found())
                 return
             headers = [(b"cache-control", b"private, max-age=300")]
-            body = b"" if method == "HEAD" else feed
-            await respond(send, 200, body, headers, content_type=_ATOM)
+            await respond(send, 200, feed, headers, content_type=_ATOM, head=head)
             return
         handler = {
             "/dang-ky": self._sign_up,
@@ -123,7 +129,7 @@ class Forms:
             self.sender.nudge()
         if status >= 400:
             log_error(scope, status)
-        await self._page(send, status, b"" if method == "HEAD" else page)
+        await self._page(send, status, page, head=head)
 
     # -- the client, for the rate limit --------------------------------------------------------
 
@@ -228,7 +234,9 @@ class Forms:
         if record is None or not valid:
             return 400, self._lapsed()
         if request.method != "POST":
-            if record.requested is None:
+            if record.requested is None:  # used already: say so only if it still holds
+                if record.state != "active":
+                    return 400, self._lapsed()
                 return 200, self._confirmed(record, fresh=False)
             describe = self.sender.notices.describe(record.requested)
             carry = {"s": key, "h": at, "t": token}
@@ -397,12 +405,12 @@ class Forms:
             .encode()
         )
 
-    async def _page(self, send: Send, status: int, page: bytes) -> None:
+    async def _page(self, send: Send, status: int, page: bytes, *, head: bool = False) -> None:
         # Pages with a reader's links are nobody else's: never cached, their address never sent
         # to another site (same-origin, not no-referrer: with no-referrer, Chromium's POSTs
         # from the page say `Origin: null`, which the cross-site check refuses).
         extra = [(b"referrer-policy", b"same-origin"), (b"x-frame-options", b"DENY")]
-        await respond(send, status, page, extra, content_type=HTML)
+        await respond(send, status, page, extra, content_type=HTML, head=head)
 
 
 class _Request:
