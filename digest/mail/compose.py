@@ -83,19 +83,23 @@ def matches(subscriber: Subscriber, entry: EntryHead) -> bool:
     return not (subscriber.topics and not set(subscriber.topics) & set(entry.topics))
 
 
+def mail_templates(config: Config) -> jinja2.Environment:
+    """The mail templates: HTML autoescaped, text as written."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(config.paths.templates)),
+        autoescape=jinja2.select_autoescape(["html"], default_for_string=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
 class Composer:
     def __init__(self, config: Config, secret: str) -> None:
         self.config = config
         self.site = config.site
         self.secret = secret
-        loader = jinja2.FileSystemLoader(str(config.paths.templates))
-        self.env = jinja2.Environment(
-            loader=loader,
-            autoescape=jinja2.select_autoescape(["html"], default_for_string=False),
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self.env = mail_templates(config)
         self.html = self.env.get_template("mail/digest.html")
         self.text = self.env.get_template("mail/digest.txt")
         names = config.classification

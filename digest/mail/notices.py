@@ -16,13 +16,12 @@ from email.utils import format_datetime, formataddr, make_msgid
 from urllib.parse import urlencode
 
 import css_inline
-import jinja2
 
 from .. import tokens
 from ..config import Config
 from ..model import Choices, vietnam_time
 from ..store import SubscriberRecord
-from .compose import display_name, manage_url
+from .compose import display_name, mail_templates, manage_url
 from .transport import Parcel
 
 SUBJECTS = {
@@ -42,14 +41,7 @@ class Notices:
     def __init__(self, config: Config, secret: str) -> None:
         self.config = config
         self.secret = secret
-        loader = jinja2.FileSystemLoader(str(config.paths.templates))
-        self.env = jinja2.Environment(
-            loader=loader,
-            autoescape=jinja2.select_autoescape(["html"], default_for_string=False),
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self.env = mail_templates(config)
         names = config.classification
         self.official_names = {o.slug: o.name for o in names.officials}
         self.topic_names = {t.slug: t.name for t in names.topics}
