@@ -33,7 +33,6 @@ from ..mail.compose import manage_url
 from ..mail.periods import next_period
 from ..model import Choices, vietnam_time
 from ..server import HTML, Pages, Receive, Scope, Send, log_error, read_body, respond
-from ..site import page_templates
 from ..store import Store, SubscriberRecord
 from . import rules
 from .feed import digest_feed
@@ -65,7 +64,7 @@ class Forms:
         self.sender = sender
         self.now = now
         self.pages = pages
-        self.env = page_templates(config.paths.templates)
+        self.env = pages.env  # the same templates: compiled once
         self.base = config.site.base_url
         self._secret: str | None = None
 
