@@ -53,6 +53,24 @@ class Digest:
         stats = self.store.index.channel_stats()
         return subjects(self.config.classification, stats, self.store.entries.discovered())
 
+    def cluster(self) -> dict[str, object]:
+        """For /healthz: who ingests, and how far behind the change log each node publishes."""
+        now = self.clock.now()
+        return {
+            "node": self.store.nodes.node,
+            "ingest_lease": self.store.nodes.lease_holder(),
+            "publish": [
+                {
+                    "node": n.name,
+                    "behind": n.head - n.seq,
+                    "lag_seconds": round((now - n.oldest_unpublished).total_seconds())
+                    if n.oldest_unpublished
+                    else 0,
+                }
+                for n in self.store.index.nodes()
+            ],
+        }
+
     def entries(self) -> list[Entry]:
         return self.store.entries.entries()
 
@@ -65,7 +83,9 @@ class Digest:
 
 def make_digest(config: Config, *, clock: Clock | None = None) -> Digest:
     """The one way to get a Digest: opens the configured store."""
-    return Digest(config, open_store(config.paths.store), clock or SystemClock())
+    settings = config.store
+    store = open_store(settings.url, node=settings.node, password=settings.password())
+    return Digest(config, store, clock or SystemClock())
 
 
 __all__ = ["BuildReport", "Clock", "Digest", "SystemClock", "make_digest"]

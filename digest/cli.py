@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from time import monotonic
@@ -210,13 +210,18 @@ def _forms(app: Digest, sender: Sender) -> Forms:
     return Forms(app.config, app.store, sender, app.clock.now, pages=pages(app.config))
 
 
+def _health(app: Digest, sender: Sender) -> Callable[[], dict[str, Any]]:
+    """What /healthz adds to the build's state: the digests, and the nodes on the store."""
+    return lambda: {**sender.health(), "cluster": app.cluster()}
+
+
 def _cmd_run(app: Digest, args: argparse.Namespace) -> int:
     from .daemon import run  # the server stack is only needed by the daemon
 
     sender = _sender(app)  # the mail stage, run beside the watcher
     with writer_lock(app.config.paths.store, app.config.paths.public):
         forms = _forms(app, sender)
-        return run(app, (sender.service,), health_extra=sender.health, forms=forms)
+        return run(app, (sender.service,), health_extra=_health(app, sender), forms=forms)
 
 
 def _cmd_serve_worker(app: Digest, args: argparse.Namespace) -> int:
@@ -227,7 +232,7 @@ def _cmd_serve_worker(app: Digest, args: argparse.Namespace) -> int:
         app,
         fd=args.fd,
         parent=args.parent,
-        health_extra=sender.health,
+        health_extra=_health(app, sender),
         forms=_forms(app, sender),
     )
 

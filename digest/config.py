@@ -6,6 +6,7 @@ import functools
 import ipaddress
 import os
 import re
+import socket
 import sys
 import tomllib
 from collections.abc import Mapping
@@ -14,6 +15,9 @@ from datetime import date, time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from .errors import ConfigError
 from .model import Subscriber
@@ -26,6 +30,7 @@ SOURCE_URL = "https://moh.gov.vn/hoat-dong-cua-lanh-dao-bo"
 SIGNALS = ("foreign-leader", "country-pair")
 # The Ministry's leadership roles, as the captures write them.
 ROLES = ("Bộ trưởng", "Thứ trưởng Thường trực", "Thứ trưởng")
+_NODE = re.compile(r"[A-Za-z0-9._-]{1,63}\Z")
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*\Z")
 
 
@@ -151,17 +156,40 @@ class Smtp:
 
     def password(self) -> str | None:
         """From DIGEST_SMTP_PASSWORD, a systemd credential, or password_file; never logged."""
-        if "DIGEST_SMTP_PASSWORD" in os.environ:
-            return os.environ["DIGEST_SMTP_PASSWORD"]
-        candidates = [self.password_file] if self.password_file else []
-        if "CREDENTIALS_DIRECTORY" in os.environ:
-            candidates.append(Path(os.environ["CREDENTIALS_DIRECTORY"]) / "smtp-password")
-        for path in candidates:
-            try:
-                return path.read_text(encoding="utf-8").strip()
-            except OSError:
-                continue
-        return None
+        return secret("DIGEST_SMTP_PASSWORD", "smtp-password", self.password_file)
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    """Where the store is, and this daemon's name among those sharing it."""
+
+    url: str  # a SQLAlchemy URL without its password: sqlite:///… or postgresql+psycopg://…
+    node: str
+    password_file: Path | None = None
+
+    @property
+    def shared(self) -> bool:
+        """Several daemons may share it (PostgreSQL), each on its own machine and folder."""
+        return self.url.startswith("postgresql")
+
+    def password(self) -> str | None:
+        """From DIGEST_STORE_PASSWORD, a systemd credential, or password_file; never logged."""
+        return secret("DIGEST_STORE_PASSWORD", "store-password", self.password_file)
+
+
+def secret(variable: str, credential: str, file: Path | None) -> str | None:
+    """A secret from the environment, a systemd credential, or a file, in that order."""
+    if variable in os.environ:
+        return os.environ[variable]
+    candidates = [file] if file else []
+    if "CREDENTIALS_DIRECTORY" in os.environ:
+        candidates.append(Path(os.environ["CREDENTIALS_DIRECTORY"]) / credential)
+    for path in candidates:
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError:
+            continue
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +197,7 @@ class Config:
     source: Path  # the config file itself; relative paths in it are relative to its folder
     paths: Paths
     site: Site
+    store: Store
     server: Server = Server("127.0.0.1", 8080)
     watch: Watch = Watch(poll=False, debounce_ms=50, settle_ms=50)
     classification: Classification = Classification()
@@ -186,6 +215,8 @@ class Config:
 
 _SECTIONS: dict[str, set[str]] = {
     "paths": {"seeds", "store", "public", "templates", "outbox"},
+    "store": {"url", "password_file", "password"},
+    "node": {"name"},
     "officials": {"slug", "name", "variants", "roles"},
     "topics": {"slug", "name"},
     "rules": {"topic", "phrases", "exclude", "weak", "signals"},
@@ -518,6 +549,49 @@ class _Reader:
             self.whole("smtp", "connections", 4, 1, 32),
         )
 
+    def store(self, paths: Paths) -> Store:
+        table = self.table("store")
+        if "password" in table:
+            raise self.fail(
+                "store.password",
+                "secrets never go in config.toml: set DIGEST_STORE_PASSWORD, a systemd "
+                "credential named store-password, or store.password_file",
+            )
+        url = table.get("url") or f"sqlite:///{paths.store}"
+        if not isinstance(url, str):
+            raise self.fail("store.url", "must be a string")
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise self.fail("store.url", f"{printable(url)!r} is not a database URL") from None
+        if parsed.drivername in ("postgresql", "postgres"):
+            parsed = parsed.set(drivername="postgresql+psycopg")  # the driver we ship
+        if parsed.drivername not in ("sqlite", "postgresql+psycopg"):
+            raise self.fail(
+                "store.url",
+                "must start with sqlite:/// (a file) or postgresql+psycopg:// (a server)",
+            )
+        if parsed.password is not None:
+            raise self.fail(
+                "store.url",
+                "has a password: secrets never go in config.toml; set DIGEST_STORE_PASSWORD, "
+                "a systemd credential named store-password, or store.password_file",
+            )
+        if parsed.drivername == "sqlite" and not parsed.database:
+            raise self.fail("store.url", "names no file: write sqlite:///path/to/digest.sqlite")
+        password_file = (
+            self.path("store", "password_file", "") if table.get("password_file") else None
+        )
+        shared = parsed.drivername.startswith("postgresql")
+        # One daemon per SQLite file; on a server each daemon needs a name of its own.
+        name = self.table("node").get("name") or (socket.gethostname() if shared else "local")
+        if not isinstance(name, str) or not _NODE.match(name):
+            raise self.fail(
+                "node.name", "must be 1 to 63 letters, digits, dots, dashes or underscores"
+            )
+        rendered = parsed.render_as_string(hide_password=False)
+        return Store(rendered, name, password_file)
+
     def classification(self, base: Classification | None = None) -> Classification:
         """The registry and taxonomy of this file, on top of `base` (the shipped one): an
         official or topic with a slug already there replaces it, rules add to a topic's."""
@@ -635,6 +709,7 @@ def load(path: Path) -> Config:
         source=source,
         paths=paths,
         site=reader.site(server),
+        store=reader.store(paths),
         server=server,
         watch=reader.watch(),
         classification=reader.classification(default_taxonomy()),

@@ -11,6 +11,12 @@ whichever process accepts first) and starts a serving process for each socket bu
 (`digest serve-worker`). The workers answer files and the readers' pages (sign-up, manage,
 unsubscribe) like the daemon, read /healthz from the snapshot the daemon writes next to the
 store, and exit when the daemon does, or when it dies.
+
+On a shared store (PostgreSQL) several daemons run at once, each with its own public folder:
+the one holding the ingest lease builds from the seeds folder (which every node reaches), and
+every node publishes its own public folder from the store's change log, looking for new
+changes twice a second (`follow`). A node that finds the lease free takes it and builds the
+whole folder at once: captures that arrived while nobody held it are not missed.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ from .site import PublishReport
 from .watch import watch
 
 log = logging.getLogger("digest.daemon")
+
+_FOLLOW = 0.5  # seconds between looks at the change log and the lease (shared stores)
 
 # A service runs beside the watcher and the server until `stop` is set: the digest scheduler
 # of the mail stage plugs in here.
@@ -148,14 +156,47 @@ class Daemon:
         self.forms = forms
         self._building = asyncio.Lock()
         self._verified = False
+        self._leading = False  # this node holds the ingest lease
 
     def _build(self, changed: frozenset[str] | None) -> tuple[BuildReport, PublishReport]:
         # The first publish checks every published file is on disk (the folder may have been
         # cleaned while the daemon was down); later ones look only at what changed.
-        built = self.app.build(only=changed)
+        leading = self.app.store.nodes.take_lease()
+        if leading != self._leading:
+            self._leading = leading
+            log.info(
+                "this node %s the seeds folder",
+                "now ingests" if leading else "no longer ingests",
+                extra={"event": "lease", "holder": leading},
+            )
+            changed = None  # a new holder reads the whole folder
+        if leading:
+            built = self.app.build(only=changed)
+        else:
+            built = BuildReport(entries_total=self.app.store.entries.count_entries())
         published = self.app.publish(verify=not self._verified)
         self._verified = True
         return built, published  # the daemon logs each build once
+
+    async def follow(self, stop: asyncio.Event) -> None:
+        """Shared stores: publish what other nodes ingested, and take the lease when it is
+        free. Every look is one small query; a failed one is retried at the next."""
+        index, nodes = self.app.store.index, self.app.store.nodes
+        seen = await asyncio.to_thread(index.head)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), _FOLLOW)
+            if stop.is_set():
+                return
+            try:
+                head = await asyncio.to_thread(index.head)
+                lease = await asyncio.to_thread(nodes.take_lease)
+            except Exception as exc:  # the database is away: keep serving, look again
+                log.warning("cannot reach the store: %s", exc, extra={"event": "follow"})
+                continue
+            if head != seen or lease != self._leading:
+                seen = head
+                await self.rebuild()
 
     async def rebuild(self, changed: frozenset[str] | None = None) -> None:
         """Build and publish: only the `changed` seed names (as the watcher saw them), or the
@@ -258,6 +299,8 @@ class Daemon:
             await asyncio.sleep(0)
         await self.rebuild()
         tasks = [watching, *(asyncio.create_task(service(stop)) for service in self.services)]
+        if self.app.store.shared:
+            tasks.append(asyncio.create_task(self.follow(stop), name="follow"))
         sd_notify("READY=1")
         await stop.wait()
         sd_notify("STOPPING=1")

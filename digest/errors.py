@@ -47,3 +47,8 @@ class PermanentMailError(MailError):
 
 class UnknownOutcomeError(MailError, TimeoutError):
     """The server may or may not have accepted the message: never send it again."""
+
+
+class ClaimLostError(MailError, RuntimeError):
+    """This process's claim on a digest was settled by another (it was taken for dead): it
+    must not send, and nothing was sent."""

@@ -1,5 +1,6 @@
-"""Fixtures: a project folder of the test's own, and every process a test starts killed
-at its end, passed or failed (tests/support.py has the classes behind them)."""
+"""Fixtures: a project folder of the test's own, every process a test starts killed at its
+end, passed or failed (tests/support.py has the classes behind them), and a PostgreSQL server
+of the session's own with a fresh database per test (tests/pg.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pg import PostgresServer, require_bindir
 from support import Daemon, Project, base_config, copy_seeds, kill_group
 
 
@@ -70,3 +72,25 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
     yield make
     for d in made:
         d.kill()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server of this session's own, in a temporary folder, on a free port of
+    127.0.0.1; stopped and removed at the end, whatever happened. Skipped when PostgreSQL is not
+    installed, failed instead when $CI is set."""
+    server = PostgresServer(require_bindir())
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> Iterator[str]:
+    """The SQLAlchemy URL (postgresql+psycopg://…) of a fresh database of the test's own,
+    dropped at its end, connections left open or not."""
+    url = postgres.create_database()
+    yield url
+    postgres.drop_database(url)

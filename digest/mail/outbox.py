@@ -21,13 +21,19 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..config import Config
-from ..errors import PermanentMailError, TransientMailError, UnknownOutcomeError
+from ..errors import (
+    ClaimLostError,
+    PermanentMailError,
+    TransientMailError,
+    UnknownOutcomeError,
+)
 from ..model import VIETNAM, EntryHead, Subscriber
 from ..store import (
     EntryStore,
@@ -58,6 +64,7 @@ _IDLE = 60.0  # the sender looks at the outbox at least this often (retries)
 _NOTICE_POLL = 2.0  # and at the notices this often: sign-ups other processes answered
 _NOTICE_ATTEMPTS = 4  # transient failures before a confirmation mail is given up
 _SWEEP = timedelta(hours=1)  # lapsed sign-ups are deleted this often
+_CLAIMED = 8  # digests a delivering connection claims at a time on a shared store
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +109,9 @@ class Sender:
         self._notices: Notices | None = None
         self._nudge = asyncio.Event()  # set when this process queued a notice
         self._windows: dict[tuple[datetime, datetime, datetime | None], list[EntryHead]] = {}
+        # This process's number on the rows it claims: only it may send or settle them while
+        # it lives (store/outbox.py), and on a shared store the server knows whether it does.
+        self.owner = secrets.randbelow(2**31 - 2) + 1
 
     @property
     def composer(self) -> Composer:
@@ -222,14 +232,21 @@ class Sender:
             delivered = mailer.delivered(row.message_id) if row.message_id else False
             if delivered is False:
                 # Due again at once: from its slot, so that the run recovering it, whose
-                # clock started a moment earlier, delivers it too.
+                # clock started a moment earlier, delivers it too. Only while it is still the
+                # dead owner's: another node may have settled and claimed it since.
                 error = "interrupted; not delivered"
                 self.outbox.finish(
-                    row.subscriber, row.period, "failed", now, error=error, next_attempt=row.slot
+                    row.subscriber,
+                    row.period,
+                    "failed",
+                    now,
+                    error=error,
+                    next_attempt=row.slot,
+                    owner=row.owner,
                 )
                 continue
             state = "sent" if delivered else "unknown"
-            self.outbox.finish(
+            settled = self.outbox.finish(
                 row.subscriber,
                 row.period,
                 state,
@@ -237,8 +254,9 @@ class Sender:
                 items=row.items,
                 message_id=row.message_id,
                 error=None if delivered else "interrupted while sending; not sent again",
+                owner=row.owner,
             )
-            if not delivered:
+            if settled and not delivered:
                 log.error(
                     "digest %s for %s: outcome unknown after an interruption; not sent again",
                     row.period,
@@ -248,35 +266,47 @@ class Sender:
                 unknown.append(Outcome(row.subscriber, row.period, "unknown", row.items or 0))
         return unknown
 
-    async def deliver(self, row: OutboxRow, mailer: Mailer) -> Outcome | None:
+    async def deliver(
+        self, row: OutboxRow, mailer: Mailer, *, claimed: bool = False
+    ) -> Outcome | None:
+        """Send one due digest, claiming it first unless this process `claimed` it already;
+        None if another process has it."""
         record = self._people.get(row.subscriber)
         now = self.now()
+        mine = self.owner if claimed else None
         if record is None:  # unsubscribed or removed since the period was recorded
-            self.outbox.finish(
-                row.subscriber, row.period, "dead", now, error="no longer subscribed"
-            )
+            error = "no longer subscribed"
+            self.outbox.finish(row.subscriber, row.period, "dead", now, error=error, owner=mine)
             return Outcome(row.subscriber, row.period, "dead", 0)
         schedule, _, _ = row.period.partition(":")
         period = Period(schedule, row.slot)
         letter = self.letter(record.subscriber, period, record.since or now, now)
         items = len(letter.entries)
-        if not self.outbox.claim(row.subscriber, row.period, now, items=items):
+        if not claimed and not self.outbox.claim(
+            row.subscriber, row.period, now, owner=self.owner, items=items
+        ):
             return None  # another run took it
         if letter.parcel is None:
-            self.outbox.finish(row.subscriber, row.period, "empty", now, items=0)
+            self.outbox.finish(row.subscriber, row.period, "empty", now, items=0, owner=self.owner)
             return self._logged(row, "empty", 0)
         message_id = letter.parcel.message_id
 
         def data_begins() -> None:
             # From here a crash leaves an outcome only the server knows; before it, the
             # digest is simply sent again.
-            self.outbox.data_begins(row.subscriber, row.period, message_id)
+            if not self.outbox.data_begins(
+                row.subscriber, row.period, message_id, owner=self.owner, items=items
+            ):
+                raise ClaimLostError(f"digest {row.period} for {row.subscriber}: claim lost")
 
         state, error, retry = "sent", "", None
         try:
             await mailer.send(letter.parcel, before_data=data_begins)
+        except ClaimLostError as exc:
+            log.warning("%s; not sent", exc, extra={"event": "mail", "state": "lost"})
+            return None
         except TransientMailError as exc:
-            attempts = row.attempts + 1
+            attempts = row.attempts + (0 if claimed else 1)
             error = str(exc)
             if attempts >= self.config.digests.max_attempts:
                 state = "dead"
@@ -296,6 +326,7 @@ class Sender:
             message_id=message_id,
             error=error or None,
             next_attempt=retry,
+            owner=self.owner,
         )
         return self._logged(row, state, items, error)
 
@@ -334,9 +365,9 @@ class Sender:
         self._windows.clear()  # entries change between runs
         self.plan(now, schedule=schedule)
         settled: list[Outcome] = []  # left unknown by a process that died
-        with DeliveryLock(self.config) as lock:
-            if recover:
-                settled += await self._recover_alone(lock)
+        with self._delivering() as lock:
+            if recover or self.outbox.shared:
+                settled += await self._recover(lock)
             due = self._due(now, schedule)
             shards = self.config.digests.processes if len(due) >= SHARDED_FROM else 1
             helpers = [
@@ -349,9 +380,7 @@ class Sender:
             # Stopping this run stops theirs: they finish what they have in flight.
             relay = asyncio.create_task(terminate_on(stop, helpers))
             try:
-                outcomes = await self.deliver_all(
-                    [r for r in due if shard(r.subscriber, shards) == 0], stop
-                )
+                outcomes = await self._deliver_share(now, schedule, due, 0, shards, stop)
             finally:
                 reports = [await helper.communicate() for helper in helpers]
                 relay.cancel()
@@ -372,11 +401,11 @@ class Sender:
                     )
             if failed:
                 # What it left `sending`, now that nobody sends.
-                settled += await self._recover_alone(lock)
+                settled += await self._recover(lock)
                 rest = [
                     r for r in self._due(now, schedule) if shard(r.subscriber, shards) in failed
                 ]
-                outcomes += await self.deliver_all(rest, stop)
+                outcomes += await self._deliver_share(now, schedule, rest, 0, 1, stop)
         delivered = len(outcomes)
         outcomes = settled + outcomes
         counts = Counter(o.state for o in outcomes)
@@ -404,12 +433,42 @@ class Sender:
         schedule: str | None = None,
         stop: asyncio.Event | None = None,
     ) -> list[Outcome]:
-        """`digest send-shard`: deliver shard `index` of what a run planned at `at` found due."""
-        with DeliveryLock(self.config):
+        """`digest send-shard`: deliver shard `index` of what a run planned at `at` found due
+        (on a shared store: whatever it claims first)."""
+        with self._delivering():
             self.roster(at, record=False)  # the run that started this one stored it
-            due = self._due(at, schedule)
-            mine = [r for r in due if shard(r.subscriber, shards) == index]
-            return await self.deliver_all(mine, stop or asyncio.Event())
+            due = [] if self.outbox.shared else self._due(at, schedule)
+            return await self._deliver_share(at, schedule, due, index, shards, stop)
+
+    @contextlib.contextmanager
+    def _delivering(self) -> Iterator[DeliveryLock | None]:
+        """While this process may have claims in flight: on a shared store the server knows
+        (presence); on SQLite, the delivery file lock."""
+        if self.outbox.shared:
+            with self.outbox.presence(self.owner):
+                yield None
+        else:
+            with DeliveryLock(self.config) as lock:
+                yield lock
+
+    async def _deliver_share(
+        self,
+        now: datetime,
+        schedule: str | None,
+        due: list[OutboxRow],
+        index: int,
+        shards: int,
+        stop: asyncio.Event | None,
+    ) -> list[Outcome]:
+        """This process's share: on a shared store, what it claims first, a few at a time
+        (every node and process claims from the same rows, skipping each other's); on
+        SQLite, the subscribers of shard `index`."""
+        stop = stop or asyncio.Event()
+        if self.outbox.shared:
+            return await self._deliver_claimed(now, schedule, stop)
+        return await self.deliver_all(
+            [r for r in due if shard(r.subscriber, shards) == index], stop
+        )
 
     def _due(self, now: datetime, schedule: str | None) -> list[OutboxRow]:
         return [
@@ -418,49 +477,76 @@ class Sender:
             if schedule is None or row.period.startswith(schedule + ":")
         ]
 
-    async def _recover_alone(self, lock: DeliveryLock) -> list[Outcome]:
-        """Settle `sending` rows only when no other process is delivering: they are then a
-        dead process's, never a live neighbour's. The ones that became unknown."""
+    async def _recover(self, lock: DeliveryLock | None) -> list[Outcome]:
+        """Settle `sending` rows of processes that died; the ones that became unknown."""
         mailer = self.mailer_factory(self.config)
         try:
+            if lock is None:  # the server tells the dead owners from the live
+                return self.recover(mailer)
             with lock.alone() as alone:
-                if alone:
+                if alone:  # no other process is delivering: the rows are a dead one's
                     return self.recover(mailer)
-                else:
-                    log.info(
-                        "another process is delivering digests; rows left sending are "
-                        "settled by a later run",
-                        extra={"event": "mail", "state": "recover-later"},
-                    )
-                    return []
+                log.info(
+                    "another process is delivering digests; rows left sending are "
+                    "settled by a later run",
+                    extra={"event": "mail", "state": "recover-later"},
+                )
+                return []
         finally:
             await mailer.close()
 
     async def deliver_all(self, due: list[OutboxRow], stop: asyncio.Event) -> list[Outcome]:
         if not due:
             return []
-        outcomes: list[Outcome | None] = [None] * len(due)
-        # Several connections, each delivering one digest at a time: one server's round
-        # trips overlap the others' and the next digest's rendering.
-        width = min(self.config.smtp.connections, len(due)) if self.config.smtp.host else 1
-        mailers = [self.mailer_factory(self.config) for _ in range(width)]
         queue = iter(enumerate(due))
+        outcomes: list[Outcome | None] = [None] * len(due)
 
-        async def worker(mailer: Mailer) -> None:
+        async def work(mailer: Mailer) -> None:
             for i, row in queue:
                 if stop.is_set():
                     return
                 outcomes[i] = await self.deliver(row, mailer)
 
+        await self._with_mailers(len(due), work)
+        return [o for o in outcomes if o is not None]
+
+    async def _deliver_claimed(
+        self, now: datetime, schedule: str | None, stop: asyncio.Event
+    ) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+
+        async def work(mailer: Mailer) -> None:
+            while not stop.is_set():
+                rows = self.outbox.claim_due(
+                    now, owner=self.owner, limit=_CLAIMED, schedule=schedule
+                )
+                if not rows:
+                    return
+                for i, row in enumerate(rows):
+                    if stop.is_set():
+                        self.outbox.release(self.owner, rows[i:])  # due again, for anyone
+                        return
+                    if outcome := await self.deliver(row, mailer, claimed=True):
+                        outcomes.append(outcome)
+
+        await self._with_mailers(None, work)
+        return outcomes
+
+    async def _with_mailers(
+        self, due: int | None, work: Callable[[Mailer], Awaitable[None]]
+    ) -> None:
+        """Run `work` on several connections, each delivering one digest at a time: one
+        server's round trips overlap the others' and the next digest's rendering."""
+        width = self.config.smtp.connections if self.config.smtp.host else 1
+        mailers = [self.mailer_factory(self.config) for _ in range(min(width, due or width))]
         try:
-            failures = await asyncio.gather(*map(worker, mailers), return_exceptions=True)
+            failures = await asyncio.gather(*map(work, mailers), return_exceptions=True)
             for failure in failures:
                 if isinstance(failure, BaseException):
                     raise failure
         finally:
             for mailer in mailers:
                 await mailer.close()
-        return [o for o in outcomes if o is not None]
 
     def health(self) -> dict[str, object]:
         counts = self.outbox.outbox_counts()

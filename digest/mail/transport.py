@@ -143,7 +143,11 @@ class SmtpMailer:
         except (aiosmtplib.SMTPException, OSError) as exc:
             await self._drop()
             raise TransientMailError(f"before the message was sent: {exc}") from None
-        before_data()
+        try:
+            before_data()
+        except BaseException:
+            await _reset(smtp)  # no DATA: the next message starts afresh on this connection
+            raise
         try:
             await smtp.data(data)
         except aiosmtplib.SMTPResponseException as exc:

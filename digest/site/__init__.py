@@ -52,18 +52,20 @@ class Publisher:
         planner = Planner(self.config, self.entries, self.index)
         context = planner.context()
         state = context.digest()
-        everything = self.index.published_state() != state
+        changes = self.index.changes()  # this node's position in the change log, to its head
+        everything = not changes.complete or self.index.published_state() != state
         self.public.clear_scratch(everywhere=everything)
         scope = Scope(everything=True)
         if not everything:
-            months, ids = self.index.dirty()
             known = self.index.published_paths() if verify else []
             if not all(map(self.public.exists, known)):
                 everything = True  # files were deleted by hand: plan and check them all
-            elif not months and not ids:
+            elif not changes.months and not changes.entries:
+                if changes.upto != changes.since:  # changes that touched no page
+                    self.index.finish_publish(state, changes.upto)
                 return PublishReport(0, len(known), 0)
             else:
-                scope = Scope(months, ids)
+                scope = Scope(changes.months, changes.entries)
         names = planner.names()
         run = _Run(self, names, progress)
         for output in planner.plan(scope, names, context):
@@ -77,7 +79,7 @@ class Publisher:
             self.public.remove(path)
         if removed:
             self.index.save_published({}, removed)
-        self.index.finish_publish(state)
+        self.index.finish_publish(state, changes.upto)
         return PublishReport(run.written, run.unchanged, len(removed))
 
 

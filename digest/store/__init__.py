@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .entries import SqlEntries
 from .index import SqlIndex
+from .nodes import SqlNodes
 from .outbox import SqlOutbox
 from .schema import new_key, open_engine
 from .subscribers import SqlSubscribers
@@ -19,9 +20,12 @@ from .types import (
     OUTBOX_STATES,
     SOURCES,
     SUBSCRIBER_STATES,
+    Changes,
     Decide,
     EntryStore,
     IngestTransaction,
+    Nodes,
+    NodeState,
     NoticeRow,
     OutboxRow,
     OutboxStore,
@@ -34,14 +38,16 @@ from .types import (
 
 
 class SqlStore:
-    """The four domains over one SQLAlchemy engine."""
+    """The domains over one SQLAlchemy engine, as daemon `node` sees them."""
 
-    def __init__(self, path: Path) -> None:
-        self.engine = open_engine(path)
+    def __init__(self, url: str, *, node: str = "local", password: str | None = None) -> None:
+        self.engine = open_engine(url, password=password, node=node)
+        self.shared = self.engine.dialect.name == "postgresql"
         self._entries = SqlEntries(self.engine)
-        self._index = SqlIndex(self.engine)
+        self._index = SqlIndex(self.engine, node)
         self._subscribers = SqlSubscribers(self.engine)
         self._outbox = SqlOutbox(self.engine)
+        self._nodes = SqlNodes(self.engine, node)
 
     @property
     def entries(self) -> EntryStore:
@@ -59,22 +65,32 @@ class SqlStore:
     def outbox(self) -> OutboxStore:
         return self._outbox
 
+    @property
+    def nodes(self) -> Nodes:
+        return self._nodes
+
     def close(self) -> None:
+        self._nodes.release_lease()
         self.engine.dispose()
 
 
-def open_store(path: Path) -> Store:
-    """The store at `path`, created or upgraded as needed."""
-    return SqlStore(path)
+def open_store(where: Path | str, *, node: str = "local", password: str | None = None) -> Store:
+    """The store at `where` — a SQLite file's path, or a database URL (sqlite:///… or
+    postgresql+psycopg://…) — created or upgraded as needed, for daemon `node`."""
+    url = f"sqlite:///{where}" if isinstance(where, Path) else where
+    return SqlStore(url, node=node, password=password)
 
 
 __all__ = [
     "OUTBOX_STATES",
     "SOURCES",
     "SUBSCRIBER_STATES",
+    "Changes",
     "Decide",
     "EntryStore",
     "IngestTransaction",
+    "NodeState",
+    "Nodes",
     "NoticeRow",
     "OutboxRow",
     "OutboxStore",

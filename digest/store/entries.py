@@ -20,6 +20,8 @@ from sqlalchemy.engine import Connection, Engine
 from ..model import Entry, EntryHead, Location, Problem
 from .index import index_entries
 from .schema import (
+    INGEST_LOCK,
+    advisory,
     chunks,
     discovered,
     discovered_in,
@@ -262,6 +264,7 @@ class _Transaction:
         self.conn = self.engine.connect()
         self.conn.execution_options(immediate=True)  # a build writes: see schema.writing
         self.conn.begin()
+        advisory(self.conn, INGEST_LOCK)  # the change log's numbers follow commit order
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:

@@ -9,6 +9,7 @@ what it wrote.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -20,9 +21,10 @@ from sqlalchemy.engine import Connection, Engine
 from ..model import Entry, Listed, Mark, channels_of, month_of
 from ..text import fold
 from .schema import (
+    changed_entries,
+    changed_months,
+    changes,
     chunks,
-    dirty_entries,
-    dirty_months,
     dt,
     guarded,
     insert_rows,
@@ -30,13 +32,17 @@ from .schema import (
     mentions,
     meta,
     months,
+    nodes,
     published,
     titles,
     ts,
+    upsert,
     writing,
 )
+from .types import Changes, NodeState
 
-_STATE_KEY = "published_state"
+_PRUNED_KEY = "changes_pruned"  # the log holds no change at or below this number
+_FORGOTTEN = 7 * 86400  # a node silent this long no longer holds the log back
 
 
 def index_entries(
@@ -101,36 +107,21 @@ def index_entries(
         found = sa.select(mentions.c.id).where(mentions.c.key.in_(chunk))
         dirty.update(conn.execute(found).scalars())
     _count_months(conn, delta)
-    _mark_months(conn, touched, {k for k, n in delta.items() if n})
-    ordered = sorted(dirty)
-    for chunk in chunks(ordered):
-        conn.execute(dirty_entries.delete().where(dirty_entries.c.id.in_(chunk)))
-    insert_rows(conn, dirty_entries, [{"id": i} for i in ordered])
-
-
-def _mark_months(
-    conn: Connection, touched: Mapping[tuple[str, str], list[int]], shifted: set[tuple[str, str]]
-) -> None:
-    """Record (or widen) the marks of the channel months `touched` names."""
-    key = sa.tuple_(dirty_months.c.channel, dirty_months.c.month)
-    for chunk in chunks(sorted(touched)):
-        marks = {
-            (c, m): {
-                "channel": c,
-                "month": m,
-                "first": min(touched[(c, m)]),
-                "last": max(touched[(c, m)]),
-                "shifted": (c, m) in shifted,
-            }
-            for c, m in chunk
+    shifted = {k for k, n in delta.items() if n}
+    seq = conn.execute(changes.insert().values(at=int(time.time()))).inserted_primary_key[0]  # type: ignore[index]
+    marks = [
+        {
+            "seq": seq,
+            "channel": c,
+            "month": m,
+            "first": min(instants),
+            "last": max(instants),
+            "shifted": (c, m) in shifted,
         }
-        for r in conn.execute(sa.select(dirty_months).where(key.in_(chunk))):
-            mark = marks[(r.channel, r.month)]
-            mark["first"] = min(mark["first"], r.first)
-            mark["last"] = max(mark["last"], r.last)
-            mark["shifted"] = mark["shifted"] or bool(r.shifted)
-        conn.execute(dirty_months.delete().where(key.in_(chunk)))
-        insert_rows(conn, dirty_months, list(marks.values()))
+        for (c, m), instants in sorted(touched.items())
+    ]
+    insert_rows(conn, changed_months, marks)
+    insert_rows(conn, changed_entries, [{"seq": seq, "id": i} for i in sorted(dirty)])
 
 
 def _count_months(conn: Connection, delta: Mapping[tuple[str, str], int]) -> None:
@@ -149,8 +140,11 @@ def _count_months(conn: Connection, delta: Mapping[tuple[str, str], int]) -> Non
 
 @guarded
 class SqlIndex:
-    def __init__(self, engine: Engine) -> None:
+    """The publish index as one daemon (`node`) sees it: its own files and log position."""
+
+    def __init__(self, engine: Engine, node: str) -> None:
         self.engine = engine
+        self.node = node
 
     def channel_stats(self) -> dict[str, tuple[int, datetime]]:
         """Channel key -> (entries, latest published) of every channel with entries."""
@@ -212,16 +206,39 @@ class SqlIndex:
                         found[r.key] = (r.published, r.id)
         return {key: eid for key, (_, eid) in found.items()}
 
-    def dirty(self) -> tuple[dict[str, dict[str, Mark]], list[str]]:
-        """What changed since the last finished publish: channel -> month -> mark, and the
-        ids of entries whose pages change."""
-        by_channel: dict[str, dict[str, Mark]] = {}
+    def head(self) -> int:
+        """The number of the latest change in the log (0: none yet)."""
         with self.engine.connect() as conn:
-            for r in conn.execute(sa.select(dirty_months)):
+            return int(conn.execute(sa.select(sa.func.max(changes.c.seq))).scalar() or 0)
+
+    def changes(self) -> Changes:
+        """What changed since this node's last finished publish, up to the log's head now."""
+        with self.engine.connect() as conn:
+            head = int(conn.execute(sa.select(sa.func.max(changes.c.seq))).scalar() or 0)
+            mine = conn.execute(sa.select(nodes.c.seq).where(nodes.c.name == self.node)).scalar()
+            pruned = conn.execute(sa.select(meta.c.value).where(meta.c.key == _PRUNED_KEY)).scalar()
+            if mine is None or mine < int(pruned or 0):
+                return Changes(
+                    {}, [], mine or 0, head, complete=False
+                )  # the log no longer reaches back
+            after = (changed_months.c.seq > mine) & (changed_months.c.seq <= head)
+            by_channel: dict[str, dict[str, Mark]] = {}
+            for r in conn.execute(sa.select(changed_months).where(after)):
                 mark = Mark(dt(r.first), dt(r.last), bool(r.shifted))
-                by_channel.setdefault(r.channel, {})[r.month] = mark
-            ids = list(conn.execute(sa.select(dirty_entries.c.id)).scalars())
-        return by_channel, ids
+                old = by_channel.setdefault(r.channel, {}).get(r.month)
+                if old is not None:  # several changes to one month: one wider mark
+                    mark = Mark(
+                        min(old.first, mark.first),
+                        max(old.last, mark.last),
+                        old.shifted or mark.shifted,
+                    )
+                by_channel[r.channel][r.month] = mark
+            ids = (
+                sa.select(changed_entries.c.id)
+                .where((changed_entries.c.seq > mine) & (changed_entries.c.seq <= head))
+                .distinct()
+            )
+            return Changes(by_channel, sorted(conn.execute(ids).scalars()), mine, head)
 
     def count_before(self, channel: str, month: str, moment: datetime) -> int:
         """Entries of one channel and month published before `moment`."""
@@ -234,34 +251,56 @@ class SqlIndex:
             return int(conn.execute(query).scalar_one())
 
     def published_state(self) -> str | None:
-        """The state (a digest of settings, templates and names) last published."""
+        """The state (a digest of settings, templates and names) this node last published."""
         with self.engine.connect() as conn:
-            value = conn.execute(sa.select(meta.c.value).where(meta.c.key == _STATE_KEY)).scalar()
+            query = sa.select(nodes.c.state).where(nodes.c.name == self.node)
+            value = conn.execute(query).scalar()
         return None if value is None else str(value)
 
-    def finish_publish(self, state: str) -> None:
-        """Record the state published and forget the changes it covered.
-
-        Only one writer runs at a time (the writer lock), so no build adds marks between a
-        publish reading them and clearing them here."""
+    def finish_publish(self, state: str, upto: int) -> None:
+        """Record the state this node published and that it covered the log up to `upto`;
+        drop the changes every node has now published."""
+        now = int(time.time())
         with writing(self.engine) as conn:
-            conn.execute(dirty_months.delete())
-            conn.execute(dirty_entries.delete())
-            conn.execute(meta.delete().where(meta.c.key == _STATE_KEY))
-            conn.execute(meta.insert(), [{"key": _STATE_KEY, "value": state}])
+            upsert(conn, nodes, {"name": self.node, "state": state, "seq": upto, "published": now})
+            recent = nodes.c.published >= now - _FORGOTTEN
+            low = conn.execute(sa.select(sa.func.min(nodes.c.seq)).where(recent)).scalar()
+            pruned = conn.execute(sa.select(meta.c.value).where(meta.c.key == _PRUNED_KEY)).scalar()
+            if low is not None and low > int(pruned or 0):
+                for table in (changed_months, changed_entries, changes):
+                    conn.execute(table.delete().where(table.c.seq <= low))
+                upsert(conn, meta, {"key": _PRUNED_KEY, "value": str(low)})
+
+    def nodes(self) -> list[NodeState]:
+        """Every daemon that published from this store: how far behind the log each is."""
+        with self.engine.connect() as conn:
+            head = int(conn.execute(sa.select(sa.func.max(changes.c.seq))).scalar() or 0)
+            found = []
+            for r in conn.execute(sa.select(nodes).order_by(nodes.c.name)):
+                oldest = conn.execute(
+                    sa.select(sa.func.min(changes.c.at)).where(changes.c.seq > r.seq)
+                ).scalar()
+                found.append(NodeState(r.name, r.seq, head, dt(r.published), oldest and dt(oldest)))
+        return found
 
     def signatures(self, paths: Sequence[str]) -> dict[str, str]:
         """Path -> signature of those of `paths` that were published."""
         found: dict[str, str] = {}
         with self.engine.connect() as conn:
             for chunk in chunks(sorted(paths)):
-                query = sa.select(published).where(published.c.path.in_(chunk))
+                query = sa.select(published).where(
+                    published.c.node == self.node, published.c.path.in_(chunk)
+                )
                 found.update((r.path, r.signature) for r in conn.execute(query))
         return found
 
     def published_paths(self, prefix: str = "") -> list[str]:
         """Every published path (starting with `prefix`), in order."""
-        query = sa.select(published.c.path).order_by(published.c.path)
+        query = (
+            sa.select(published.c.path)
+            .where(published.c.node == self.node)
+            .order_by(published.c.path)
+        )
         if prefix:
             # A range on the primary key: the paths under one folder without a scan.
             query = query.where(published.c.path >= prefix, published.c.path < prefix + "\uffff")
@@ -272,7 +311,13 @@ class SqlIndex:
         gone = sorted(set(removed) | set(changed))
         with writing(self.engine) as conn:
             for chunk in chunks(gone):
-                conn.execute(published.delete().where(published.c.path.in_(chunk)))
-            rows = [{"path": p, "signature": s} for p, s in sorted(changed.items())]
+                conn.execute(
+                    published.delete().where(
+                        published.c.node == self.node, published.c.path.in_(chunk)
+                    )
+                )
+            rows = [
+                {"node": self.node, "path": p, "signature": s} for p, s in sorted(changed.items())
+            ]
             for chunk in chunks(rows):
                 conn.execute(published.insert(), list(chunk))

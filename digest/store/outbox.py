@@ -8,16 +8,17 @@ link is signed with is made the first time it is asked for.
 
 from __future__ import annotations
 
+import contextlib
 import secrets as secrets_module
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
-from sqlalchemy.engine import Engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
 
-from .schema import chunks, dt, guarded, meta, notices, outbox, ts, writing
+from .schema import OWNERS, chunks, dt, guarded, meta, notices, outbox, ts, writing
 from .types import OUTBOX_STATES, NoticeRow, OutboxRow
 
 _SECRET_KEY = "unsubscribe_secret"  # noqa: S105 - the meta key's name, not a secret
@@ -42,39 +43,46 @@ _CLAIM = (
         updated=sa.bindparam("_now"),
         items=sa.bindparam("items"),
         message_id=None,
+        owner=sa.bindparam("_owner"),
     )
+)
+# Only the claim's owner writes a `sending` row: a process that lost its claim (declared dead
+# while it was only slow) can neither send nor record.
+_OWNED = sa.and_(
+    _THIS_PERIOD, outbox.c.state == "sending", outbox.c.owner == sa.bindparam("_owner")
 )
 # Recorded just before the message's DATA: from then on, only the server knows.
 _DATA_BEGINS = (
     outbox.update()
-    .where(_THIS_PERIOD, outbox.c.state == "sending")
-    .values(message_id=sa.bindparam("message_id"))
+    .where(_OWNED)
+    .values(message_id=sa.bindparam("message_id"), items=sa.bindparam("items"))
 )
-_FINISH = (
-    outbox.update()
-    .where(_THIS_PERIOD)
-    .values(
-        {
-            name: sa.bindparam(name)
-            for name in ("state", "items", "message_id", "error", "next_attempt", "updated")
-        }
-    )
-)
+_OUTCOME: dict[str, Any] = {
+    name: sa.bindparam(name)
+    for name in ("state", "items", "message_id", "error", "next_attempt", "updated")
+}
+_FINISH = outbox.update().where(_THIS_PERIOD).values(_OUTCOME)
+_FINISH_OWNED = outbox.update().where(_OWNED).values(_OUTCOME)
 
 
 class _Prepared:
-    """A statement compiled once to SQLite's SQL, run on a pooled DBAPI connection: for the
-    two writes of every digest, SQLAlchemy's work per execution cost twice SQLite's."""
+    """A statement compiled once per database, run on a pooled DBAPI connection: for the
+    writes of every digest, SQLAlchemy's work per execution cost twice SQLite's."""
 
-    def __init__(self, statement: sa.Update) -> None:
-        compiled = statement.compile(dialect=sqlite_dialect(paramstyle="named"))
+    def __init__(self, statement: sa.Update, dialect: sa.Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
         self.sql = str(compiled)
         self.defaults = dict(compiled.params)  # its literals ('sending', …) are parameters
 
 
-_CLAIM_SQL = _Prepared(_CLAIM)
-_DATA_SQL = _Prepared(_DATA_BEGINS)
-_FINISH_SQL = _Prepared(_FINISH)
+class _Statements:
+    def __init__(self, dialect: sa.Dialect) -> None:
+        if dialect.name == "sqlite":  # parameters by name, as PostgreSQL's driver takes them
+            dialect = sqlite.dialect(paramstyle="named")
+        self.claim = _Prepared(_CLAIM, dialect)
+        self.data = _Prepared(_DATA_BEGINS, dialect)
+        self.finish = _Prepared(_FINISH, dialect)
+        self.finish_owned = _Prepared(_FINISH_OWNED, dialect)
 
 
 def _outbox_row(r: sa.Row[Any]) -> OutboxRow:
@@ -89,6 +97,7 @@ def _outbox_row(r: sa.Row[Any]) -> OutboxRow:
         r.message_id,
         r.error,
         dt(r.updated),
+        r.owner,
     )
 
 
@@ -96,16 +105,95 @@ def _outbox_row(r: sa.Row[Any]) -> OutboxRow:
 class SqlOutbox:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.shared = engine.dialect.name == "postgresql"
+        self._sql = _Statements(engine.dialect)
 
     def secret(self) -> str:
         """The key of every subscriber's signed links, made on first use."""
-        with writing(self.engine) as conn:
-            query = sa.select(meta.c.value).where(meta.c.key == _SECRET_KEY)
+        query = sa.select(meta.c.value).where(meta.c.key == _SECRET_KEY)
+        with self.engine.connect() as conn:
             found = conn.execute(query).scalar()
-            if found is None:
-                found = secrets_module.token_hex(32)
-                conn.execute(meta.insert(), [{"key": _SECRET_KEY, "value": found}])
+        if found is None:
+            with writing(self.engine) as conn:
+                # Two daemons starting at once: the first one's secret is everyone's.
+                dialect = postgresql if self.shared else sqlite
+                new = {"key": _SECRET_KEY, "value": secrets_module.token_hex(32)}
+                conn.execute(dialect.insert(meta).values(new).on_conflict_do_nothing())
+                found = conn.execute(query).scalar()
         return str(found)
+
+    @contextlib.contextmanager
+    def presence(self, owner: int) -> Iterator[None]:
+        """While this block runs, claims made by `owner` belong to a live process. On
+        PostgreSQL a session holds the advisory lock (OWNERS, owner): the server lets go
+        when the process dies or its machine stops answering keepalives, and that — not a
+        guess by another node — is what makes its rows recoverable. On SQLite the caller's
+        file lock does this (mail/shards.py)."""
+        if not self.shared:
+            yield
+            return
+        with self.engine.connect() as conn:
+            conn.execute(sa.select(sa.func.pg_advisory_lock(OWNERS, owner)))
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.select(sa.func.pg_advisory_unlock(OWNERS, owner)))
+                conn.commit()
+
+    def claim_due(
+        self, now: datetime, *, owner: int, limit: int, schedule: str | None = None
+    ) -> list[OutboxRow]:
+        """Claim up to `limit` due digests for `owner` (pending/failed -> sending), oldest
+        slot first, committed before any mail leaves. Rows another process is claiming at
+        the same moment are skipped, not waited for (FOR UPDATE SKIP LOCKED)."""
+        ready = sa.or_(
+            outbox.c.state == "pending",
+            sa.and_(outbox.c.state == "failed", outbox.c.next_attempt <= ts(now)),
+        )
+        if schedule is not None:
+            ready = sa.and_(ready, outbox.c.period.startswith(schedule + ":", autoescape=True))
+        chosen = (
+            sa.select(outbox.c.subscriber, outbox.c.period)
+            .where(ready)
+            .order_by(outbox.c.slot, outbox.c.subscriber)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        claim = (
+            outbox.update()
+            .where(sa.tuple_(outbox.c.subscriber, outbox.c.period).in_(chosen))
+            .values(
+                state="sending",
+                attempts=outbox.c.attempts + 1,
+                updated=ts(now),
+                message_id=None,
+                owner=owner,
+            )
+            .returning(*outbox.c)
+        )
+        with writing(self.engine) as conn:
+            rows = [_outbox_row(r) for r in conn.execute(claim)]
+        return sorted(rows, key=lambda r: (r.slot, r.subscriber))
+
+    def release(self, owner: int, rows: Sequence[OutboxRow]) -> None:
+        """Give back claimed rows that were never begun (a stopping process): due again."""
+        with writing(self.engine) as conn:
+            for chunk in chunks([(r.subscriber, r.period) for r in rows]):
+                conn.execute(
+                    outbox.update()
+                    .where(
+                        sa.tuple_(outbox.c.subscriber, outbox.c.period).in_(chunk),
+                        outbox.c.owner == owner,
+                        outbox.c.state == "sending",
+                        outbox.c.message_id.is_(None),
+                    )
+                    .values(
+                        state=sa.case((outbox.c.attempts <= 1, "pending"), else_="failed"),
+                        attempts=outbox.c.attempts - 1,
+                        owner=None,
+                    )
+                )
 
     def last_slots(self) -> dict[str, datetime]:
         """Each subscriber's latest recorded period slot, whatever its state."""
@@ -116,19 +204,11 @@ class SqlOutbox:
             return {r[0]: dt(r[1]) for r in conn.execute(query)}
 
     def add_periods(self, rows: Sequence[tuple[str, str, datetime]], now: datetime) -> None:
-        """Record periods as pending; a period already recorded is left as it is."""
+        """Record periods as pending; a period already recorded is left as it is (also when
+        another daemon records it at the same moment)."""
+        dialect = postgresql if self.shared else sqlite
         with writing(self.engine) as conn:
             for chunk in chunks(list(rows)):
-                existing = {
-                    (r.subscriber, r.period)
-                    for r in conn.execute(
-                        sa.select(outbox.c.subscriber, outbox.c.period).where(
-                            sa.tuple_(outbox.c.subscriber, outbox.c.period).in_(
-                                [(s, p) for s, p, _ in chunk]
-                            )
-                        )
-                    )
-                }
                 new = [
                     {
                         "subscriber": s,
@@ -139,10 +219,8 @@ class SqlOutbox:
                         "updated": ts(now),
                     }
                     for s, p, slot in chunk
-                    if (s, p) not in existing
                 ]
-                if new:
-                    conn.execute(outbox.insert(), new)
+                conn.execute(dialect.insert(outbox).on_conflict_do_nothing(), new)
 
     def due(self, now: datetime) -> list[OutboxRow]:
         """Pending periods and failed ones whose retry time has come, oldest slot first."""
@@ -161,18 +239,39 @@ class SqlOutbox:
         return dt(value) if value is not None else None
 
     def claim(
-        self, subscriber: str, period: str, now: datetime, *, items: int | None = None
+        self,
+        subscriber: str,
+        period: str,
+        now: datetime,
+        *,
+        owner: int,
+        items: int | None = None,
     ) -> bool:
-        """pending/failed -> sending, committed before any mail is sent; False if another
-        run took it."""
-        values = {"_subscriber": subscriber, "_period": period, "_now": ts(now), "items": items}
-        return self._write(_CLAIM_SQL, values) == 1
+        """pending/failed -> sending, for `owner`, committed before any mail is sent; False
+        if another run took it."""
+        values = {
+            "_subscriber": subscriber,
+            "_period": period,
+            "_now": ts(now),
+            "_owner": owner,
+            "items": items,
+        }
+        return self._write(self._sql.claim, values) == 1
 
-    def data_begins(self, subscriber: str, period: str, message_id: str) -> None:
+    def data_begins(
+        self, subscriber: str, period: str, message_id: str, *, owner: int, items: int
+    ) -> bool:
         """Record, committed, that the message is about to be handed over (SMTP DATA, or the
-        Maildir's rename): a row interrupted before this is safe to send again."""
-        values = {"_subscriber": subscriber, "_period": period, "message_id": message_id}
-        self._write(_DATA_SQL, values)
+        Maildir's rename): a row interrupted before this is safe to send again. False if the
+        row is no longer this owner's claim: then nothing may be sent."""
+        values = {
+            "_subscriber": subscriber,
+            "_period": period,
+            "_owner": owner,
+            "message_id": message_id,
+            "items": items,
+        }
+        return self._write(self._sql.data, values) == 1
 
     def finish(
         self,
@@ -185,11 +284,15 @@ class SqlOutbox:
         message_id: str | None = None,
         error: str | None = None,
         next_attempt: datetime | None = None,
-    ) -> None:
+        owner: int | None = None,
+    ) -> bool:
+        """Record an outcome; with `owner`, only if the row is still that owner's claim.
+        False if it was not recorded."""
         assert state in OUTBOX_STATES
         values = {
             "_subscriber": subscriber,
             "_period": period,
+            "_owner": owner,
             "state": state,
             "items": items,
             "message_id": message_id,
@@ -197,7 +300,9 @@ class SqlOutbox:
             "next_attempt": ts(next_attempt) if next_attempt else None,
             "updated": ts(now),
         }
-        self._write(_FINISH_SQL, values)
+        return (
+            self._write(self._sql.finish if owner is None else self._sql.finish_owned, values) == 1
+        )
 
     def _write(self, prepared: _Prepared, values: dict[str, Any]) -> int:
         """One statement in a transaction of its own, committed; the rows it changed."""
@@ -205,7 +310,8 @@ class SqlOutbox:
         try:
             cursor = raw.cursor()
             try:
-                cursor.execute(prepared.sql, {**prepared.defaults, **values})
+                parameters = {**prepared.defaults, **values}
+                cursor.execute(prepared.sql, parameters)
                 raw.commit()
             except self.engine.dialect.loaded_dbapi.Error as exc:
                 raw.rollback()
@@ -219,9 +325,14 @@ class SqlOutbox:
             raw.close()  # back to the pool
 
     def interrupted(self) -> list[OutboxRow]:
-        """Rows left in `sending` by a process that died while sending them."""
+        """Rows left in `sending` by a process that died while sending them. On PostgreSQL,
+        those whose owner holds no presence lock: the server, which sees every node's
+        session, decides. On SQLite, every such row: the caller holds the delivery file lock
+        alone, so no other process is sending."""
         query = sa.select(outbox).where(outbox.c.state == "sending")
         with self.engine.connect() as conn:
+            if self.shared:
+                query = query.where(outbox.c.owner.is_(None) | outbox.c.owner.not_in(_live(conn)))
             return [_outbox_row(r) for r in conn.execute(query)]
 
     def outbox_rows(self, limit: int = 50) -> list[OutboxRow]:
@@ -287,6 +398,15 @@ class SqlOutbox:
         with self.engine.connect() as conn:
             query = sa.select(notices).where(notices.c.state == "sending")
             return [_notice(r) for r in conn.execute(query)]
+
+
+def _live(conn: Connection) -> list[int]:
+    """Owners whose process holds its presence lock now."""
+    locks = sa.text(
+        "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND classid = :space AND objsubid = 2"
+    )
+    return list(conn.execute(locks, {"space": OWNERS}).scalars())
 
 
 def _notice(r: sa.Row[Any]) -> NoticeRow:

@@ -17,11 +17,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import StoreError
 
 metadata = sa.MetaData()
+
+# Text keys that are ordered or ranged over compare byte by byte, as SQLite does; a PostgreSQL
+# database's own collation (en_US, say) would sort "a-b" and "ab" by language rules instead.
+Key = sa.String().with_variant(sa.String(collation="C"), "postgresql")
 
 sources = sa.Table(
     "sources",
@@ -36,7 +41,7 @@ sources = sa.Table(
 entries = sa.Table(
     "entries",
     metadata,
-    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("id", Key, primary_key=True),
     sa.Column("title", sa.Text, nullable=False),
     sa.Column("title_from_article", sa.Boolean, nullable=False),
     sa.Column("published", sa.BigInteger, nullable=False, index=True),
@@ -56,9 +61,9 @@ entries = sa.Table(
 listing = sa.Table(
     "listing",
     metadata,
-    sa.Column("channel", sa.String, primary_key=True),
+    sa.Column("channel", Key, primary_key=True),
     sa.Column("published", sa.BigInteger, primary_key=True),
-    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("id", Key, primary_key=True),
     sa.Column("month", sa.String(7), nullable=False),
     sa.Column("updated", sa.BigInteger, nullable=False),
     sa.Column("rev", sa.String(16), nullable=False),
@@ -81,9 +86,9 @@ months = sa.Table(
 titles = sa.Table(
     "titles",
     metadata,
-    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("key", Key, primary_key=True),
     sa.Column("published", sa.BigInteger, primary_key=True),
-    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("id", Key, primary_key=True),
 )
 mentions = sa.Table(
     "mentions",
@@ -92,27 +97,51 @@ mentions = sa.Table(
     sa.Column("id", sa.String(36), primary_key=True),
 )
 
-# What changed since the last publish: written in the same transaction as the entries, so a
-# publish that fails or never runs is caught up by the next one.
-dirty_months = sa.Table(
-    "dirty_months",
+# What ingest changed, as a log: each ingest transaction appends one change (its sequence
+# number) with the channel months and entry pages it touched. Every daemon publishing from this
+# store follows the log from its own position (`nodes`), so a change made on one machine is
+# published on all of them; ingest transactions take turns, so numbers follow commit order.
+changes = sa.Table(
+    "changes",
     metadata,
-    sa.Column("channel", sa.String, primary_key=True),
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sqlite_autoincrement=True,  # a number is never reused, even after the log is pruned
+)
+changed_months = sa.Table(
+    "changed_months",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("channel", Key, primary_key=True),
     sa.Column("month", sa.String(7), primary_key=True),
     sa.Column("first", sa.BigInteger, nullable=False),  # published, of the entries changed
     sa.Column("last", sa.BigInteger, nullable=False),
     sa.Column("shifted", sa.Boolean, nullable=False),  # entries came or went
 )
-dirty_entries = sa.Table(
-    "dirty_entries",
+changed_entries = sa.Table(
+    "changed_entries",
     metadata,
-    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("id", Key, primary_key=True),
 )
 
+# Each daemon's publish: the state (settings, templates, names) it last published, how far
+# along the change log, and when it last did.
+nodes = sa.Table(
+    "nodes",
+    metadata,
+    sa.Column("name", Key, primary_key=True),
+    sa.Column("state", sa.Text, nullable=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("published", sa.BigInteger, nullable=False),
+)
+
+# The signature of every file each daemon published in its own public folder.
 published = sa.Table(
     "published",
     metadata,
-    sa.Column("path", sa.String, primary_key=True),
+    sa.Column("node", Key, primary_key=True),
+    sa.Column("path", Key, primary_key=True),
     sa.Column("signature", sa.String(64), nullable=False),
 )
 
@@ -168,6 +197,9 @@ outbox = sa.Table(
     sa.Column("message_id", sa.String, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("updated", sa.BigInteger, nullable=False),
+    # Who claimed a `sending` row: the claiming process's number, live while it holds its lock
+    # (mail/ explains); only the owner may record DATA or the outcome.
+    sa.Column("owner", sa.BigInteger, nullable=True),
 )
 
 # Every subscriber, from config.toml, the web forms or the command line (docs/subscriptions.md).
@@ -218,7 +250,7 @@ form_hits = sa.Table(
     sa.Column("count", sa.Integer, nullable=False),
 )
 
-SCHEMA_VERSION = "5"
+SCHEMA_VERSION = "6"
 OUTBOX_STATES = ("pending", "sending", "sent", "empty", "failed", "dead", "unknown")
 CHUNK = 500  # bound IN lists and executemany batches well below SQLite's variable limit
 
@@ -239,6 +271,16 @@ def chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
 def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
     for chunk in chunks(rows):
         conn.execute(table.insert(), list(chunk))
+
+
+def upsert(conn: Connection, table: sa.Table, values: dict[str, Any]) -> None:
+    """Insert `values`, or update the row with its primary key: one statement, so two
+    processes writing the same row at once cannot both insert it."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    keys = [c.name for c in table.primary_key.columns]
+    statement = dialect.insert(table).values(values)
+    rest = {k: v for k, v in values.items() if k not in keys}
+    conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=rest))
 
 
 T = TypeVar("T")
@@ -279,29 +321,95 @@ def _guard(method: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+def describe(engine: Engine) -> str:
+    """The store as messages name it: the SQLite file, or the server's URL without password."""
+    if engine.dialect.name == "sqlite":
+        return str(engine.url.database)
+    return engine.url.render_as_string(hide_password=True)
+
+
 def _store_error(engine: Engine, exc: sa.exc.SQLAlchemyError) -> StoreError:
     detail = getattr(exc, "orig", None) or exc
-    where = engine.url.render_as_string(hide_password=True)
-    return StoreError(
-        f"{where}: the store failed: {detail}; check the disk and [paths] store, then run the "
-        "command again (a build is one transaction: nothing half-written stays)"
+    where = describe(engine)
+    check = (
+        "check that the database server is up and reachable and [store] url"
+        if engine.dialect.name == "postgresql"
+        else "check the disk and [paths] store"
     )
+    return StoreError(
+        f"{where}: the store failed: {detail}; {check}, then run the command again (a build "
+        "is one transaction: nothing half-written stays)"
+    )
+
+
+# PostgreSQL advisory locks of this program: (LOCKS, what). Held by a database session, they
+# end with it: a process that dies, or whose machine does, lets go (keepalives, below).
+LOCKS = 0x64696765  # "dige"
+SCHEMA_LOCK = 0  # creating or upgrading the tables
+INGEST_LOCK = 1  # an ingest transaction: they take turns, so the change log is in commit order
+LEASE_LOCK = 2  # the node that ingests (nodes.py)
+OWNERS = LOCKS + 1  # (OWNERS, n): delivering process n is alive (outbox.py)
+
+
+def advisory(conn: Connection, key: int, *, space: int = LOCKS) -> None:
+    """Wait for an advisory lock held until this transaction ends (PostgreSQL only: SQLite
+    has one writer at a time already)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(space, key)))
 
 
 @contextlib.contextmanager
 def writing(engine: Engine) -> Iterator[Connection]:
     """A transaction that writes. On SQLite it takes the write lock as it begins (BEGIN
     IMMEDIATE), so it waits its turn (busy_timeout) instead of failing when another process
-    commits between its reads and its first write, which a WAL reader cannot wait out."""
+    commits between its reads and its first write, which a WAL reader cannot wait out. On
+    PostgreSQL, rows are locked as they are written and writers conflict only on those."""
     with engine.connect() as conn:
         conn.execution_options(immediate=True)
         with conn.begin():
             yield conn
 
 
-def open_engine(path: Path) -> Engine:
-    """The SQLite file at `path`, created with its folder and tables if missing, upgraded
-    in place from an older schema."""
+def open_engine(url: str, *, password: str | None = None, node: str = "local") -> Engine:
+    """The store at `url` (sqlite:///file or postgresql+psycopg://server/database), its
+    tables created if missing and upgraded in place from an older schema."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = _sqlite(Path(parsed.database or ""))
+    else:
+        engine = sa.create_engine(
+            parsed.set(password=password) if password else parsed,
+            pool_pre_ping=True,  # a server restart costs one retry, not a failed build
+            connect_args={
+                "application_name": f"digest {node}",  # pg_stat_activity names the node
+                "connect_timeout": 10,
+                # A machine that dies silently loses its locks in ~10 s, not the OS's 2 hours.
+                "keepalives": 1,
+                "keepalives_idle": 5,
+                "keepalives_interval": 2,
+                "keepalives_count": 3,
+            },
+        )
+    where = describe(engine)
+    try:
+        _check_schema(engine, where)
+    except sa.exc.DBAPIError as exc:
+        engine.dispose()
+        hint = (
+            "check [store] url, that the server is up, and the password (DIGEST_STORE_PASSWORD "
+            "or store.password_file)"
+            if engine.dialect.name == "postgresql"
+            else "check the path in config.toml [paths] store, or move the damaged file away "
+            "to rebuild from the seeds"
+        )
+        raise StoreError(f"{where}: cannot open the store ({exc.orig}); {hint}") from exc
+    except StoreError:
+        engine.dispose()
+        raise
+    return engine
+
+
+def _sqlite(path: Path) -> Engine:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -329,41 +437,34 @@ def open_engine(path: Path) -> Engine:
         immediate = conn.get_execution_options().get("immediate")
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
-    try:
-        _check_schema(engine, path)
-    except sa.exc.DBAPIError as exc:
-        engine.dispose()
-        raise StoreError(
-            f"{path}: cannot open the store ({exc.orig}); check the path in config.toml "
-            "[paths] store, or move the damaged file away to rebuild from the seeds"
-        ) from exc
-    except StoreError:
-        engine.dispose()
-        raise
     return engine
 
 
-def _check_schema(engine: Engine, path: Path) -> None:
+def _version(conn: Connection) -> tuple[bool, str | None]:
+    if not sa.inspect(conn).has_table("meta"):
+        return False, None
+    return True, conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema")).scalar()
+
+
+def _check_schema(engine: Engine, where: str) -> None:
     with engine.connect() as conn:
-        has_meta = sa.inspect(conn).has_table("meta")
-        version = (
-            conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema")).scalar()
-            if has_meta
-            else None
-        )
+        _, version = _version(conn)
     if version == SCHEMA_VERSION:
         return
-    if version in ("2", "3", "4"):
-        with writing(engine) as conn:
-            _migrate(conn, version)
-        return
-    if has_meta:
-        raise StoreError(
-            f"{path}: the store has schema {version or 'unknown'}, this version needs "
-            f"{SCHEMA_VERSION}; move the file away and run `digest build` to rebuild it "
-            "from the seeds (entry ids stay the same)"
-        )
     with writing(engine) as conn:
+        advisory(conn, SCHEMA_LOCK)  # daemons starting together: one creates, the rest wait
+        has_meta, version = _version(conn)
+        if version == SCHEMA_VERSION:
+            return
+        if version in ("2", "3", "4", "5"):
+            _migrate(conn, version)
+            return
+        if has_meta:
+            raise StoreError(
+                f"{where}: the store has schema {version or 'unknown'}, this version needs "
+                f"{SCHEMA_VERSION}; move the file away and run `digest build` to rebuild it "
+                "from the seeds (entry ids stay the same)"
+            )
         metadata.create_all(conn)
         conn.execute(meta.insert(), [{"key": "schema", "value": SCHEMA_VERSION}])
 
@@ -371,11 +472,13 @@ def _check_schema(engine: Engine, path: Path) -> None:
 def _migrate(conn: Connection, version: str) -> None:
     """Schema 3 added the listing and title indexes, derived from the entries; schema 4 the
     discovery evidence, which the next build's re-tagging fills in; schema 5 subscribers in
-    the store (those before were config's), notices and the forms' rate limit."""
+    the store (those before were config's), notices and the forms' rate limit; schema 6 the
+    change log that several daemons publish from, and outbox owners."""
     # The upgrade reads entries and writes the index: the modules built on these tables.
     from .entries import entry_from_row, entry_rev
     from .index import index_entries
 
+    before_6 = _published_per_node(conn)  # before create_all makes the new `published`
     metadata.create_all(conn)
     if version == "2":
         after = ""
@@ -388,7 +491,53 @@ def _migrate(conn: Connection, version: str) -> None:
             index_entries(conn, page, [entry_rev(e) for e in page], fresh=True)
             after = page[-1].id
     _subscribers_in_the_store(conn)
+    if "owner" not in {c["name"] for c in sa.inspect(conn).get_columns("outbox")}:
+        conn.execute(sa.text("ALTER TABLE outbox ADD COLUMN owner BIGINT"))
+    if before_6:
+        _changes_from_marks(conn)
     conn.execute(meta.update().where(meta.c.key == "schema").values(value=SCHEMA_VERSION))
+
+
+def _published_per_node(conn: Connection) -> bool:
+    """Before schema 6 one daemon published: its files' signatures become node "local"'s (the
+    name a SQLite store's daemon has), and it follows the log from the start. True if so."""
+    inspector = sa.inspect(conn)
+    if not inspector.has_table("published"):
+        return False
+    if "node" in {c["name"] for c in inspector.get_columns("published")}:
+        return False
+    conn.execute(sa.text("ALTER TABLE published RENAME TO published_v5"))
+    published.create(conn)
+    conn.execute(
+        sa.text(
+            "INSERT INTO published (node, path, signature) "
+            "SELECT 'local', path, signature FROM published_v5"
+        )
+    )
+    conn.execute(sa.text("DROP TABLE published_v5"))
+    return True
+
+
+def _changes_from_marks(conn: Connection) -> None:
+    """What schema 5 had marked for the next publish becomes the log's first change, and the
+    one daemon's publish state node "local"'s."""
+    state = conn.execute(sa.text("SELECT value FROM meta WHERE key = 'published_state'")).scalar()
+    if sa.inspect(conn).has_table("dirty_months"):
+        seq = conn.execute(changes.insert().values(at=0)).inserted_primary_key[0]  # type: ignore[index]
+        for table, columns in (
+            ("changed_months", "channel, month, first, last, shifted"),
+            ("changed_entries", "id"),
+        ):
+            source = "dirty_" + table.removeprefix("changed_")
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO {table} (seq, {columns}) SELECT :seq, {columns} FROM {source}"  # noqa: S608 - names of our tables
+                ),
+                {"seq": seq},
+            )
+            conn.execute(sa.text(f"DROP TABLE {source}"))
+    conn.execute(nodes.insert().values(name="local", state=state, seq=0, published=0))
+    conn.execute(sa.text("DELETE FROM meta WHERE key = 'published_state'"))
 
 
 def _subscribers_in_the_store(conn: Connection) -> None:

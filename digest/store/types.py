@@ -2,18 +2,21 @@
 
 - EntryStore (ingest, and everyone who reads entries): sources, entries, problems, discovered
   leaders, and the build's transaction;
-- PublishIndex (publish): each channel's listing, month counts, related titles, the marks of
-  what changed since the last publish, and the signatures of published files;
+- PublishIndex (publish): each channel's listing, month counts, related titles, the change
+  log each daemon publishes from, and the signatures of the files each published;
 - SubscriberStore (the forms, the command line, mail): subscribers, their consent and links,
   and the forms' rate limit;
-- OutboxStore (mail): periods and the exactly-once outbox, and the notices (confirmations).
+- OutboxStore (mail): periods and the exactly-once outbox, and the notices (confirmations);
+- Nodes (the daemon): which of the daemons sharing the store ingests (the lease).
 
-A new store (PostgreSQL, say) implements these four; nothing above the store knows more.
+One implementation serves SQLite and PostgreSQL (store/schema.py); nothing above the store
+knows which it runs on, beyond `Store.shared`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -37,6 +40,30 @@ class SourceState:
 
 
 @dataclass(frozen=True, slots=True)
+class Changes:
+    """What a node has not published yet: channel -> month -> mark, the entries whose pages
+    change, and the log's head they reach. Not `complete` when the log was pruned past this
+    node's position (or it never published): it publishes everything."""
+
+    months: dict[str, dict[str, Mark]]
+    entries: list[str]
+    since: int  # this node's position
+    upto: int
+    complete: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class NodeState:
+    """One daemon's publish: its position in the change log and the log's head."""
+
+    name: str
+    seq: int
+    head: int
+    published: datetime  # when it last finished a publish
+    oldest_unpublished: datetime | None  # when the first change it has not published was made
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxRow:
     """One digest: a subscriber's period and where it stands."""
 
@@ -50,6 +77,7 @@ class OutboxRow:
     message_id: str | None
     error: str | None
     updated: datetime
+    owner: int | None = None  # the process that claimed it, while `sending`
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,10 +183,12 @@ class PublishIndex(Protocol):
         limit: int | None = None,
     ) -> list[Listed]: ...
     def entries_titled(self, keys: Iterable[str]) -> dict[str, str]: ...
-    def dirty(self) -> tuple[dict[str, dict[str, Mark]], list[str]]: ...
+    def head(self) -> int: ...
+    def changes(self) -> Changes: ...
+    def nodes(self) -> list[NodeState]: ...
     def count_before(self, channel: str, month: str, moment: datetime) -> int: ...
     def published_state(self) -> str | None: ...
-    def finish_publish(self, state: str) -> None: ...
+    def finish_publish(self, state: str, upto: int) -> None: ...
     def signatures(self, paths: Sequence[str]) -> dict[str, str]: ...
     def published_paths(self, prefix: str = "") -> list[str]: ...
     def save_published(self, changed: Mapping[str, str], removed: Iterable[str]) -> None: ...
@@ -184,10 +214,26 @@ class OutboxStore(Protocol):
     def add_periods(self, rows: Sequence[tuple[str, str, datetime]], now: datetime) -> None: ...
     def due(self, now: datetime) -> list[OutboxRow]: ...
     def next_retry(self) -> datetime | None: ...
+
+    shared: bool  # PostgreSQL: several daemons deliver at once, claiming with SKIP LOCKED
+
+    def presence(self, owner: int) -> AbstractContextManager[None]: ...
+    def claim_due(
+        self, now: datetime, *, owner: int, limit: int, schedule: str | None = None
+    ) -> list[OutboxRow]: ...
+    def release(self, owner: int, rows: Sequence[OutboxRow]) -> None: ...
     def claim(
-        self, subscriber: str, period: str, now: datetime, *, items: int | None = None
+        self,
+        subscriber: str,
+        period: str,
+        now: datetime,
+        *,
+        owner: int,
+        items: int | None = None,
     ) -> bool: ...
-    def data_begins(self, subscriber: str, period: str, message_id: str) -> None: ...
+    def data_begins(
+        self, subscriber: str, period: str, message_id: str, *, owner: int, items: int
+    ) -> bool: ...
     def finish(
         self,
         subscriber: str,
@@ -199,7 +245,8 @@ class OutboxStore(Protocol):
         message_id: str | None = None,
         error: str | None = None,
         next_attempt: datetime | None = None,
-    ) -> None: ...
+        owner: int | None = None,
+    ) -> bool: ...
     def interrupted(self) -> list[OutboxRow]: ...
     def outbox_rows(self, limit: int = 50) -> list[OutboxRow]: ...
     def outbox_counts(self) -> dict[str, int]: ...
@@ -218,8 +265,19 @@ class OutboxStore(Protocol):
     def interrupted_notices(self) -> list[NoticeRow]: ...
 
 
+class Nodes(Protocol):
+    shared: bool
+    node: str
+
+    def take_lease(self) -> bool: ...
+    def release_lease(self) -> None: ...
+    def lease_holder(self) -> str | None: ...
+
+
 class Store(Protocol):
-    """The four domains over one database."""
+    """The domains over one database."""
+
+    shared: bool  # on PostgreSQL: several daemons may use it at once
 
     @property
     def entries(self) -> EntryStore: ...
@@ -229,4 +287,6 @@ class Store(Protocol):
     def subscribers(self) -> SubscriberStore: ...
     @property
     def outbox(self) -> OutboxStore: ...
+    @property
+    def nodes(self) -> Nodes: ...
     def close(self) -> None: ...

@@ -108,7 +108,9 @@ def test_a_claim_a_dead_process_left_before_data_is_sent_by_the_run_that_recover
     due = world.sender.outbox.due(world.clock.now())
     assert due, "nothing is due to claim"
     left = due[0]
-    assert world.sender.outbox.claim(left.subscriber, left.period, world.clock.now())
+    assert world.sender.outbox.claim(
+        left.subscriber, left.period, world.clock.now(), owner=world.sender.owner
+    )
     world.clock.tick = timedelta(seconds=1)
     outcomes = world.run()
     assert (left.subscriber, left.period, "sent") in {

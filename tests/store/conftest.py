@@ -1,4 +1,8 @@
-"""The store tests' fixtures: a store file of the test's own, closed at the end."""
+"""The store tests' fixtures: a store of the test's own, on every engine, closed at the end.
+
+Each test runs on SQLite and on a real PostgreSQL server (tests/pg.py), except those marked
+`sqlite_only`: they read or damage the SQLite file itself.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,26 @@ import pytest
 
 from digest.store import Store, open_store
 
+ENGINES = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "engine" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("sqlite_only")
+        metafunc.parametrize("engine", ["sqlite"] if only else ENGINES)
+
 
 @pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "var" / "digest.sqlite"
+def path(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Path | str:
+    """Where the store is: a SQLite file, or a fresh PostgreSQL database's URL."""
+    if engine == "sqlite":
+        return tmp_path / "var" / "digest.sqlite"
+    url: str = request.getfixturevalue("pg_url")
+    return url
 
 
 @pytest.fixture
-def store(path: Path) -> Iterator[Store]:
+def store(path: Path | str) -> Iterator[Store]:
     s = open_store(path)
     yield s
     s.close()

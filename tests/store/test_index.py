@@ -139,11 +139,24 @@ def test_the_index_of_a_real_build_agrees_with_its_entries(tmp_path: Path) -> No
         app.close()
 
 
+def pending(store: Store) -> tuple[dict[str, dict[str, Mark]], list[str]]:
+    """What the change log holds that this node has not published."""
+    changes = store.index.changes()
+    return changes.months, changes.entries
+
+
+def finish(store: Store, state: str) -> None:
+    store.index.finish_publish(state, store.index.changes().upto)
+
+
 def test_a_change_marks_what_the_next_publish_must_redo(store: Store) -> None:
-    assert store.index.dirty() == ({}, [])
+    first = store.index.changes()
+    assert (first.complete, first.upto, first.months, first.entries) == (False, 0, {}, [])
     assert store.index.published_state() is None
+    finish(store, "state-0")  # an empty site, published
+    assert store.index.changes().complete
     write(store, [e for e, _ in WRITTEN])
-    marks, ids = store.index.dirty()
+    marks, ids = pending(store)
     assert sorted(ids) == sorted(e.id for e, _ in WRITTEN)
     expected: dict[str, dict[str, Mark]] = {}
     for channel, rows in by_channel(WRITTEN).items():
@@ -152,24 +165,24 @@ def test_a_change_marks_what_the_next_publish_must_redo(store: Store) -> None:
             expected.setdefault(channel, {})[month] = Mark(min(times), max(times), True)
     assert marks == expected
 
-    store.index.finish_publish("state-1")
-    assert store.index.dirty() == ({}, [])
+    finish(store, "state-1")
+    assert pending(store) == ({}, [])
     assert store.index.published_state() == "state-1"
 
     # A visible change in place: its channels' month is marked, nothing came or went.
     edited = replace(E3, summary="Tóm tắt mới", changed_at=NOW + timedelta(days=1))
     write(store, [], [edited])
-    marks, ids = store.index.dirty()
+    marks, ids = pending(store)
     assert ids == [E3.id]
     at = Mark(E3.published, E3.published, False)
     assert marks == {"all": {"2026-01": at}, "topics/t1": {"2026-01": at}}
     [listed] = [x for x in store.index.listed("all") if x.id == E3.id]
     assert listed.updated == NOW + timedelta(days=1)
 
-    store.index.finish_publish("state-2")
+    finish(store, "state-2")
     with store.entries.transaction() as tx:
         tx.set_tags([replace(E4, topics=("t1", "t3"))])  # leaves t2, joins t3
-    marks, ids = store.index.dirty()
+    marks, ids = pending(store)
     assert ids == [E4.id]
     same, moved = Mark(E4.published, E4.published, False), Mark(E4.published, E4.published, True)
     assert marks == {
@@ -183,12 +196,13 @@ def test_a_change_marks_what_the_next_publish_must_redo(store: Store) -> None:
 
 
 def test_marks_widen_until_a_publish_clears_them(store: Store) -> None:
+    finish(store, "s")
     write(store, [E3])
-    store.index.finish_publish("s")
+    finish(store, "s")
     write(store, [E5])  # same month and instant
     later = make_entry("Cuối tháng", datetime(2026, 1, 30, 9, 0, tzinfo=UTC))
     write(store, [later])
-    marks, ids = store.index.dirty()
+    marks, ids = pending(store)
     assert sorted(ids) == sorted([E5.id, later.id])
     assert marks["all"] == {"2026-01": Mark(E5.published, later.published, True)}
 
@@ -197,11 +211,12 @@ def test_a_new_entry_marks_the_pages_that_name_it_as_related(store: Store) -> No
     title = "Bộ trưởng khai trương bệnh viện"
     linking = make_entry("Tin liên quan", datetime(2026, 1, 5, 1, 0, tzinfo=UTC), related=(title,))
     bystander = make_entry("Không liên quan", datetime(2026, 1, 6, 1, 0, tzinfo=UTC))
+    finish(store, "s")
     write(store, [linking, bystander])
-    store.index.finish_publish("s")
+    finish(store, "s")
     target = make_entry(title, datetime(2026, 1, 7, 1, 0, tzinfo=UTC))
     write(store, [target])
-    _, ids = store.index.dirty()
+    _, ids = pending(store)
     assert sorted(ids) == sorted([linking.id, target.id])
 
 
@@ -226,7 +241,7 @@ def test_entries_titled_finds_the_newest_of_two_same_titled_entries_written_toge
     assert store.index.entries_titled([fold(title)]) == {fold(title): new.id}
 
 
-def test_published_signatures_round_trip(store: Store, tmp_path: Path) -> None:
+def test_published_signatures_round_trip(store: Store, path: Path | str) -> None:
     assert store.index.published_paths() == []
     first = {
         "index.html": "s-index",
@@ -249,7 +264,7 @@ def test_published_signatures_round_trip(store: Store, tmp_path: Path) -> None:
 
     store.index.save_published({"index.html": "s-index-2"}, ["archive/x/2026-02.html", "gone"])
     store.close()
-    again = open_store(tmp_path / "var" / "digest.sqlite")
+    again = open_store(path)
     try:
         assert again.index.published_paths("archive/") == [
             "archive/x/2026-01.html",
@@ -262,3 +277,34 @@ def test_published_signatures_round_trip(store: Store, tmp_path: Path) -> None:
         assert again.index.published_paths() == []
     finally:
         again.close()
+
+
+def test_each_node_has_its_own_files_and_follows_the_log_from_its_own_place(
+    path: Path | str,
+) -> None:
+    one, two = open_store(path, node="one"), open_store(path, node="two")
+    try:
+        for s in (one, two):
+            finish(s, "state")  # both published the empty site
+        write(one, [E3])
+        one.index.save_published({"index.html": "a"}, ())
+        finish(one, "state")
+        # Node one is done; node two still has the change to publish, and no files yet.
+        assert pending(one) == ({}, [])
+        assert pending(two)[1] == [E3.id]
+        assert two.index.published_paths() == [] and one.index.published_paths() == ["index.html"]
+        [n1, n2] = one.index.nodes()
+        assert (n1.name, n1.head - n1.seq, n1.oldest_unpublished) == ("one", 0, None)
+        assert (n2.name, n2.head - n2.seq) == ("two", 1) and n2.oldest_unpublished is not None
+        finish(two, "state")
+        assert pending(two) == ({}, [])
+        # Every node is past the change: the log is pruned, and a node that never published
+        # (or fell behind the pruning) publishes everything.
+        three = open_store(path, node="three")
+        try:
+            assert not three.index.changes().complete
+        finally:
+            three.close()
+    finally:
+        one.close()
+        two.close()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from raw import rows
 
 from digest.model import Choices
 from digest.store import OUTBOX_STATES, NoticeRow, Store, SubscriberRecord, open_store
@@ -17,9 +17,8 @@ DAY2 = datetime(2026, 1, 20, 0, 0, tzinfo=UTC)
 WEEK = datetime(2026, 1, 12, 0, 0, tzinfo=UTC)
 
 
-def stored_secret(path: Path) -> list[tuple[str]]:
-    with contextlib.closing(sqlite3.connect(path)) as db:
-        return list(db.execute("select value from meta where key = 'unsubscribe_secret'"))
+def stored_secret(path: Path | str) -> list[tuple[str]]:
+    return rows(path, "select value from meta where key = 'unsubscribe_secret'")
 
 
 def secs(moment: datetime) -> int:
@@ -30,7 +29,7 @@ def counts(**states: int) -> dict[str, int]:
     return {state: states.get(state, 0) for state in OUTBOX_STATES}
 
 
-def test_the_secret_is_made_on_first_use_and_kept(store: Store, path: Path) -> None:
+def test_the_secret_is_made_on_first_use_and_kept(store: Store, path: Path | str) -> None:
     assert stored_secret(path) == []  # opening the store made none
     secret = store.outbox.secret()
     assert len(secret) == 64 and int(secret, 16) >= 0
@@ -45,7 +44,7 @@ def test_the_secret_is_made_on_first_use_and_kept(store: Store, path: Path) -> N
         again.close()
 
 
-def test_two_stores_get_different_secrets(tmp_path: Path) -> None:
+def test_two_stores_get_different_secrets(tmp_path: Path | str) -> None:
     one, two = open_store(tmp_path / "one.sqlite"), open_store(tmp_path / "two.sqlite")
     try:
         assert one.outbox.secret() != two.outbox.secret()
@@ -78,18 +77,20 @@ def test_periods_are_recorded_once_and_due_oldest_slot_first(store: Store) -> No
     assert store.outbox.last_slots() == {"a@example.org": DAY2, "b@example.org": DAY2}
 
 
-def test_a_period_is_claimed_by_one_claimer_only(store: Store, path: Path) -> None:
+def test_a_period_is_claimed_by_one_claimer_only(store: Store, path: Path | str) -> None:
     store.outbox.add_periods([("a@example.org", "daily:2026-01-20", DAY2)], NOW)
     other = open_store(path)  # another process on the same file
     try:
-        assert store.outbox.claim("a@example.org", "daily:2026-01-20", NOW, items=3) is True
-        assert other.outbox.claim("a@example.org", "daily:2026-01-20", NOW) is False
-        assert store.outbox.claim("a@example.org", "daily:2026-01-20", NOW) is False
+        assert (
+            store.outbox.claim("a@example.org", "daily:2026-01-20", NOW, owner=1, items=3) is True
+        )
+        assert other.outbox.claim("a@example.org", "daily:2026-01-20", NOW, owner=1) is False
+        assert store.outbox.claim("a@example.org", "daily:2026-01-20", NOW, owner=1) is False
     finally:
         other.close()
-    assert store.outbox.claim("nobody@example.org", "daily:2026-01-20", NOW) is False
-    with contextlib.closing(sqlite3.connect(path)) as db:  # committed before any mail goes out
-        row = db.execute("select state, attempts, items from outbox").fetchone()
+    assert store.outbox.claim("nobody@example.org", "daily:2026-01-20", NOW, owner=1) is False
+    # Committed before any mail goes out:
+    [row] = rows(path, "select state, attempts, items from outbox")
     assert row == ("sending", 1, 3)
     assert store.outbox.due(NOW) == []
     assert store.outbox.outbox_counts() == counts(sending=1)
@@ -100,14 +101,18 @@ def test_data_begins_records_the_message_id_of_a_row_being_sent(store: Store) ->
         [("a@example.org", "daily:2026-01-20", DAY2), ("b@example.org", "daily:2026-01-20", DAY2)],
         NOW,
     )
-    assert store.outbox.claim("a@example.org", "daily:2026-01-20", NOW)
-    store.outbox.data_begins("a@example.org", "daily:2026-01-20", "<1@digest.example.org>")
-    store.outbox.data_begins("b@example.org", "daily:2026-01-20", "<2@digest.example.org>")
+    assert store.outbox.claim("a@example.org", "daily:2026-01-20", NOW, owner=1)
+    store.outbox.data_begins(
+        "a@example.org", "daily:2026-01-20", "<1@digest.example.org>", owner=1, items=1
+    )
+    store.outbox.data_begins(
+        "b@example.org", "daily:2026-01-20", "<2@digest.example.org>", owner=1, items=1
+    )
     ids = {r.subscriber: r.message_id for r in store.outbox.outbox_rows()}
     assert ids == {"a@example.org": "<1@digest.example.org>", "b@example.org": None}
 
 
-def test_rows_left_sending_are_interrupted(store: Store, path: Path) -> None:
+def test_rows_left_sending_are_interrupted(store: Store, path: Path | str) -> None:
     store.outbox.add_periods(
         [
             ("a@example.org", "daily:2026-01-20", DAY2),
@@ -116,9 +121,9 @@ def test_rows_left_sending_are_interrupted(store: Store, path: Path) -> None:
         ],
         NOW,
     )
-    assert store.outbox.claim("a@example.org", "daily:2026-01-20", NOW, items=2)
-    store.outbox.data_begins("a@example.org", "daily:2026-01-20", "<a@x>")
-    assert store.outbox.claim("b@example.org", "daily:2026-01-20", NOW, items=5)
+    assert store.outbox.claim("a@example.org", "daily:2026-01-20", NOW, owner=1, items=2)
+    store.outbox.data_begins("a@example.org", "daily:2026-01-20", "<a@x>", owner=1, items=2)
+    assert store.outbox.claim("b@example.org", "daily:2026-01-20", NOW, owner=1, items=5)
     store.close()  # the process died while sending
     again = open_store(path)
     try:
@@ -137,7 +142,7 @@ def test_finish_records_the_outcome(store: Store) -> None:
     periods = [(f"{n}@example.org", "daily:2026-01-20", DAY2) for n in "abcde"]
     store.outbox.add_periods(periods, NOW)
     for subscriber, period, _ in periods:
-        assert store.outbox.claim(subscriber, period, NOW)
+        assert store.outbox.claim(subscriber, period, NOW, owner=1)
     later = NOW + HOUR
     store.outbox.finish(
         "a@example.org", "daily:2026-01-20", "sent", later, items=4, message_id="<a>"
@@ -176,8 +181,10 @@ def test_a_failed_period_is_retried_when_its_time_comes(store: Store) -> None:
     )
     retry_a, retry_b = NOW + 2 * HOUR, NOW + 3 * HOUR
     for subscriber, retry in (("a@example.org", retry_a), ("b@example.org", retry_b)):
-        assert store.outbox.claim(subscriber, "daily:2026-01-20", NOW)
-        store.outbox.data_begins(subscriber, "daily:2026-01-20", f"<{subscriber}>")
+        assert store.outbox.claim(subscriber, "daily:2026-01-20", NOW, owner=1)
+        store.outbox.data_begins(
+            subscriber, "daily:2026-01-20", f"<{subscriber}>", owner=1, items=1
+        )
         store.outbox.finish(
             subscriber,
             "daily:2026-01-20",
@@ -190,8 +197,8 @@ def test_a_failed_period_is_retried_when_its_time_comes(store: Store) -> None:
     assert store.outbox.next_retry() == retry_a
     assert store.outbox.due(retry_a - timedelta(seconds=1)) == []
     assert [r.subscriber for r in store.outbox.due(retry_a)] == ["a@example.org"]
-    assert store.outbox.claim("a@example.org", "daily:2026-01-20", retry_a - HOUR) is False
-    assert store.outbox.claim("a@example.org", "daily:2026-01-20", retry_a) is True
+    assert store.outbox.claim("a@example.org", "daily:2026-01-20", retry_a - HOUR, owner=1) is False
+    assert store.outbox.claim("a@example.org", "daily:2026-01-20", retry_a, owner=1) is True
     [row] = store.outbox.interrupted()
     # The new attempt sends a new message: the old Message-ID is forgotten.
     assert (row.attempts, row.message_id, row.updated) == (2, None, retry_a)
@@ -201,7 +208,7 @@ def test_a_failed_period_is_retried_when_its_time_comes(store: Store) -> None:
 # -- notices --------------------------------------------------------------------------------
 
 
-def queue_notice(store: Store, path: Path, email: str, kind: str = "confirm") -> int:
+def queue_notice(store: Store, path: Path | str, email: str, kind: str = "confirm") -> int:
     """A subscriber stored with a notice queued, as the forms do it; the notice's id."""
 
     def decide(old: SubscriberRecord | None) -> tuple[SubscriberRecord | None, str | None]:
@@ -220,15 +227,13 @@ def queue_notice(store: Store, path: Path, email: str, kind: str = "confirm") ->
         return new, kind
 
     store.subscribers.change(email, decide, NOW)
-    with contextlib.closing(sqlite3.connect(path)) as db:
-        [(notice,)] = db.execute("select id from notices where email = ?", (email,))
+    [(notice,)] = rows(path, "select id from notices where email = :email", email=email)
     return int(notice)
 
 
-def notice_rows(path: Path) -> list[tuple[object, ...]]:
+def notice_rows(path: Path | str) -> list[tuple[object, ...]]:
     query = "select id, state, attempts, next_attempt, message_id, error, updated from notices"
-    with contextlib.closing(sqlite3.connect(path)) as db:
-        return list(db.execute(query + " order by id"))
+    return rows(path, query + " order by id")
 
 
 def test_notices_due_are_pending_and_failed_ones_whose_retry_has_come_by_id(
@@ -262,7 +267,7 @@ def test_notices_due_are_pending_and_failed_ones_whose_retry_has_come_by_id(
     )
 
 
-def test_a_notice_is_claimed_once(store: Store, path: Path) -> None:
+def test_a_notice_is_claimed_once(store: Store, path: Path | str) -> None:
     notice = queue_notice(store, path, "a@example.org", "already")
     other = open_store(path)  # another process on the same file
     try:
@@ -277,7 +282,9 @@ def test_a_notice_is_claimed_once(store: Store, path: Path) -> None:
     assert store.outbox.notices_due(NOW) == []
 
 
-def test_a_failed_notice_is_claimed_again_when_its_retry_comes(store: Store, path: Path) -> None:
+def test_a_failed_notice_is_claimed_again_when_its_retry_comes(
+    store: Store, path: Path | str
+) -> None:
     notice = queue_notice(store, path, "a@example.org")
     retry = NOW + 2 * HOUR
     assert store.outbox.claim_notice(notice, NOW)
@@ -289,7 +296,7 @@ def test_a_failed_notice_is_claimed_again_when_its_retry_comes(store: Store, pat
     assert (state, attempts) == ("sending", 2)
 
 
-def test_finish_notice_records_the_outcome(store: Store, path: Path) -> None:
+def test_finish_notice_records_the_outcome(store: Store, path: Path | str) -> None:
     sent, failed, dead = (queue_notice(store, path, f"{n}@example.org") for n in "abc")
     for notice in (sent, failed, dead):
         assert store.outbox.claim_notice(notice, NOW)
@@ -306,7 +313,7 @@ def test_finish_notice_records_the_outcome(store: Store, path: Path) -> None:
     ]
 
 
-def test_notices_left_sending_are_interrupted(store: Store, path: Path) -> None:
+def test_notices_left_sending_are_interrupted(store: Store, path: Path | str) -> None:
     a, b, c = (queue_notice(store, path, f"{n}@example.org", "confirm") for n in "abc")
     assert store.outbox.claim_notice(a, NOW)
     assert store.outbox.claim_notice(c, NOW + HOUR)

@@ -18,9 +18,11 @@ from digest.app import make_digest
 from digest.config import load
 from digest.errors import StoreError
 from digest.merge import entry_id, merge
-from digest.model import Item, Location
+from digest.model import Item, Location, Mark
 from digest.store import Store, open_store
-from digest.store.schema import SCHEMA_VERSION, metadata
+from digest.store.schema import SCHEMA_VERSION, dt, metadata
+
+pytestmark = pytest.mark.sqlite_only  # upgrades and damage of SQLite files
 
 
 def test_store_schema_is_plain_sql(seeded: Project) -> None:
@@ -41,7 +43,7 @@ def test_a_schema_2_store_is_upgraded_in_place_and_publishes_nothing_new(
     with sqlite3.connect(seeded.store) as db:
         listed = sorted(db.execute("select * from listing"))
         counted = sorted(db.execute("select * from months"))
-        for table in ("listing", "months", "titles", "mentions", "dirty_months", "dirty_entries"):
+        for table in ("listing", "months", "titles", "mentions"):
             db.execute(f"drop table {table}")  # what a schema 2 store did not have
         db.execute("update meta set value = '2' where key = 'schema'")
     out = seeded.digest("build").stdout
@@ -50,7 +52,7 @@ def test_a_schema_2_store_is_upgraded_in_place_and_publishes_nothing_new(
     with sqlite3.connect(seeded.store) as db:
         assert sorted(db.execute("select * from listing")) == listed
         assert sorted(db.execute("select * from months")) == counted
-        assert db.execute("select value from meta where key = 'schema'").fetchone() == ("5",)
+        assert db.execute("select value from meta where key = 'schema'").fetchone() == ("6",)
 
 
 NOW = datetime(2026, 1, 20, 8, 0, tzinfo=UTC)
@@ -69,7 +71,9 @@ def rows(path: Path, query: str) -> list[tuple[object, ...]]:
 
 
 def schema_of(path: Path) -> tuple[set[str], str | None]:
-    tables = {str(r[0]) for r in rows(path, "select name from sqlite_master where type='table'")}
+    tables = {
+        str(r[0]) for r in rows(path, "select name from sqlite_master where type='table'")
+    } - {"sqlite_sequence"}
     found = rows(path, "select value from meta where key = 'schema'")
     return tables, str(found[0][0]) if found else None
 
@@ -90,7 +94,7 @@ def test_a_new_store_has_every_table_and_the_current_schema(tmp_path: Path) -> N
     path = tmp_path / "var" / "deep" / "digest.sqlite"  # the folders are made too
     open_store(path).close()
     tables, version = schema_of(path)
-    assert version == SCHEMA_VERSION == "5"
+    assert version == SCHEMA_VERSION == "6"
     assert tables == set(metadata.tables)
 
 
@@ -128,7 +132,7 @@ def test_a_store_folder_that_cannot_be_made_is_named(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "shown"),
     [
-        ("update meta set value = '6' where key = 'schema'", "schema 6"),
+        ("update meta set value = '7' where key = 'schema'", "schema 7"),
         ("delete from meta where key = 'schema'", "schema unknown"),
     ],
 )
@@ -144,7 +148,7 @@ def test_a_store_of_another_schema_is_refused_untouched(
     with pytest.raises(StoreError) as caught:
         open_store(path)
     message = str(caught.value)
-    assert message.startswith(f"{path}: the store has {shown}, this version needs 5")
+    assert message.startswith(f"{path}: the store has {shown}, this version needs 6")
     assert "move the file away" in message and "digest build" in message
     assert schema_of(path) == before
     assert rows(path, "select count(*) from outbox") == [(1,)]
@@ -160,7 +164,7 @@ def test_a_schema_3_store_gets_the_discovery_evidence_table(tmp_path: Path) -> N
     store = open_store(path)
     try:
         tables, version = schema_of(path)
-        assert version == "5"
+        assert version == "6"
         assert tables == set(metadata.tables)
         assert rows(path, "select * from listing") == listed
         assert rows(path, "select id, rev from entries") == stored
@@ -171,7 +175,7 @@ def test_a_schema_3_store_gets_the_discovery_evidence_table(tmp_path: Path) -> N
     finally:
         store.close()
     open_store(path).close()  # already upgraded: opens as it is
-    assert schema_of(path)[1] == "5"
+    assert schema_of(path)[1] == "6"
 
 
 _TITLES = itertools.count()
@@ -215,12 +219,14 @@ MID_CALL_PARAMS = [
     *(pytest.param(table, call, id=f"{table}-{n}") for n, (table, call) in enumerate(MID_CALL)),
     pytest.param(
         "outbox",
-        lambda s: s.outbox.claim("a@example.org", "daily:2026-01-20", NOW),
+        lambda s: s.outbox.claim("a@example.org", "daily:2026-01-20", NOW, owner=1),
         id="outbox-claim",
     ),
     pytest.param(
         "outbox",
-        lambda s: s.outbox.data_begins("a@example.org", "daily:2026-01-20", "<id>"),
+        lambda s: s.outbox.data_begins(
+            "a@example.org", "daily:2026-01-20", "<id>", owner=1, items=1
+        ),
         id="outbox-data_begins",
     ),
     pytest.param(
@@ -243,7 +249,7 @@ def test_a_database_error_mid_call_is_a_store_error_with_its_cause(
         with pytest.raises(StoreError) as caught:
             call(store)
         assert f"no such table: {table}" in str(caught.value)
-        assert str(caught.value).startswith(f"sqlite:///{path}: the store failed")
+        assert str(caught.value).startswith(f"{path}: the store failed")
         assert isinstance(caught.value.__cause__, sa.exc.SQLAlchemyError)
     finally:
         store.close()
@@ -335,7 +341,7 @@ def test_a_schema_4_store_gets_its_subscribers_into_the_store(tmp_path: Path) ->
     store = open_store(path)
     try:
         tables, version = schema_of(path)
-        assert version == SCHEMA_VERSION == "5"
+        assert version == SCHEMA_VERSION == "6"
         assert tables == set(metadata.tables)
         found = store.subscribers.all()
         assert [
@@ -368,7 +374,7 @@ def test_a_schema_4_store_gets_its_subscribers_into_the_store(tmp_path: Path) ->
         store.close()
     upgraded = rows(path, "select * from subscribers")
     open_store(path).close()  # already upgraded: opens as it is
-    assert schema_of(path) == (set(metadata.tables), "5")
+    assert schema_of(path) == (set(metadata.tables), "6")
     assert rows(path, "select * from subscribers") == upgraded
 
 
@@ -392,4 +398,64 @@ def test_a_schema_4_upgrade_that_fails_leaves_the_store_as_it_was(tmp_path: Path
         ]
     finally:
         store.close()
-    assert schema_of(path) == (set(metadata.tables), "5")
+    assert schema_of(path) == (set(metadata.tables), "6")
+
+
+def schema_5_store(path: Path) -> None:
+    """Turn a current store into what schema 5 wrote: one publisher, its marks of what
+    changed in two tables of their own, its state in meta, no claim owners."""
+    sql(
+        path,
+        "drop table changes",
+        "drop table changed_months",
+        "drop table changed_entries",
+        "drop table nodes",
+        "alter table published rename to published_6",
+        "create table published (path varchar not null primary key, signature varchar(64) "
+        "not null)",
+        "insert into published select path, signature from published_6",
+        "drop table published_6",
+        "alter table outbox drop column owner",
+        "create table dirty_months (channel varchar not null, month varchar(7) not null, "
+        "first bigint not null, last bigint not null, shifted boolean not null, "
+        "primary key (channel, month))",
+        "create table dirty_entries (id varchar(36) not null primary key)",
+        "delete from meta where key = 'changes_pruned'",
+        "insert into meta values ('published_state', 'the state of schema 5')",
+        "update meta set value = '5' where key = 'schema'",
+    )
+
+
+def test_a_schema_5_store_keeps_what_it_published_and_what_it_had_yet_to(
+    tmp_path: Path,
+) -> None:
+    path = built_store(tmp_path)
+    store = open_store(path)
+    try:
+        store.index.finish_publish("s", store.index.changes().upto)
+        store.index.save_published({"index.html": "a" * 64, "feeds/all.atom": "b" * 64}, ())
+    finally:
+        store.close()
+    [(some_id,)] = rows(path, "select id from entries order by id limit 1")
+    schema_5_store(path)
+    sql(
+        path,
+        f"insert into dirty_entries values ('{some_id}')",
+        "insert into dirty_months values ('all', '2026-01', 100, 200, 1)",
+    )
+    assert schema_of(path)[1] == "5"
+
+    store = open_store(path)
+    try:
+        tables, version = schema_of(path)
+        assert (version, tables) == (SCHEMA_VERSION, set(metadata.tables))
+        # The one daemon of a SQLite store is node "local": its files and state are kept...
+        assert store.index.published_paths() == ["feeds/all.atom", "index.html"]
+        assert store.index.published_state() == "the state of schema 5"
+        # ...and what it had not published yet is the first change it follows.
+        changes = store.index.changes()
+        assert changes.complete and changes.entries == [some_id]
+        assert changes.months == {"all": {"2026-01": Mark(dt(100), dt(200), True)}}
+        assert rows(path, "select owner from outbox") == []
+    finally:
+        store.close()
