@@ -157,6 +157,7 @@ class Daemon:
         self._building = asyncio.Lock()
         self._verified = False
         self._leading = False  # this node holds the ingest lease
+        self._published = -1  # the change log's head the last publish covered
 
     def _build(self, changed: frozenset[str] | None) -> tuple[BuildReport, PublishReport]:
         # The first publish checks every published file is on disk (the folder may have been
@@ -176,13 +177,13 @@ class Daemon:
             built = BuildReport(entries_total=self.app.store.entries.count_entries())
         published = self.app.publish(verify=not self._verified)
         self._verified = True
+        self._published = published.upto
         return built, published  # the daemon logs each build once
 
     async def follow(self, stop: asyncio.Event) -> None:
         """Shared stores: publish what other nodes ingested, and take the lease when it is
         free. Every look is one small query; a failed one is retried at the next."""
         index, nodes = self.app.store.index, self.app.store.nodes
-        seen = await asyncio.to_thread(index.head)
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), _FOLLOW)
@@ -194,8 +195,7 @@ class Daemon:
             except Exception as exc:  # the database is away: keep serving, look again
                 log.warning("cannot reach the store: %s", exc, extra={"event": "follow"})
                 continue
-            if head != seen or lease != self._leading:
-                seen = head
+            if head != self._published or lease != self._leading:
                 await self.rebuild()
 
     async def rebuild(self, changed: frozenset[str] | None = None) -> None:

@@ -32,6 +32,7 @@ class PublishReport:
     written: int = 0
     unchanged: int = 0
     removed: int = 0
+    upto: int = 0  # the change log's head this publish covered
 
 
 class Publisher:
@@ -63,7 +64,7 @@ class Publisher:
             elif not changes.months and not changes.entries:
                 if changes.upto != changes.since:  # changes that touched no page
                     self.index.finish_publish(state, changes.upto)
-                return PublishReport(0, len(known), 0)
+                return PublishReport(0, len(known), 0, changes.upto)
             else:
                 scope = Scope(changes.months, changes.entries)
         names = planner.names()
@@ -80,7 +81,7 @@ class Publisher:
         if removed:
             self.index.save_published({}, removed)
         self.index.finish_publish(state, changes.upto)
-        return PublishReport(run.written, run.unchanged, len(removed))
+        return PublishReport(run.written, run.unchanged, len(removed), changes.upto)
 
 
 class _Run:

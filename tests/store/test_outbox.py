@@ -44,7 +44,7 @@ def test_the_secret_is_made_on_first_use_and_kept(store: Store, path: Path | str
         again.close()
 
 
-def test_two_stores_get_different_secrets(tmp_path: Path | str) -> None:
+def test_two_stores_get_different_secrets(tmp_path: Path) -> None:
     one, two = open_store(tmp_path / "one.sqlite"), open_store(tmp_path / "two.sqlite")
     try:
         assert one.outbox.secret() != two.outbox.secret()
