@@ -21,7 +21,6 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from email import policy
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from mail.mailworld import Handler, Server, wait_until
-from raw import rows, sql
+from mail.mailworld import Handler, Server, subscribed_days_ago, wait_until
+from raw import rows
 from support import TEMPLATES, copy_seeds, free_port, toml
-
-from digest.model import Choices
-from digest.store import SubscriberRecord, new_key, open_store
 
 SUBSCRIBERS = 3000
 Launch = Callable[..., subprocess.Popen[Any]]
@@ -93,33 +89,6 @@ def tree(folder: Path) -> dict[str, str]:
     }
 
 
-def due_subscribers(url: str, count: int) -> list[str]:
-    """`count` daily subscribers who signed up a day ago, the entries seen just after."""
-    since = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
-    emails = [f"n{i:04d}@example.org" for i in range(count)]
-    store = open_store(url)
-    try:
-        store.subscribers.save(
-            [
-                SubscriberRecord(
-                    email=e,
-                    key=new_key(),
-                    name="",
-                    choices=Choices("daily"),
-                    state="active",
-                    source="cli",
-                    created=since,
-                    since=since,
-                )
-                for e in emails
-            ]
-        )
-    finally:
-        store.close()
-    sql(url, f"update entries set seen_at = {int(since.timestamp()) + 5}")
-    return emails
-
-
 def test_three_nodes_deliver_once_and_serve_the_same_bytes_through_kills(
     tmp_path: Path, pg_url: str, launch: Launch
 ) -> None:
@@ -132,7 +101,8 @@ def test_three_nodes_deliver_once_and_serve_the_same_bytes_through_kills(
         nodes = [node_config(tmp_path, f"n{i}", pg_url, sink.port) for i in (1, 2, 3)]
         digest = [sys.executable, "-m", "digest", "--config", "config.toml"]
         subprocess.run([*digest, "build"], cwd=nodes[0], check=True, capture_output=True)
-        emails = due_subscribers(pg_url, SUBSCRIBERS)
+        emails = [f"n{i:04d}@example.org" for i in range(SUBSCRIBERS)]
+        subscribed_days_ago(tmp_path, 1, emails, where=pg_url, source="cli")  # all due
 
         def start(folder: Path) -> subprocess.Popen[Any]:
             log = (folder / "daemon.log").open("ab")

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from raw import sql
 from support import base_config, copy_seeds, toml
 
 from digest.app import make_digest
@@ -269,12 +270,20 @@ def delivering_children() -> list[int]:
     return found
 
 
-def subscribed_days_ago(root: Path, days: int, emails: list[str]) -> None:
+def subscribed_days_ago(
+    root: Path,
+    days: int,
+    emails: list[str],
+    *,
+    where: Path | str | None = None,
+    source: str = "config",
+) -> None:
     """Subscribers that appeared `days` ago, the entries seconds later: every period since
     has content (an hour later, the due daily period missed them from 06:00 to 07:00 in
     Vietnam, when its window ends less than an hour after the entries appeared)."""
     since = datetime.now(UTC).replace(microsecond=0) - timedelta(days=days)
-    store = open_store(root / "var" / "digest.sqlite")
+    where = where or root / "var" / "digest.sqlite"  # or another store's URL
+    store = open_store(where)
     try:  # as config.toml's subscribers are stored on a send; config fills in their choices
         store.subscribers.save(
             [
@@ -284,7 +293,7 @@ def subscribed_days_ago(root: Path, days: int, emails: list[str]) -> None:
                     name="",
                     choices=Choices("daily"),
                     state="active",
-                    source="config",
+                    source=source,
                     created=since,
                     since=since,
                 )
@@ -293,8 +302,7 @@ def subscribed_days_ago(root: Path, days: int, emails: list[str]) -> None:
         )
     finally:
         store.close()
-    with sqlite3.connect(root / "var" / "digest.sqlite") as db:
-        db.execute("update entries set seen_at = ?", (int(since.timestamp()) + 5,))
+    sql(where, f"update entries set seen_at = {int(since.timestamp()) + 5}")
 
 
 def outbox_rows(root: Path, query: str) -> list[Any]:
