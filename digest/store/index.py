@@ -138,6 +138,18 @@ def _count_months(conn: Connection, delta: Mapping[tuple[str, str], int]) -> Non
         insert_rows(conn, months, [r for r in rows if r["entries"] > 0])
 
 
+def _pruned(conn: Connection) -> int:
+    value = conn.execute(sa.select(meta.c.value).where(meta.c.key == _PRUNED_KEY)).scalar()
+    return int(value or 0)
+
+
+def _head(conn: Connection) -> int:
+    """The latest change's number; once the log is pruned empty, the last one pruned, so the
+    head never goes back and nodes at it stay where they are."""
+    latest = conn.execute(sa.select(sa.func.max(changes.c.seq))).scalar()
+    return max(int(latest or 0), _pruned(conn))
+
+
 @guarded
 class SqlIndex:
     """The publish index as one daemon (`node`) sees it: its own files and log position."""
@@ -209,18 +221,15 @@ class SqlIndex:
     def head(self) -> int:
         """The number of the latest change in the log (0: none yet)."""
         with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.max(changes.c.seq))).scalar() or 0)
+            return _head(conn)
 
     def changes(self) -> Changes:
         """What changed since this node's last finished publish, up to the log's head now."""
         with self.engine.connect() as conn:
-            head = int(conn.execute(sa.select(sa.func.max(changes.c.seq))).scalar() or 0)
+            head = _head(conn)
             mine = conn.execute(sa.select(nodes.c.seq).where(nodes.c.name == self.node)).scalar()
-            pruned = conn.execute(sa.select(meta.c.value).where(meta.c.key == _PRUNED_KEY)).scalar()
-            if mine is None or mine < int(pruned or 0):
-                return Changes(
-                    {}, [], mine or 0, head, complete=False
-                )  # the log no longer reaches back
+            if mine is None or mine < _pruned(conn):  # the log no longer reaches back
+                return Changes({}, [], mine or 0, head, complete=False)
             after = (changed_months.c.seq > mine) & (changed_months.c.seq <= head)
             by_channel: dict[str, dict[str, Mark]] = {}
             for r in conn.execute(sa.select(changed_months).where(after)):
@@ -265,8 +274,7 @@ class SqlIndex:
             upsert(conn, nodes, {"name": self.node, "state": state, "seq": upto, "published": now})
             recent = nodes.c.published >= now - _FORGOTTEN
             low = conn.execute(sa.select(sa.func.min(nodes.c.seq)).where(recent)).scalar()
-            pruned = conn.execute(sa.select(meta.c.value).where(meta.c.key == _PRUNED_KEY)).scalar()
-            if low is not None and low > int(pruned or 0):
+            if low is not None and low > _pruned(conn):
                 for table in (changed_months, changed_entries, changes):
                     conn.execute(table.delete().where(table.c.seq <= low))
                 upsert(conn, meta, {"key": _PRUNED_KEY, "value": str(low)})
@@ -274,7 +282,7 @@ class SqlIndex:
     def nodes(self) -> list[NodeState]:
         """Every daemon that published from this store: how far behind the log each is."""
         with self.engine.connect() as conn:
-            head = int(conn.execute(sa.select(sa.func.max(changes.c.seq))).scalar() or 0)
+            head = _head(conn)
             found = []
             for r in conn.execute(sa.select(nodes).order_by(nodes.c.name)):
                 oldest = conn.execute(

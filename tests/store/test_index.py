@@ -308,3 +308,17 @@ def test_each_node_has_its_own_files_and_follows_the_log_from_its_own_place(
     finally:
         one.close()
         two.close()
+
+
+def test_the_head_stays_where_it_was_when_the_log_is_pruned_empty(store: Store) -> None:
+    finish(store, "s")
+    write(store, [E3])
+    write(store, [E5])
+    finish(store, "s")  # the only node is past both changes: the log is pruned empty
+    assert store.index.head() == 2
+    changes = store.index.changes()
+    # Nothing to publish, and no reason to plan everything again.
+    assert (changes.complete, changes.since, changes.upto) == (True, 2, 2)
+    assert pending(store) == ({}, [])
+    write(store, [E4])
+    assert store.index.head() == 3 and pending(store)[1] == [E4.id]
