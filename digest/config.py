@@ -582,15 +582,14 @@ class _Reader:
         password_file = (
             self.path("store", "password_file", "") if table.get("password_file") else None
         )
-        shared = parsed.drivername.startswith("postgresql")
+        store = Store(parsed.render_as_string(hide_password=False), "local", password_file)
         # One daemon per SQLite file; on a server each daemon needs a name of its own.
-        name = self.table("node").get("name") or (socket.gethostname() if shared else "local")
+        name = self.table("node").get("name") or (socket.gethostname() if store.shared else "local")
         if not isinstance(name, str) or not _NODE.match(name):
             raise self.fail(
                 "node.name", "must be 1 to 63 letters, digits, dots, dashes or underscores"
             )
-        rendered = parsed.render_as_string(hide_password=False)
-        return Store(rendered, name, password_file)
+        return replace(store, node=name)
 
     def classification(self, base: Classification | None = None) -> Classification:
         """The registry and taxonomy of this file, on top of `base` (the shipped one): an

@@ -156,7 +156,8 @@ class Daemon:
         self.forms = forms
         self._building = asyncio.Lock()
         self._verified = False
-        self._leading = False  # this node holds the ingest lease
+        # This node holds the ingest lease (a SQLite store's one daemon always does).
+        self._leading = not app.store.shared
         self._published = -1  # the change log's head the last publish covered
 
     def _build(self, changed: frozenset[str] | None) -> tuple[BuildReport, PublishReport]:

@@ -15,10 +15,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from .schema import OWNERS, chunks, dt, guarded, meta, notices, outbox, ts, writing
+from .schema import OWNERS, chunks, dt, guarded, insert, meta, notices, outbox, ts, writing
 from .types import OUTBOX_STATES, NoticeRow, OutboxRow
 
 _SECRET_KEY = "unsubscribe_secret"  # noqa: S105 - the meta key's name, not a secret
@@ -116,9 +116,8 @@ class SqlOutbox:
         if found is None:
             with writing(self.engine) as conn:
                 # Two daemons starting at once: the first one's secret is everyone's.
-                dialect = postgresql if self.shared else sqlite
                 new = {"key": _SECRET_KEY, "value": secrets_module.token_hex(32)}
-                conn.execute(dialect.insert(meta).values(new).on_conflict_do_nothing())
+                conn.execute(insert(conn, meta).values(new).on_conflict_do_nothing())
                 found = conn.execute(query).scalar()
         return str(found)
 
@@ -206,7 +205,6 @@ class SqlOutbox:
     def add_periods(self, rows: Sequence[tuple[str, str, datetime]], now: datetime) -> None:
         """Record periods as pending; a period already recorded is left as it is (also when
         another daemon records it at the same moment)."""
-        dialect = postgresql if self.shared else sqlite
         with writing(self.engine) as conn:
             for chunk in chunks(list(rows)):
                 new = [
@@ -220,7 +218,7 @@ class SqlOutbox:
                     }
                     for s, p, slot in chunk
                 ]
-                conn.execute(dialect.insert(outbox).on_conflict_do_nothing(), new)
+                conn.execute(insert(conn, outbox).on_conflict_do_nothing(), new)
 
     def due(self, now: datetime) -> list[OutboxRow]:
         """Pending periods and failed ones whose retry time has come, oldest slot first."""

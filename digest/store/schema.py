@@ -273,13 +273,19 @@ def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]
         conn.execute(table.insert(), list(chunk))
 
 
+def insert(conn: Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can say what to do on a conflict, in this connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
 def upsert(conn: Connection, table: sa.Table, values: dict[str, Any]) -> None:
     """Insert `values`, or update the row with its primary key: one statement, so two
     processes writing the same row at once cannot both insert it."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     keys = [c.name for c in table.primary_key.columns]
-    statement = dialect.insert(table).values(values)
     rest = {k: v for k, v in values.items() if k not in keys}
+    statement = insert(conn, table).values(values)
     conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=rest))
 
 
