@@ -42,14 +42,15 @@ accuracy: $(DEV)
 clean:
 	rm -rf $(VENV) var public .pytest_cache .mypy_cache .ruff_cache
 
-# Scale benchmarks (not part of `make test`): installs nginx, wrk and postfix's smtp-sink from
-# Debian if missing (postfix for its sink alone: "No configuration" leaves the server unset).
+# Scale benchmarks (not part of `make test`): installs nginx, wrk, postfix's smtp-sink and
+# PostgreSQL from Debian if missing (postfix for its sink alone: "No configuration" leaves the
+# server unset; PostgreSQL's binaries only: the benchmark starts a server of its own).
 BENCH_SIZES ?= 100 1000 10000
 bench: $(DEV)
 	@PATH="$$PATH:/usr/sbin"; command -v nginx >/dev/null && command -v wrk >/dev/null \
-	  && command -v smtp-sink >/dev/null || { \
+	  && command -v smtp-sink >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 	  s=""; [ "$$(id -u)" -eq 0 ] || s=sudo; \
 	  echo "postfix postfix/main_mailer_type select No configuration" | $$s debconf-set-selections; \
 	  $$s apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$s apt-get install -y -qq \
-	    nginx-light wrk postfix; }
+	    nginx-light wrk postfix postgresql; }
 	BENCH_SIZES="$(BENCH_SIZES)" $(BIN)/python bench/run.py

@@ -6,7 +6,8 @@ For each corpus size (made by bench/corpus.py, fixed seed): cold build time and 
 beside a minimal floor (bench/floor.py), a no-change rebuild, 20+ incremental changes through
 the running daemon's watcher, 10,000 subscribers' digests delivered to an SMTP sink on
 127.0.0.1 beside the same sink fed pre-rendered messages, and HTTP with wrk beside nginx
-serving the same folder. Prints one table and writes bench/results.json.
+serving the same folder; then several daemons on one PostgreSQL (bench/nodes.py). Prints
+the tables and writes bench/results.json.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / ".work"
 PY = sys.executable
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from mail.mailworld import subscribed_days_ago  # noqa: E402
+
 from bench.corpus import generate  # noqa: E402
 
 # Debian installs nginx and smtp-sink in /usr/sbin, often not on a user's PATH.
@@ -366,14 +369,13 @@ def bench_digests(root: Path, port: int) -> dict[str, Any]:
     now = datetime.now(UTC)
     slot = (now - timedelta(minutes=1) + VIETNAM_OFFSET).strftime("%H:%M:%S")
     write_config(root, port=port, extra=subscribers_toml(), smtp_port=sink_port, daily_at=slot)
-    with sqlite3.connect(root / "var" / "digest.sqlite") as db:
+    store = root / "var" / "digest.sqlite"
+    with sqlite3.connect(store) as db:
         db.execute("delete from outbox")
         db.execute("delete from subscribers")
-        first_seen = int((now - timedelta(hours=23)).timestamp())
-        db.executemany(
-            "insert into subscribers (email, first_seen) values (?, ?)",
-            [(f"s{i}@example.org", first_seen) for i in range(SUBSCRIBERS)],
-        )
+    # Stored as config.toml's would be, there a day already (their choices come from config).
+    subscribed_days_ago(root, 1, [f"s{i}@example.org" for i in range(SUBSCRIBERS)], where=store)
+    with sqlite3.connect(store) as db:
         # The newest 300 entries became new since the previous digest; the cold build just
         # stored all the others, so they are moved back to before the subscribers arrived.
         db.execute(
@@ -544,6 +546,11 @@ def main() -> None:
         result |= bench_digests(root, port)
         results[str(size)] = result
         print(json.dumps(result), flush=True)
+    from bench.nodes import bench_nodes  # it builds on this module
+    from bench.nodes import table as nodes_table
+
+    print("[nodes] 1, 2 and 3 daemons on PostgreSQL …", flush=True)
+    nodes = bench_nodes()
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     previous = ROOT / "bench" / "results.json"
     if previous.exists():  # keep the sizes not run this time
@@ -554,11 +561,13 @@ def main() -> None:
         "machine": machine,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "results": results,
+        "nodes": nodes,
     }
     (ROOT / "bench" / "results.json").write_text(json.dumps(output, indent=2) + "\n")
     print()
     print(machine)
     print(table(results))
+    print(nodes_table(nodes))
 
 
 if __name__ == "__main__":
