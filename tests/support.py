@@ -56,9 +56,16 @@ def toml(section: str, **keys: object) -> str:
     return "\n".join(lines) + "\n"
 
 
+def store_at(root: Path, url: str | None) -> Path | str:
+    """Where the store of the project in `root` is, as tests/raw.py and open_store take it:
+    its PostgreSQL database's `url`, or (None) its SQLite file."""
+    return url or root / "var" / "digest.sqlite"
+
+
 @dataclass
 class Project:
     root: Path
+    url: str | None = None  # its store's PostgreSQL database; None: its SQLite file
 
     @property
     def config(self) -> Path:
@@ -70,7 +77,17 @@ class Project:
 
     @property
     def store(self) -> Path:
+        """Its SQLite file (on PostgreSQL, this node's locks and health snapshot sit by it)."""
         return self.root / "var" / "digest.sqlite"
+
+    @property
+    def where(self) -> Path | str:
+        """Its store, on either engine, as tests/raw.py and open_store take it."""
+        return store_at(self.root, self.url)
+
+    def write_config(self, extra: str = "") -> None:
+        """Its config: base_config with `extra`, on its store."""
+        self.config.write_text(base_config(extra, store=self.url), encoding="utf-8")
 
     @property
     def public(self) -> Path:
@@ -103,15 +120,18 @@ class Project:
         return result
 
 
-def base_config(extra: str = "") -> str:
+def base_config(extra: str = "", *, store: str | None = None) -> str:
     """A config of a test's own: its folders, the repository's templates, the shipped
-    taxonomy, every other key at its default, and `extra` (whole TOML tables)."""
+    taxonomy, every other key at its default, and `extra` (whole TOML tables); its store
+    the PostgreSQL database at `store`, or (None) the SQLite file in its folder."""
     return (
         "[paths]\n"
         'seeds = "seeds"\n'
         'store = "var/digest.sqlite"\n'
         'public = "public"\n'
-        f'templates = "{TEMPLATES.as_posix()}"\n' + extra
+        f'templates = "{TEMPLATES.as_posix()}"\n'
+        + (toml("store", url=store) if store else "")
+        + extra
     )
 
 
@@ -127,9 +147,16 @@ class Daemon:
     Made through the `spawn` fixture, which kills it (and its workers) even when a test fails."""
 
     def __init__(
-        self, root: Path, *, workers: int = 1, limits: int | None = None, extra: str = ""
+        self,
+        root: Path,
+        *,
+        workers: int = 1,
+        limits: int | None = None,
+        extra: str = "",
+        store: str | None = None,
     ) -> None:
         self.root = root
+        self.store = store  # a PostgreSQL database's URL; None: the SQLite file in `root`
         self.port = free_port()
         self.server: dict[str, object] = {
             "host": "127.0.0.1",
@@ -145,7 +172,8 @@ class Daemon:
 
     def configure(self, extra: str = "") -> None:
         """Write this daemon's config: its port and watcher settings, plus `extra`."""
-        config = base_config(toml("server", **self.server) + toml("watch", settle_ms=400) + extra)
+        tables = toml("server", **self.server) + toml("watch", settle_ms=400) + extra
+        config = base_config(tables, store=self.store)
         (self.root / "config.toml").write_text(config, encoding="utf-8")
 
     def start(self) -> subprocess.Popen[bytes]:

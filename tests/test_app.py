@@ -1,8 +1,9 @@
 """The facade: build and publish are separate steps, and nothing a build recorded is lost
-between them; the questions it answers agree with what is stored."""
+between them; the questions it answers agree with what is stored. On every engine."""
 
 from __future__ import annotations
 
+import pytest
 from support import Project
 
 from digest.app import make_digest
@@ -14,6 +15,8 @@ NEW_FILE = (
     "Thứ trưởng Bộ Y tế Lê Đức Luận thăm Bệnh viện Bạch Mai\n"
     "Thứ Hai, ngày 16/11/2026 02:00Sáng 16/11/2026, Thứ trưởng...\n"
 )
+
+pytestmark = pytest.mark.both_engines
 
 
 def test_changes_a_build_recorded_are_published_by_the_next_publish(seeded: Project) -> None:

@@ -23,6 +23,7 @@ def smtp() -> Iterator[Smtp]:
 
 
 @pytest.fixture
-def world(tmp_path: Path, smtp: Smtp) -> World:
-    """A project sending to the `smtp` server, with the seeds ingested on a fake clock."""
-    return World(tmp_path, smtp[1].port)
+def world(tmp_path: Path, smtp: Smtp, store_url: str | None) -> World:
+    """A project sending to the `smtp` server, with the seeds ingested on a fake clock, on
+    the test's engine (tests/conftest.py)."""
+    return World(tmp_path, smtp[1].port, store=store_url)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import email
 import os
-import sqlite3
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from raw import sql
-from support import base_config, copy_seeds, toml
+from raw import rows, sql
+from support import base_config, copy_seeds, store_at, toml
 
 from digest.app import make_digest
 from digest.config import load
@@ -71,6 +71,10 @@ class Handler:
         self.connections = 0  # open now (counted by Server)
         self.delay = 0.0  # seconds each message takes to be accepted
         self.rcpt_delay = 0.0  # seconds a recipient takes, 0.5 to 2 times this by address
+        # While cleared, every message waits at the end of its DATA, neither recorded nor
+        # answered: a client killed then has a digest in DATA for certain.
+        self.gate = threading.Event()
+        self.gate.set()
         self.eight_bit_mime = True  # whether EHLO offers 8BITMIME
         self.raw: list[tuple[list[str], bytes]] = []  # (MAIL options, DATA) of each message
 
@@ -110,6 +114,8 @@ class Handler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         # A slow server (on purpose), before the count is read: it and the append are one step.
         await asyncio.sleep(self.delay)
+        while not self.gate.is_set():
+            await asyncio.sleep(0.005)
         if self.drop_after is not None and len(self.messages) >= self.drop_after:
             self.gone = True
             assert server.transport is not None
@@ -188,22 +194,35 @@ topics = ["hop-tac-quoc-te"]
 """
 
 
-def write_config(root: Path, port: int | None, extra: str = "", *, processes: int = 1) -> Path:
+def write_config(
+    root: Path,
+    port: int | None,
+    extra: str = "",
+    *,
+    processes: int = 1,
+    store: str | None = None,
+) -> Path:
     """A config of the test's own: SMTP to the test server on `port` (the Maildir outbox
-    when None), the three subscribers above, and `extra` subscribers."""
+    when None), the three subscribers above, and `extra` subscribers; its store the
+    PostgreSQL database at `store`, or (None) the SQLite file in `root`."""
     smtp = toml("smtp", host="127.0.0.1", port=port, security="none") if port is not None else ""
-    config = base_config(smtp + toml("digests", processes=processes) + SUBSCRIBERS + extra)
+    tables = smtp + toml("digests", processes=processes) + SUBSCRIBERS + extra
+    config = base_config(tables, store=store)
     (root / "config.toml").write_text(config, encoding="utf-8")
     return root / "config.toml"
 
 
 class World:
-    """A project with the seeds ingested at a known time and a sender on a fake clock."""
+    """A project with the seeds ingested at a known time and a sender on a fake clock; its
+    store the PostgreSQL database at `store`, or (None) a SQLite file."""
 
-    def __init__(self, root: Path, port: int | None, extra: str = "") -> None:
+    def __init__(
+        self, root: Path, port: int | None, extra: str = "", *, store: str | None = None
+    ) -> None:
         self.root = root
+        self.where = store_at(root, store)  # for tests/raw.py
         copy_seeds(root / "seeds")
-        self.config = load(write_config(root, port, extra))
+        self.config = load(write_config(root, port, extra, store=store))
         self.clock = Clock(vn(2026, 11, 20, 10, 0))
         self.app = make_digest(self.config, clock=self.clock)
         self.sender = make_sender(self.config, self.app.store, self.clock.now)
@@ -247,10 +266,11 @@ def assert_each_sent_once(
     assert recorded == {m["Message-ID"] for m in handler.messages}
 
 
-def sharded_world(root: Path, port: int, subscribers: int) -> World:
+def sharded_world(root: Path, port: int, subscribers: int, *, store: str | None = None) -> World:
     """A world of `subscribers` more daily subscribers, delivered by two processes."""
-    world = World(root, port, daily_subscribers(subscribers))
-    world.config = load(write_config(root, port, daily_subscribers(subscribers), processes=2))
+    extra = daily_subscribers(subscribers)
+    world = World(root, port, extra, store=store)
+    world.config = load(write_config(root, port, extra, processes=2, store=store))
     assert world.config.digests.processes == 2
     world.sender = make_sender(world.config, world.app.store, world.clock.now)
     return world
@@ -282,7 +302,7 @@ def subscribed_days_ago(
     has content (an hour later, the due daily period missed them from 06:00 to 07:00 in
     Vietnam, when its window ends less than an hour after the entries appeared)."""
     since = datetime.now(UTC).replace(microsecond=0) - timedelta(days=days)
-    where = where or root / "var" / "digest.sqlite"  # or another store's URL
+    where = where or store_at(root, None)  # or another store's URL
     store = open_store(where)
     try:  # as config.toml's subscribers are stored on a send; config fills in their choices
         store.subscribers.save(
@@ -305,11 +325,11 @@ def subscribed_days_ago(
     sql(where, f"update entries set seen_at = {int(since.timestamp()) + 5}")
 
 
-def outbox_rows(root: Path, query: str) -> list[Any]:
-    with sqlite3.connect(root / "var" / "digest.sqlite") as db:
-        return db.execute(query).fetchall()
+def outbox_rows(where: Path | str, query: str, **params: Any) -> list[tuple[Any, ...]]:
+    """What `query` finds in the store at `where` (its SQLite file, or its database's URL)."""
+    return rows(where, query, **params)
 
 
-def wait_for_rows(root: Path, query: str) -> list[Any]:
+def wait_for_rows(where: Path | str, query: str) -> list[tuple[Any, ...]]:
     """The rows `query` finds, once it finds any (none after 20 s)."""
-    return wait_until(lambda: outbox_rows(root, query))
+    return wait_until(lambda: outbox_rows(where, query))

@@ -5,16 +5,21 @@ as a mail client renders it."""
 from __future__ import annotations
 
 import email
-import sqlite3
 from email import policy
 from pathlib import Path
 
+import pytest
 from chromium import ARTIFACTS, accessibility_violations, launched
+from raw import sql
 
 from digest.mail.compose import bodies
 from mail.mailworld import Smtp, World, body, vn
 
+# The newest entry's title changed behind the store's back.
+RETITLE = "update entries set title = :title where published = (select max(published) from entries)"
 
+
+@pytest.mark.both_engines
 def test_first_digests_arrive_multipart_in_vietnamese_with_filters(
     world: World, smtp: Smtp
 ) -> None:
@@ -49,16 +54,15 @@ def test_first_digests_arrive_multipart_in_vietnamese_with_filters(
         assert "<mailto:" in unsubscribe and "<http://127.0.0.1:8080/unsubscribe?" in unsubscribe
 
 
-def test_a_line_too_long_for_smtp_sends_its_part_as_base64(tmp_path: Path, smtp: Smtp) -> None:
+@pytest.mark.both_engines
+def test_a_line_too_long_for_smtp_sends_its_part_as_base64(
+    tmp_path: Path, smtp: Smtp, store_url: str | None
+) -> None:
     handler, controller = smtp
-    world = World(tmp_path, controller.port)
+    world = World(tmp_path, controller.port, store=store_url)
     long_title = "Bộ trưởng Đào Hồng Lan làm việc về chăm sóc sức khỏe nhân dân " * 12
     assert len(long_title.encode()) > 998
-    with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
-        db.execute(
-            "update entries set title = ? where published = (select max(published) from entries)",
-            (long_title.strip(),),
-        )
+    sql(world.where, RETITLE, title=long_title.strip())
     world.at(vn(2026, 11, 21, 7, 0, 5))
     world.run()
     assert len(handler.messages) == 2  # a server refuses longer lines ("500 Line too long")
@@ -92,15 +96,14 @@ def test_a_long_subscriber_name_makes_no_line_too_long(tmp_path: Path, smtp: Smt
     assert sum(b"Content-Transfer-Encoding: 8bit" in d for _, d in handler.raw) == 2
 
 
-def test_crlf_injection_stays_out_of_headers(tmp_path: Path, smtp: Smtp) -> None:
+@pytest.mark.both_engines
+def test_crlf_injection_stays_out_of_headers(
+    tmp_path: Path, smtp: Smtp, store_url: str | None
+) -> None:
     handler, controller = smtp
     extra = '\n[[subscribers]]\nemail = "x@example.org"\nname = "Ann\\r\\nBcc: evil@example.org"\n'
-    world = World(tmp_path, controller.port, extra)
-    with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
-        db.execute(
-            "update entries set title = ? where published = (select max(published) from entries)",
-            ("Tiêu đề\r\nBcc: evil@example.org\r\nSubject: hacked",),
-        )
+    world = World(tmp_path, controller.port, extra, store=store_url)
+    sql(world.where, RETITLE, title="Tiêu đề\r\nBcc: evil@example.org\r\nSubject: hacked")
     world.at(vn(2026, 11, 21, 7, 0, 5))
     world.run()
     (message,) = [m for m in handler.messages if m["To"].addresses[0].addr_spec == "x@example.org"]

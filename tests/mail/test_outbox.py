@@ -14,8 +14,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from support import copy_seeds
+import pytest
+from support import copy_seeds, store_at
 
+from digest.mail import make_sender
 from mail.mailworld import (
     DIGEST,
     Smtp,
@@ -33,6 +35,9 @@ from mail.mailworld import (
 )
 
 Launch = Callable[..., subprocess.Popen[Any]]
+
+# Claims, recovery and each digest once: the store's work, so on every engine.
+pytestmark = pytest.mark.both_engines
 
 
 def test_no_mail_for_an_empty_period_and_one_message_per_period(world: World, smtp: Smtp) -> None:
@@ -88,9 +93,11 @@ def test_4xx_is_retried_with_backoff_then_sent_once(world: World, smtp: Smtp) ->
     ]
 
 
-def test_several_connections_deliver_each_digest_exactly_once(tmp_path: Path, smtp: Smtp) -> None:
+def test_several_connections_deliver_each_digest_exactly_once(
+    tmp_path: Path, smtp: Smtp, store_url: str | None
+) -> None:
     handler, controller = smtp
-    world = World(tmp_path, controller.port, daily_subscribers(30))
+    world = World(tmp_path, controller.port, daily_subscribers(30), store=store_url)
     assert world.config.smtp.connections == 4  # the shipped setting
     world.at(vn(2026, 11, 21, 7, 0, 5))
     assert_each_sent_once(world, handler, world.run(), 32)
@@ -108,8 +115,10 @@ def test_a_claim_a_dead_process_left_before_data_is_sent_by_the_run_that_recover
     due = world.sender.outbox.due(world.clock.now())
     assert due, "nothing is due to claim"
     left = due[0]
+    dead = make_sender(world.config, world.app.store, world.clock.now)  # another process's
+    assert dead.owner != world.sender.owner
     assert world.sender.outbox.claim(
-        left.subscriber, left.period, world.clock.now(), owner=world.sender.owner
+        left.subscriber, left.period, world.clock.now(), owner=dead.owner
     )
     world.clock.tick = timedelta(seconds=1)
     outcomes = world.run()
@@ -122,7 +131,7 @@ def test_a_claim_a_dead_process_left_before_data_is_sent_by_the_run_that_recover
 
 
 def test_process_killed_before_data_leaves_nothing_unknown(
-    tmp_path: Path, smtp: Smtp, launch: Launch
+    tmp_path: Path, smtp: Smtp, launch: Launch, store_url: str | None
 ) -> None:
     """Claimed, but killed before the message's DATA began (here: a server that never
     greets): nothing left the process, so the next run sends those digests, once."""
@@ -133,22 +142,24 @@ def test_process_killed_before_data_leaves_nothing_unknown(
     silent.listen()
     accepted: list[socket.socket] = []
     threading.Thread(target=lambda: accepted.append(silent.accept()[0]), daemon=True).start()
-    write_config(tmp_path, silent.getsockname()[1])
+    where = store_at(tmp_path, store_url)
+    write_config(tmp_path, silent.getsockname()[1], store=store_url)
     subprocess.run([*DIGEST, "build"], cwd=tmp_path, check=True, capture_output=True)
-    subscribed_days_ago(tmp_path, 3, ["all@example.org", "lan@example.org", "weekly@example.org"])
+    everyone = ["all@example.org", "lan@example.org", "weekly@example.org"]
+    subscribed_days_ago(tmp_path, 3, everyone, where=where)
     sending = launch([*DIGEST, "send", "--period", "daily"], cwd=tmp_path, stderr=subprocess.PIPE)
-    rows = wait_for_rows(tmp_path, "select subscriber from outbox where state = 'sending'")
+    rows = wait_for_rows(where, "select subscriber from outbox where state = 'sending'")
     assert rows, "the sender never claimed a period"
     sending.send_signal(signal.SIGKILL)
     sending.wait()
-    assert not outbox_rows(tmp_path, "select 1 from outbox where message_id is not null")
+    assert not outbox_rows(where, "select 1 from outbox where message_id is not null")
     silent.close()
-    write_config(tmp_path, controller.port)
+    write_config(tmp_path, controller.port, store=store_url)
     again = subprocess.run(
         [*DIGEST, "send", "--period", "daily"], cwd=tmp_path, capture_output=True, text=True
     )
     assert again.returncode == 0, again.stderr
-    states = dict(outbox_rows(tmp_path, "select subscriber, state from outbox"))
+    states = dict(outbox_rows(where, "select subscriber, state from outbox"))
     assert "unknown" not in states.values() and "sending" not in states.values()
     delivered = [m["To"].addresses[0].addr_spec for m in handler.messages]
     assert len(delivered) == len(set(delivered))
@@ -156,7 +167,7 @@ def test_process_killed_before_data_leaves_nothing_unknown(
 
 
 def test_a_send_killed_mid_run_loses_no_digest_that_never_left(
-    tmp_path: Path, smtp: Smtp, launch: Launch
+    tmp_path: Path, smtp: Smtp, launch: Launch, store_url: str | None
 ) -> None:
     """SIGKILL while some digests are in DATA and others only claimed: the next run sends
     the claimed ones, marks `unknown` only those whose DATA began, and exits non-zero; in the
@@ -166,21 +177,22 @@ def test_a_send_killed_mid_run_loses_no_digest_that_never_left(
     handler.rcpt_delay = 0.2  # claimed, before DATA
     emails = [f"r{i}@example.org" for i in range(40)]
     copy_seeds(tmp_path / "seeds")
-    write_config(tmp_path, controller.port, daily_subscribers(len(emails)))
+    where = store_at(tmp_path, store_url)
+    write_config(tmp_path, controller.port, daily_subscribers(len(emails)), store=store_url)
     subprocess.run([*DIGEST, "build"], cwd=tmp_path, check=True, capture_output=True)
     everyone = ["all@example.org", "lan@example.org", *emails]
-    subscribed_days_ago(tmp_path, 1, [*everyone, "weekly@example.org"])
+    subscribed_days_ago(tmp_path, 1, [*everyone, "weekly@example.org"], where=where)
     sending = launch([*DIGEST, "send", "--period", "daily"], cwd=tmp_path)
     both = (
         "select count(distinct message_id is null) from outbox where state = 'sending'"
         " and (select count(*) from outbox where state = 'sent') >= 4"
     )
-    wait_until(lambda: outbox_rows(tmp_path, both) == [(2,)], timeout=30, every=0.005)
+    wait_until(lambda: outbox_rows(where, both) == [(2,)], timeout=30, every=0.005)
     sending.send_signal(signal.SIGKILL)
     sending.wait()
     claimed = "select subscriber, message_id from outbox where state = 'sending'"
-    in_data = dict(outbox_rows(tmp_path, claimed + " and message_id is not null"))
-    before_data = {w for w, _ in outbox_rows(tmp_path, claimed + " and message_id is null")}
+    in_data = dict(outbox_rows(where, claimed + " and message_id is not null"))
+    before_data = {w for w, _ in outbox_rows(where, claimed + " and message_id is null")}
     assert in_data and before_data, "the kill did not find digests both in and before DATA"
     # The server is done with what it had received: it has seen every connection of the
     # killed process close (aiosmtpd then cancels what its handler was doing for it), so
@@ -192,7 +204,7 @@ def test_a_send_killed_mid_run_loses_no_digest_that_never_left(
     )
     assert again.returncode == 1, again.stdout  # some digests are unknown: the operator looks
     states = dict(
-        outbox_rows(tmp_path, "select subscriber, state from outbox where period like 'daily:%'")
+        outbox_rows(where, "select subscriber, state from outbox where period like 'daily:%'")
     )
     assert {w for w, s in states.items() if s == "unknown"} == set(in_data)
     assert {states[w] for w in before_data} <= {"sent", "empty"}

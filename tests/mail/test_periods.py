@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mail.mailworld import Smtp, World, body, vn
 
 
+@pytest.mark.both_engines
 def test_weekly_digest_on_monday(world: World, smtp: Smtp) -> None:
     handler, _ = smtp
     world.at(vn(2026, 11, 23, 7, 0, 1))  # a Monday

@@ -4,12 +4,13 @@ not; SMTP answers and a dropped connection classified; the Maildir outbox by def
 from __future__ import annotations
 
 import email
-import sqlite3
 from email import policy
 from pathlib import Path
 
 import pytest
+from raw import sql
 
+from digest.mail import make_sender
 from mail.mailworld import Smtp, World, body, daily_subscribers, vn
 
 
@@ -36,6 +37,7 @@ def test_parts_go_8bit_where_the_server_takes_it_and_base64_where_not(
         assert greeting in text and "Chăm sóc sức khỏe nhân dân toàn diện" in text
 
 
+@pytest.mark.both_engines
 def test_5xx_for_one_recipient_while_the_others_arrive(world: World, smtp: Smtp) -> None:
     handler, _ = smtp
     handler.refuse["all@example.org"] = ("550 5.1.1 no such user", 99)
@@ -52,9 +54,10 @@ def test_5xx_for_one_recipient_while_the_others_arrive(world: World, smtp: Smtp)
     assert world.sender.health()["digests"] == {"pending": 0, "failed": 0, "unknown": 0, "dead": 1}
 
 
-def test_server_going_away_mid_batch(tmp_path: Path, smtp: Smtp) -> None:
+@pytest.mark.both_engines
+def test_server_going_away_mid_batch(tmp_path: Path, smtp: Smtp, store_url: str | None) -> None:
     handler, controller = smtp
-    world = World(tmp_path, controller.port, daily_subscribers(4))
+    world = World(tmp_path, controller.port, daily_subscribers(4), store=store_url)
     handler.drop_after = 2
     world.at(vn(2026, 11, 21, 7, 0, 5))
     world.run()
@@ -73,8 +76,11 @@ def test_server_going_away_mid_batch(tmp_path: Path, smtp: Smtp) -> None:
     assert len(delivered) == len(set(delivered)) == 6 - in_flight
 
 
-def test_maildir_by_default_delivers_once_and_resolves_interruptions(tmp_path: Path) -> None:
-    world = World(tmp_path, None)
+@pytest.mark.both_engines
+def test_maildir_by_default_delivers_once_and_resolves_interruptions(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    world = World(tmp_path, None, store=store_url)
     world.at(vn(2026, 11, 21, 7, 0, 5))
     world.run()
     new = tmp_path / "var" / "outbox" / "new"
@@ -83,8 +89,9 @@ def test_maildir_by_default_delivers_once_and_resolves_interruptions(tmp_path: P
     parsed = email.message_from_bytes(files[0].read_bytes(), policy=policy.default)
     assert parsed["Subject"].startswith("Bản tin hoạt động lãnh đạo Bộ Y tế — 21/11/2026")
     # A process that died after delivering but before recording it:
-    with sqlite3.connect(tmp_path / "var" / "digest.sqlite") as db:
-        db.execute("update outbox set state = 'sending' where subscriber = 'lan@example.org'")
+    dead = make_sender(world.config, world.app.store, world.clock.now).owner
+    lan = "update outbox set state = 'sending', owner = :dead where subscriber = 'lan@example.org'"
+    sql(world.where, lan, dead=dead)
     world.run()
     assert world.states()[("lan@example.org", "daily:2026-11-21")] == "sent"
     assert len(list(new.iterdir())) == 2

@@ -1,5 +1,8 @@
 """Publishing through the real command: paths, determinism, minimal rewrites, incremental
-equal to full, OPML, autodiscovery, and no temporary left by a killed build."""
+equal to full, OPML, autodiscovery, and no temporary left by a killed build.
+
+What the publish index decides (what to rewrite, remove or write again) and the bytes of a
+whole site are checked on PostgreSQL too (`both_engines`)."""
 
 from __future__ import annotations
 
@@ -44,6 +47,7 @@ def test_public_paths_are_the_documented_interface(site: Project) -> None:
     assert (public / "feeds.opml").is_file() and (public / "index.html").is_file()
 
 
+@pytest.mark.both_engines
 def test_second_build_rewrites_nothing(site: Project) -> None:
     before = snapshot(site.public)
     out = site.digest("build").stdout
@@ -51,6 +55,7 @@ def test_second_build_rewrites_nothing(site: Project) -> None:
     assert snapshot(site.public) == before
 
 
+@pytest.mark.both_engines
 def test_a_change_rewrites_only_the_files_that_show_it(site: Project) -> None:
     before = snapshot(site.public)
     site.write_seed(
@@ -71,6 +76,7 @@ def test_a_change_rewrites_only_the_files_that_show_it(site: Project) -> None:
     assert len(changed) < 40
 
 
+@pytest.mark.both_engines
 def test_removed_topic_files_are_deleted(site: Project) -> None:
     # A config of its own whole taxonomy: the shipped one without "dan-so".
     taxonomy = TAXONOMY.read_text(encoding="utf-8")
@@ -79,13 +85,14 @@ def test_removed_topic_files_are_deleted(site: Project) -> None:
     end = taxonomy.index("[[rules]]", start + 5)
     taxonomy = taxonomy[:start] + taxonomy[end:]
     taxonomy = taxonomy.replace("[classify]\n", "[classify]\ndefaults = false\n")
-    site.config.write_text(base_config() + taxonomy, encoding="utf-8")
+    site.write_config(taxonomy)
     out = site.digest("build").stdout
     assert "removed" in out and "0 removed" not in out
     assert not list(site.public.rglob("*dan-so*"))
     assert "dan-so" not in (site.public / "feeds.opml").read_text(encoding="utf-8")
 
 
+@pytest.mark.both_engines
 def test_a_deleted_public_file_is_written_again(site: Project) -> None:
     (site.public / "feeds/all.atom").unlink()
     site.digest("build")
@@ -141,11 +148,12 @@ def test_entry_page_links_related_titles_that_are_known(site: Project) -> None:
     assert "Thứ Bảy, 20/04/2024 21:33" in page.text_content()  # Vietnam time
 
 
-def test_two_builds_from_scratch_are_byte_identical(
-    site: Project, make_project: Callable[..., Project]
-) -> None:
-    other: Project = make_project()
+@pytest.mark.both_engines
+def test_two_builds_from_scratch_are_byte_identical(site: Project, tmp_path: Path) -> None:
+    """The other on SQLite: on PostgreSQL, the engine must change no byte of the site."""
+    other = Project(tmp_path / "on-sqlite")
     copy_seeds(other.seeds)
+    other.write_config()
     other.digest("build")
     first = {k: v[1] for k, v in snapshot(site.public).items()}
     second = {k: v[1] for k, v in snapshot(other.public).items()}
@@ -181,6 +189,7 @@ def _amid(p: Project) -> str:
     return f"{middle:%d/%m/%Y %H:%M}"
 
 
+@pytest.mark.sqlite_only  # copies the store's file to a reference project, reads it
 def test_publishing_only_what_changed_gives_the_files_a_full_publish_gives(
     make_project: Callable[..., Project],
 ) -> None:
@@ -240,7 +249,7 @@ def test_temporaries_a_killed_writer_left_are_removed_by_the_next_publish(site: 
     site.digest("build")
     assert not list(scratch.iterdir())
     # A full publish (here: after a settings change) also sweeps the older kind.
-    site.config.write_text(base_config(toml("site", feed_size=49)), encoding="utf-8")
+    site.write_config(toml("site", feed_size=49))
     site.digest("build")
     assert not legacy.exists()
 

@@ -1,7 +1,8 @@
 """The store tests' fixtures: a store of the test's own, on every engine, closed at the end.
 
-Each test runs on SQLite and on a real PostgreSQL server (tests/pg.py), except those marked
-`sqlite_only`: they read or damage the SQLite file itself.
+Each test runs on SQLite and on a real PostgreSQL server (tests/pg.py): every module is marked
+`both_engines` (tests/conftest.py), except for tests marked `sqlite_only`: they read or damage
+the SQLite file itself.
 """
 
 from __future__ import annotations
@@ -12,14 +13,6 @@ from pathlib import Path
 import pytest
 
 from digest.store import Store, open_store
-
-ENGINES = ("sqlite", "postgresql")
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "engine" in metafunc.fixturenames:
-        only = metafunc.definition.get_closest_marker("sqlite_only")
-        metafunc.parametrize("engine", ["sqlite"] if only else ENGINES)
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ from support import stored_entry
 from digest.model import Entry, Location, Problem
 from digest.store import SourceState, Store, open_store
 
+pytestmark = pytest.mark.both_engines  # every test on SQLite and PostgreSQL
+
 NOW = datetime(2026, 1, 20, 8, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from support import base_config, copy_seeds, stored_entry
 
 from digest.app import make_digest
@@ -17,6 +18,8 @@ from digest.config import load
 from digest.model import Entry, Mark
 from digest.store import Store, open_store
 from digest.text import fold
+
+pytestmark = pytest.mark.both_engines  # every test on SQLite and PostgreSQL
 
 NOW = datetime(2026, 2, 10, 8, 0, tzinfo=UTC)
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from raw import rows
 
 from digest.model import Choices
 from digest.store import OUTBOX_STATES, NoticeRow, Store, SubscriberRecord, open_store
+
+pytestmark = pytest.mark.both_engines  # every test on SQLite and PostgreSQL
 
 NOW = datetime(2026, 1, 20, 1, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)

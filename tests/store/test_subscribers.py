@@ -18,6 +18,8 @@ from digest.model import Choices
 from digest.store import Store, SubscriberRecord, open_store
 from digest.subscribe import rules
 
+pytestmark = pytest.mark.both_engines  # every test on SQLite and PostgreSQL
+
 NOW = datetime(2026, 1, 20, 8, 10, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 LAPSE = timedelta(hours=48)

@@ -2,9 +2,10 @@
 a fake clock, the real store, the real Sender (delivering into the Maildir outbox), the real
 Forms behind the real PublicApp, all driven in-process through tests/support.py's `call`.
 
-`make_world(extra_toml)` builds one (closed at the end of the test); `world` is one with
-every setting at its default. A World also reads what a browser reads: the forms on a page
-(`page_forms`, `World.submit`) and the links in a mail (`World.deliver`)."""
+`make_world(extra_toml)` builds one (closed at the end of the test) on the test's engine
+(tests/conftest.py); `world` is one with every setting at its default. A World also reads
+what a browser reads: the forms on a page (`page_forms`, `World.submit`) and the links in a
+mail (`World.deliver`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import asyncio
 import email
 import html
 import shutil
-import sqlite3
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,7 +24,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from support import Response, _call, base_config, call, copy_seeds, toml
+from raw import rows
+from support import Response, _call, base_config, call, copy_seeds, store_at, toml
 
 from digest import daemon
 from digest.app import Digest, make_digest
@@ -157,10 +158,15 @@ def main_text(page: bytes) -> str:
 
 
 class World:
-    def __init__(self, root: Path, extra: str, *, built: Path | None = None) -> None:
+    def __init__(
+        self, root: Path, extra: str, *, built: Path | None = None, store: str | None = None
+    ) -> None:
         """The five seeds built and published at START, or a copy of a `built` world's
-        folders (seeds, store, public: the same thing, made once per session)."""
+        folders (seeds, store, public: the same thing, made once per session); its store the
+        PostgreSQL database at `store`, or (None) a SQLite file."""
         self.root = root
+        self.store = store
+        self.where = store_at(root, store)  # for tests/raw.py
         self.clock = Clock(START)
         self.delivered: set[str] = set()
         if built is not None:
@@ -174,7 +180,7 @@ class World:
 
     def open(self, extra: str) -> None:
         """The config written with `extra` TOML, and every part made over it."""
-        text = base_config(toml("site", base_url=BASE) + extra)
+        text = base_config(toml("site", base_url=BASE) + extra, store=self.store)
         (self.root / "config.toml").write_text(text, encoding="utf-8")
         self.config: Config = load(self.root / "config.toml")
         self.app: Digest = make_digest(self.config, clock=self.clock)
@@ -339,9 +345,9 @@ class World:
     def record(self, address: str) -> SubscriberRecord | None:
         return self.app.store.subscribers.find(email=address)
 
-    def sql(self, query: str, *params: object) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(self.config.paths.store) as db:
-            return db.execute(query, params).fetchall()
+    def sql(self, query: str, **params: object) -> list[tuple[Any, ...]]:
+        """What `query` finds in the store, its `:name` parameters bound to `params`."""
+        return rows(self.where, query, **params)
 
     def notices(self) -> list[tuple[str, str, str]]:
         """(email, kind, state) of every queued or sent notice, in order."""
@@ -376,13 +382,17 @@ def published_seeds(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def make_world(tmp_path: Path, published_seeds: Path) -> Iterator[Callable[..., World]]:
-    """Builds worlds from extra TOML tables ([subscriptions], [server], …); all closed at
-    the end of the test."""
+def make_world(
+    tmp_path: Path, published_seeds: Path, store_urls: Callable[[], str | None]
+) -> Iterator[Callable[..., World]]:
+    """Builds worlds from extra TOML tables ([subscriptions], [server], …), each with a store
+    of its own on the test's engine; all closed at the end of the test."""
     made: list[World] = []
 
     def make(extra: str = "") -> World:
-        w = World(tmp_path / f"w{len(made)}", extra, built=published_seeds)
+        root, url = tmp_path / f"w{len(made)}", store_urls()
+        # On PostgreSQL built anew: the session's built world is a SQLite file.
+        w = World(root, extra, built=published_seeds if url is None else None, store=url)
         made.append(w)
         return w
 

@@ -1,4 +1,7 @@
-"""The operator's side over a real store: add, remove, import, export, and `digest subscribers`."""
+"""The operator's side over a real store: add, remove, import, export, and `digest subscribers`.
+
+What is stored and read back (adding, removing with the mail, import twice, export and back,
+the command line's) runs on PostgreSQL too (`both_engines`); the file checks on SQLite."""
 
 from __future__ import annotations
 
@@ -7,13 +10,13 @@ import csv
 import io
 import json
 import shutil
-import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from raw import rows
 from support import Project, base_config, copy_seeds, toml
 
 from digest.app import Digest, make_digest
@@ -43,17 +46,6 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Project:
     return p
 
 
-def copy_of(template: Project, root: Path) -> Project:
-    """A project of its own: the template's config, seeds and store (not its site)."""
-    shutil.copytree(template.root, root, ignore=shutil.ignore_patterns("public"))
-    return Project(root)
-
-
-@pytest.fixture
-def built(template: Project, tmp_path: Path) -> Project:
-    return copy_of(template, tmp_path / "project")
-
-
 @contextlib.contextmanager
 def opened(project: Project) -> Iterator[Digest]:
     app = make_digest(load(project.config))
@@ -61,6 +53,34 @@ def opened(project: Project) -> Iterator[Digest]:
         yield app
     finally:
         app.close()
+
+
+@pytest.fixture
+def make_built(
+    template: Project, tmp_path: Path, store_urls: Callable[[], str | None]
+) -> Callable[[str], Project]:
+    """Makes projects of their own, in `tmp_path / name`, on the test's engine: a copy of
+    the template's config, seeds and store (not its site); on PostgreSQL its seeds built
+    into a fresh database (the template's store is a SQLite file)."""
+
+    def make(name: str) -> Project:
+        root, url = tmp_path / name, store_urls()
+        if url is None:
+            shutil.copytree(template.root, root, ignore=shutil.ignore_patterns("public"))
+            return Project(root)
+        p = Project(root, url)
+        shutil.copytree(template.seeds, p.seeds)
+        p.write_config()
+        with opened(p) as app:
+            app.build()
+        return p
+
+    return make
+
+
+@pytest.fixture
+def built(make_built: Callable[[str], Project]) -> Project:
+    return make_built("project")
 
 
 @pytest.fixture
@@ -139,9 +159,8 @@ def write_csv(path: Path, *rows: str) -> Path:
 
 
 def notices_of(project: Project, email: str) -> int:
-    with contextlib.closing(sqlite3.connect(project.store)) as db:
-        (count,) = db.execute("select count(*) from notices where email = ?", (email,)).fetchone()
-        return int(count)
+    ((count,),) = rows(project.where, "select count(*) from notices where email = :e", e=email)
+    return int(count)
 
 
 # -- add ---------------------------------------------------------------------------------------
@@ -153,6 +172,7 @@ def test_the_slugs_used_here_are_the_seeds(app: Digest) -> None:
     assert {DIGITAL, ABROAD} <= {s.slug for s in topics}
 
 
+@pytest.mark.both_engines
 def test_add_adds_an_active_subscriber_with_the_operators_consent(app: Digest) -> None:
     admin = admin_of(app)
     choices = admin.choices("weekly", [LAN], [DIGITAL])
@@ -183,6 +203,7 @@ def test_add_again_is_unchanged_or_updated(app: Digest) -> None:
     assert (r.since, r.created, r.consent, r.key) == (NOW, NOW, first.consent, first.key)
 
 
+@pytest.mark.both_engines
 def test_add_activates_a_pending_sign_up_on_the_operators_word(app: Digest) -> None:
     signed_up(app, "hoa@example.org", NOW - timedelta(hours=1))
     pending = find(app, "hoa@example.org")
@@ -258,6 +279,7 @@ def test_an_unsubscribed_reader_is_not_added_back(app: Digest) -> None:
 # -- remove ------------------------------------------------------------------------------------
 
 
+@pytest.mark.both_engines
 def test_remove_deletes_the_subscriber_and_their_mail(app: Digest, built: Project) -> None:
     admin = admin_of(app)
     admin.add("lan@example.org", "", Choices("daily"), via="cli")
@@ -281,6 +303,7 @@ def test_remove_deletes_an_opt_out_too(app: Digest) -> None:
 # -- import ------------------------------------------------------------------------------------
 
 
+@pytest.mark.both_engines
 def test_a_csv_file_imported_twice_changes_nothing_the_second_time(
     app: Digest, tmp_path: Path
 ) -> None:
@@ -311,6 +334,7 @@ def test_a_csv_file_imported_twice_changes_nothing_the_second_time(
     assert admin.import_file(path) == Report(updated=1, unchanged=2)
 
 
+@pytest.mark.both_engines
 def test_a_json_file_imported_twice_changes_nothing_the_second_time(
     app: Digest, tmp_path: Path
 ) -> None:
@@ -437,6 +461,7 @@ def test_a_missing_file_is_refused(app: Digest, tmp_path: Path) -> None:
         admin_of(app).import_file(tmp_path / "nothing.csv")
 
 
+@pytest.mark.both_engines
 def test_an_address_twice_in_one_file_is_still_idempotent(app: Digest, tmp_path: Path) -> None:
     path = write_csv(
         tmp_path / "people.csv",
@@ -476,15 +501,16 @@ def fill(app: Digest, tmp_path: Path) -> set[tuple[str, str, Choices]]:
     }
 
 
+@pytest.mark.both_engines
 @pytest.mark.parametrize("fmt", ["csv", "json"])
 def test_export_then_import_into_a_fresh_project_round_trips(
-    app: Digest, tmp_path: Path, template: Project, fmt: str
+    app: Digest, tmp_path: Path, make_built: Callable[[str], Project], fmt: str
 ) -> None:
     people = fill(app, tmp_path)
     assert summary(app.store.subscribers.all()) == people
     path = tmp_path / f"subscribers.{fmt}"
     path.write_text(export(app.store.subscribers.all(), fmt), encoding="utf-8")
-    with opened(copy_of(template, tmp_path / "fresh")) as other:
+    with opened(make_built("fresh")) as other:
         assert admin_of(other).import_file(path) == Report(added=len(people))
         assert summary(other.store.subscribers.all()) == people
         assert {r.state for r in other.store.subscribers.all()} == {"active"}
@@ -504,15 +530,16 @@ def test_the_csv_export_has_the_documented_columns(app: Digest, tmp_path: Path) 
     assert {r["state"] for r in rows} == {"active"}
 
 
+@pytest.mark.both_engines
 def test_export_then_import_keeps_opt_outs_and_unconfirmed_sign_ups_out(
-    app: Digest, tmp_path: Path, template: Project
+    app: Digest, tmp_path: Path, make_built: Callable[[str], Project]
 ) -> None:
     admin_of(app).add("lan@example.org", "", Choices("daily"), via="cli")
     unsubscribed(app, "out@example.org", NOW)
     signed_up(app, "stranger@example.org")
     path = tmp_path / "subscribers.csv"
     path.write_text(export(app.store.subscribers.all(), "csv"), encoding="utf-8")
-    with opened(copy_of(template, tmp_path / "fresh")) as other:
+    with opened(make_built("fresh")) as other:
         admin_of(other).import_file(path)
         active = {r.email for r in other.store.subscribers.active()}
     assert active == {"lan@example.org"}
@@ -588,6 +615,7 @@ def test_cli_export_writes_a_header_and_a_row_per_subscriber(built: Project) -> 
     assert as_json == listed
 
 
+@pytest.mark.both_engines
 def test_cli_import_reports_bad_rows_and_exits_1(built: Project) -> None:
     write_csv(
         built.root / "people.csv",
@@ -657,6 +685,7 @@ def test_cli_add_of_something_wrong_exits_2_and_adds_nobody(
         assert app.store.subscribers.all() == []
 
 
+@pytest.mark.both_engines
 def test_cli_removes_the_opt_out_of_a_former_config_subscriber(built: Project) -> None:
     block = toml("[subscribers]", email="bbt@example.org", name="Ban biên tập")
     with built.config.open("a", encoding="utf-8") as f:

@@ -9,7 +9,6 @@ import concurrent.futures
 import http.client
 import json
 import re
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -24,7 +23,8 @@ from urllib.parse import urlencode
 import pytest
 from chromium import accessibility_violations, launched
 from mail.mailworld import Handler, Server, body, wait_until
-from support import Daemon, copy_seeds, free_port, toml
+from raw import rows
+from support import Daemon, copy_seeds, free_port, store_at, toml
 
 from digest.model import VIETNAM, WEEKDAYS
 
@@ -52,11 +52,6 @@ def link(message: EmailMessage, path: str) -> str:
     return found.group(0)
 
 
-def stored(root: Path, query: str) -> list[Any]:
-    with sqlite3.connect(root / "var" / "digest.sqlite") as db:
-        return db.execute(query).fetchall()
-
-
 def subscribers(root: Path) -> list[dict[str, Any]]:
     listed = subprocess.run(
         [*DIGEST, "subscribers", "list", "--json"],
@@ -76,13 +71,14 @@ def capture_of_today(title: str) -> str:
     return f"HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ\n{title}\n{date_line}Sáng nay, Bộ trưởng...\n"
 
 
+@pytest.mark.both_engines  # the daemon's store, HTTP and mail, end to end, on every engine
 def test_a_visitor_subscribes_gets_a_digest_and_changes_topics(
-    tmp_path: Path, spawn: Callable[..., Daemon], smtp: tuple[Handler, str]
+    tmp_path: Path, spawn: Callable[..., Daemon], smtp: tuple[Handler, str], store_url: str | None
 ) -> None:
     server, smtp_table = smtp
     reader = "phong-vien@example.org"
     copy_seeds(tmp_path / "seeds")
-    d = spawn(extra=smtp_table)
+    d = spawn(extra=smtp_table, store=store_url)
     d.start()
     site = f"http://127.0.0.1:{d.port}/"
     with launched() as browser:
@@ -117,7 +113,7 @@ def test_a_visitor_subscribes_gets_a_digest_and_changes_topics(
         other.get_by_role("button", name="Đăng ký").click()
         assert other.locator("main").inner_text() == answer
         d.wait_for(lambda: any(e.get("state") == "quiet" for e in d.events("signup")), what="it")
-        assert stored(tmp_path, "select count(*) from notices") == [(1,)]
+        assert rows(store_at(tmp_path, store_url), "select count(*) from notices") == [(1,)]
         # 4. The manage page: weekly to daily, and one topic.
         page.get_by_role("link", name="Quản lý đăng ký").click()
         assert page.locator("h1").inner_text() == "Quản lý đăng ký"
@@ -193,8 +189,9 @@ class FeedWatch:
         self.thread.join()
 
 
+# On SQLite alone, for time: on PostgreSQL, sign-ups at once and the limits are test_web's.
 def test_a_flood_of_sign_ups_sends_one_mail_and_the_feeds_are_served_throughout(
-    tmp_path: Path, spawn: Callable[..., Daemon], smtp: tuple[Handler, str]
+    tmp_path: Path, spawn: Callable[..., Daemon], smtp: tuple[Handler, str], store_url: str | None
 ) -> None:
     """1,000 sign-ups of one address from 1,000 clients (behind a trusted proxy), then 1,000
     random addresses from one client: one mail for the one address, the per-client limit
@@ -202,7 +199,7 @@ def test_a_flood_of_sign_ups_sends_one_mail_and_the_feeds_are_served_throughout(
     server, smtp_table = smtp
     copy_seeds(tmp_path / "seeds")
     limits = toml("subscriptions", per_client_per_hour=10)
-    d = spawn(extra=smtp_table + limits)
+    d = spawn(extra=smtp_table + limits, store=store_url)
     d.server["trusted_proxies"] = ["127.0.0.1"]  # the test client stands for a proxy
     d.configure(smtp_table + limits)
     d.start()
@@ -226,7 +223,8 @@ def test_a_flood_of_sign_ups_sends_one_mail_and_the_feeds_are_served_throughout(
     # One confirmation for the victim, one for each of the ten let through; then no more.
     wait_until(lambda: len(server.messages) >= 11)
     assert len(mails_to(server, victim)) == 1
-    assert stored(tmp_path, "select count(*) from notices") == [(11,)]
-    assert stored(tmp_path, "select count(*) from subscribers where state = 'pending'") == [(11,)]
+    where = store_at(tmp_path, store_url)
+    assert rows(where, "select count(*) from notices") == [(11,)]
+    assert rows(where, "select count(*) from subscribers where state = 'pending'") == [(11,)]
     assert d.health()[0] == 200
     assert d.stop() == 0

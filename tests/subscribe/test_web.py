@@ -1,6 +1,10 @@
 """The readers' pages (digest/subscribe/web.py) in a real world: the real store, templates,
 Sender and Maildir, driven in-process through PublicApp. Links are followed from the mails
-and pages that carry them, forms submitted as a browser submits them."""
+and pages that carry them, forms submitted as a browser submits them.
+
+The tests whose outcome is the store's (notices sent once, sign-ups at once, the rate limits,
+confirming and unsubscribing, the personal feed) run on PostgreSQL too (`both_engines`);
+the pages' own checks run on SQLite."""
 
 from __future__ import annotations
 
@@ -91,6 +95,7 @@ def assert_page(r: Response, status: int, *said: str) -> None:
 # -- the whole path ---------------------------------------------------------------------------
 
 
+@pytest.mark.both_engines
 def test_the_whole_path_from_the_form_to_deleting_everything(world: World) -> None:
     registry = world.config.classification
     # The form, from an official's page: that official ticked, every choice offered.
@@ -198,15 +203,15 @@ def test_the_whole_path_from_the_form_to_deleting_everything(world: World) -> No
     # A weekly digest goes out (Monday 23/11 07:00): the outbox has a row for the address.
     world.clock.moment = vn(2026, 11, 23, 8, 0)
     world.run_digests()
-    assert world.sql("select count(*) from outbox where subscriber = ?", ADDRESS) == [(1,)]
+    assert world.sql("select count(*) from outbox where subscriber = :a", a=ADDRESS) == [(1,)]
 
     # Deleting: the record, its digests and notices gone; the link then means nothing.
-    assert world.sql("select count(*) from notices where email = ?", ADDRESS) == [(2,)]
+    assert world.sql("select count(*) from notices where email = :a", a=ADDRESS) == [(2,)]
     page = world.submit(the_form(page.body, "xoa"), "xoa")
     assert_page(page, 200, "Đã xóa dữ liệu của bạn", ADDRESS)
     assert world.record(ADDRESS) is None
-    assert world.sql("select count(*) from outbox where subscriber = ?", ADDRESS) == [(0,)]
-    assert world.sql("select count(*) from notices where email = ?", ADDRESS) == [(0,)]
+    assert world.sql("select count(*) from outbox where subscriber = :a", a=ADDRESS) == [(0,)]
+    assert world.sql("select count(*) from notices where email = :a", a=ADDRESS) == [(0,)]
     assert_page(world.get(new_manage), 400, LAPSED)
 
 
@@ -262,6 +267,7 @@ def test_a_thousand_clients_signing_up_one_address_send_it_one_mail(
     assert world.deliver() == []
 
 
+@pytest.mark.both_engines
 def test_a_thousand_clients_at_once_are_each_answered_and_mail_once(
     make_world: Callable[..., World],
 ) -> None:
@@ -295,6 +301,7 @@ def test_a_thousand_sign_ups_from_one_client_are_cut_at_the_hourly_limit(world: 
     assert len(world.deliver()) == limit + 2
 
 
+@pytest.mark.both_engines
 def test_past_the_hourly_cap_on_mails_a_sign_up_gets_the_same_page_and_no_mail(
     make_world: Callable[..., World],
 ) -> None:
@@ -340,6 +347,7 @@ def test_behind_a_trusted_proxy_the_client_is_the_right_most_untrusted_hop(
         assert after == {**before, client: before.get(client, 0) + 1}, (peer, forwarded)
 
 
+@pytest.mark.both_engines
 def test_forging_the_left_most_hop_does_not_escape_the_limit(
     make_world: Callable[..., World],
 ) -> None:
@@ -494,6 +502,7 @@ def test_a_confirmation_link_of_a_deleted_sign_up_is_refused(world: World) -> No
     assert world.record(ADDRESS) is None
 
 
+@pytest.mark.both_engines
 def test_a_replayed_confirmation_changes_nothing(world: World) -> None:
     fields = pending_link(world)
     assert world.post("/xac-nhan", fields).status == 200
@@ -504,6 +513,7 @@ def test_a_replayed_confirmation_changes_nothing(world: World) -> None:
     assert world.record(ADDRESS) == before
 
 
+@pytest.mark.both_engines
 def test_after_unsubscribing_the_old_confirmation_link_does_not_reactivate(
     world: World,
 ) -> None:
@@ -666,6 +676,7 @@ def test_unsubscribe_page_escapes_what_the_link_carries(world: World) -> None:
     assert world.sql("select count(*) from subscribers") == [(0,)]
 
 
+@pytest.mark.both_engines
 def test_unsubscribe_post_with_the_right_token_unsubscribes_once(world: World) -> None:
     subscribe(world)
     page = world.get(unsubscribe_target(world.secret, ADDRESS))
@@ -682,6 +693,7 @@ def test_unsubscribe_post_with_the_right_token_unsubscribes_once(world: World) -
     assert world.record(ADDRESS) == record
 
 
+@pytest.mark.both_engines
 def test_unsubscribe_of_an_address_never_stored_keeps_it_out(world: World) -> None:
     address = "chua.gap@example.org"
     r = world.post(unsubscribe_target(world.secret, address.upper()), origin=None)
@@ -777,6 +789,7 @@ def feed_headers(headers: list[tuple[str, str]], name: str) -> list[str]:
     return [v for k, v in headers if k == name]
 
 
+@pytest.mark.both_engines
 def test_the_personal_feed_has_one_item_per_digest_with_its_titles(world: World) -> None:
     everything = feed_link(world.get(target(subscribe(world))).body)
     ha = "chi.ha@example.org"
