@@ -284,7 +284,9 @@ def _cmd_send_shard(app: Digest, args: argparse.Namespace) -> int:
 
     async def send() -> list[Outcome]:
         stop = stop_on_signals()  # stops taking digests; those in flight finish
-        return await sender.run_shard(at, args.shard, args.of, schedule=args.period, stop=stop)
+        return await sender.run_shard(
+            at, args.shard, args.of, owner=args.owner, schedule=args.period, stop=stop
+        )
 
     outcomes = asyncio.run(send())
     for o in outcomes:  # read by the process that started this one
@@ -499,6 +501,7 @@ def _parser() -> argparse.ArgumentParser:
     shard.add_argument("--shard", type=int, required=True)
     shard.add_argument("--of", type=int, required=True)
     shard.add_argument("--at", required=True)
+    shard.add_argument("--owner", type=int, required=True)
     shard.add_argument("--period", choices=("daily", "weekly"))
     shard.set_defaults(handler=_cmd_send_shard)
     return parser

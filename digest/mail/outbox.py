@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from .schedule import Timer
 from .shards import (
     SHARDED_FROM,
     DeliveryLock,
+    new_owner,
     shard,
     shard_command,
     terminate_on,
@@ -111,7 +111,7 @@ class Sender:
         self._windows: dict[tuple[datetime, datetime, datetime | None], list[EntryHead]] = {}
         # This process's number on the rows it claims: only it may send or settle them while
         # it lives (store/outbox.py), and on a shared store the server knows whether it does.
-        self.owner = secrets.randbelow(2**31 - 2) + 1
+        self.owner = new_owner()
 
     @property
     def composer(self) -> Composer:
@@ -370,12 +370,13 @@ class Sender:
                 settled += await self._recover(lock)
             due = self._due(now, schedule)
             shards = self.config.digests.processes if len(due) >= SHARDED_FROM else 1
+            owners = [new_owner() for _ in range(1, shards)]
             helpers = [
                 await asyncio.create_subprocess_exec(
-                    *shard_command(self.config, k, shards, now.isoformat(), schedule),
+                    *shard_command(self.config, k, shards, now.isoformat(), schedule, owner),
                     stdout=asyncio.subprocess.PIPE,
                 )
-                for k in range(1, shards)
+                for k, owner in enumerate(owners, start=1)
             ]
             # Stopping this run stops theirs: they finish what they have in flight.
             relay = asyncio.create_task(terminate_on(stop, helpers))
@@ -400,7 +401,11 @@ class Sender:
                         extra={"event": "mail", "state": "error", "code": helper.returncode},
                     )
             if failed:
-                # What it left `sending`, now that nobody sends.
+                # What it left `sending`, now that nobody sends: once the server has seen
+                # its session end too (its presence lock, free again), which can lag the
+                # process's exit by a moment.
+                for k in failed:
+                    await asyncio.to_thread(self._wait_gone, owners[k - 1])
                 settled += await self._recover(lock)
                 rest = [
                     r for r in self._due(now, schedule) if shard(r.subscriber, shards) in failed
@@ -430,15 +435,23 @@ class Sender:
         index: int,
         shards: int,
         *,
+        owner: int,
         schedule: str | None = None,
         stop: asyncio.Event | None = None,
     ) -> list[Outcome]:
         """`digest send-shard`: deliver shard `index` of what a run planned at `at` found due
-        (on a shared store: whatever it claims first)."""
+        (on a shared store: whatever it claims first), claiming as `owner`."""
+        self.owner = owner
         with self._delivering():
             self.roster(at, record=False)  # the run that started this one stored it
             due = [] if self.outbox.shared else self._due(at, schedule)
             return await self._deliver_share(at, schedule, due, index, shards, stop)
+
+    def _wait_gone(self, owner: int) -> None:
+        """Return once no live process holds `owner`'s presence (at once on SQLite, where
+        the delivery file lock does this)."""
+        with self.outbox.presence(owner):
+            pass
 
     @contextlib.contextmanager
     def _delivering(self) -> Iterator[DeliveryLock | None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,11 +24,18 @@ def shard(subscriber: str, shards: int) -> int:
     return zlib.crc32(subscriber.encode()) % shards
 
 
+def new_owner() -> int:
+    """A delivering process's number on the rows it claims (store/outbox.py)."""
+    return secrets.randbelow(2**31 - 2) + 1
+
+
 def shard_command(
-    config: Config, index: int, shards: int, at: str, schedule: str | None
+    config: Config, index: int, shards: int, at: str, schedule: str | None, owner: int
 ) -> list[str]:
-    """The command line of the process that delivers shard `index` of a run planned `at`."""
+    """The command line of the process that delivers shard `index` of a run planned `at`,
+    claiming as `owner` (its starter knows the number, to settle its rows if it dies)."""
     args = ["send-shard", "--shard", str(index), "--of", str(shards), "--at", at]
+    args += ["--owner", str(owner)]
     return config.command(*args, *(("--period", schedule) if schedule else ()))
 
 

@@ -190,7 +190,9 @@ def test_rows_a_live_process_is_sending_are_left_to_it(
     write_config(tmp_path, silent.getsockname()[1], store=store_url)
     at = world.clock.now().isoformat()
     other = launch(
-        world.config.command("send-shard", "--shard", "0", "--of", "1", "--at", at),
+        world.config.command(
+            "send-shard", "--shard", "0", "--of", "1", "--at", at, "--owner", "4242"
+        ),
         stderr=subprocess.DEVNULL,
     )
     try:
