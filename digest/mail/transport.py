@@ -22,7 +22,7 @@ import email
 import email.encoders
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.policy import compat32
 from pathlib import Path
@@ -64,10 +64,10 @@ def seven_bit(data: bytes) -> bytes:
 
 
 # Called just before the point of no return: SMTP's DATA, the Maildir's write.
-BeforeData = Callable[[], None]
+BeforeData = Callable[[], Awaitable[None]]
 
 
-def _nothing() -> None:
+async def _nothing() -> None:
     return None
 
 
@@ -144,7 +144,7 @@ class SmtpMailer:
             await self._drop()
             raise TransientMailError(f"before the message was sent: {exc}") from None
         try:
-            before_data()
+            await before_data()
         except BaseException:
             await _reset(smtp)  # no DATA: the next message starts afresh on this connection
             raise
@@ -207,7 +207,7 @@ class MaildirMailer:
 
     async def send(self, parcel: Parcel, *, before_data: BeforeData = _nothing) -> None:
         message_id = parcel.message_id
-        before_data()
+        await before_data()
         if self.delivered(message_id):
             return
         name = self._name(message_id)

@@ -107,6 +107,7 @@ class SqlOutbox:
         self.engine = engine
         self.shared = engine.dialect.name == "postgresql"
         self._sql = _Statements(engine.dialect)
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def secret(self) -> str:
         """The key of every subscriber's signed links, made on first use."""
@@ -171,7 +172,7 @@ class SqlOutbox:
             )
             .returning(*outbox.c)
         )
-        with writing(self.engine) as conn:
+        with self._one_statement() as conn:
             rows = [_outbox_row(r) for r in conn.execute(claim)]
         return sorted(rows, key=lambda r: (r.slot, r.subscriber))
 
@@ -302,13 +303,28 @@ class SqlOutbox:
             self._write(self._sql.finish if owner is None else self._sql.finish_owned, values) == 1
         )
 
+    @contextlib.contextmanager
+    def _one_statement(self) -> Iterator[Connection]:
+        """A connection for one statement committed on its own: on PostgreSQL in autocommit
+        (one round trip, where BEGIN, the statement and COMMIT are three); on SQLite in a
+        write transaction (BEGIN IMMEDIATE: see schema.writing)."""
+        if self.shared:
+            with self._autocommit.connect() as conn:
+                yield conn
+        else:
+            with writing(self.engine) as conn:
+                yield conn
+
     def _write(self, prepared: _Prepared, values: dict[str, Any]) -> int:
         """One statement in a transaction of its own, committed; the rows it changed."""
+        parameters = {**prepared.defaults, **values}
+        if self.shared:
+            with self._one_statement() as conn:
+                return int(conn.exec_driver_sql(prepared.sql, parameters).rowcount)
         raw = self.engine.raw_connection()
         try:
             cursor = raw.cursor()
             try:
-                parameters = {**prepared.defaults, **values}
                 cursor.execute(prepared.sql, parameters)
                 raw.commit()
             except self.engine.dialect.loaded_dbapi.Error as exc:

@@ -383,9 +383,11 @@ def open_engine(url: str, *, password: str | None = None, node: str = "local") -
     if parsed.get_backend_name() == "sqlite":
         engine = _sqlite(Path(parsed.database or ""))
     else:
+        # No pre-ping: it doubled the round trips of every digest. After a server restart
+        # the first statement fails (a StoreError, retried like any) and SQLAlchemy drops
+        # the whole pool, so the rest reconnect.
         engine = sa.create_engine(
             parsed.set(password=password) if password else parsed,
-            pool_pre_ping=True,  # a server restart costs one retry, not a failed build
             connect_args={
                 "application_name": f"digest {node}",  # pg_stat_activity names the node
                 "connect_timeout": 10,
