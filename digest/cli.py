@@ -29,6 +29,7 @@ from .model import VIETNAM, Entry, Problem, rfc3339
 from .process import stop_on_signals
 
 if TYPE_CHECKING:
+    from .search.web import SearchPages
     from .subscribe.admin import Admin
     from .subscribe.web import Forms
 from .text import printable
@@ -203,11 +204,17 @@ def _sender(app: Digest) -> Sender:
     return make_sender(app.config, app.store, app.clock.now)
 
 
-def _forms(app: Digest, sender: Sender) -> Forms:
+def _forms(app: Digest, sender: Sender) -> tuple[Forms, SearchPages]:
+    """The readers' pages: sign-up and its kin, and search (only where HTTP is served)."""
     from .daemon import pages
-    from .subscribe.web import Forms  # the readers' pages: only where HTTP is served
+    from .search.web import SearchPages
+    from .subscribe.web import Forms
 
-    return Forms(app.config, app.store, sender, app.clock.now, pages=pages(app.config))
+    shown = pages(app.config)
+    return (
+        Forms(app.config, app.store, sender, app.clock.now, pages=shown),
+        SearchPages(app.config, app.store, pages=shown),
+    )
 
 
 def _health(app: Digest, sender: Sender) -> Callable[[], dict[str, Any]]:

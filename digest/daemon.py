@@ -28,7 +28,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -146,7 +146,7 @@ class Daemon:
         services: tuple[Service, ...] = (),
         *,
         health_extra: Callable[[], dict[str, Any]] | None = None,
-        forms: Forms | None = None,
+        forms: Sequence[Forms] = (),
     ) -> None:
         self.app = app
         self.services = services
@@ -425,7 +425,7 @@ async def _serve_worker(
     fd: int,
     parent: int,
     health_extra: Callable[[], dict[str, Any]] | None,
-    forms: Forms | None,
+    forms: Sequence[Forms],
 ) -> int:
     snapshot = health_snapshot(app.config)
 
@@ -451,7 +451,7 @@ def serve_worker(
     fd: int,
     parent: int,
     health_extra: Callable[[], dict[str, Any]] | None = None,
-    forms: Forms | None = None,
+    forms: Sequence[Forms] = (),
 ) -> int:
     """`digest serve-worker`: one of the daemon's extra serving processes."""
     return run_loop(_serve_worker(app, fd, parent, health_extra, forms))
@@ -462,7 +462,7 @@ def run(
     services: tuple[Service, ...] = (),
     *,
     health_extra: Callable[[], dict[str, Any]] | None = None,
-    forms: Forms | None = None,
+    forms: Sequence[Forms] = (),
 ) -> int:
     """The daemon, with `services` (the mail stage) beside its watcher."""
     daemon = Daemon(app, services, health_extra=health_extra, forms=forms)

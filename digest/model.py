@@ -143,6 +143,40 @@ def no_progress(_stage: str, _done: int, _total: int, _entries: int) -> None:
 WEEKDAYS = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ Nhật")
 
 
+@dataclass(frozen=True, slots=True)
+class Phrase:
+    """Words that must follow one another (one word is a phrase of one), as search folds
+    them (`text.search_words`); the last may match as a prefix, and an excluded phrase must
+    not occur."""
+
+    words: tuple[str, ...]
+    prefix: bool = False
+    exclude: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """A search, or a combination without words: every phrase (none: every entry), any of
+    the officials and any of the topics when given, published in [since, until)."""
+
+    phrases: tuple[Phrase, ...] = ()
+    officials: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    newest_first: bool = False  # else by relevance, newest first among equals
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One page of a search's results, and how many there are in all (when `more`, at
+    least that many: counting stops there)."""
+
+    ids: tuple[str, ...]
+    total: int
+    more: bool = False
+
+
 def vietnam_time(moment: datetime) -> str:
     local = moment.astimezone(VIETNAM)
     return f"{WEEKDAYS[local.weekday()]}, {local:%d/%m/%Y %H:%M}"

@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
@@ -63,7 +63,8 @@ HealthCheck = Callable[[], tuple[int, dict[str, Any]]]
 
 
 class Forms(Protocol):
-    """The pages the server answers itself, for readers (digest/subscribe/web.py)."""
+    """Pages the server answers itself, for readers: the forms (digest/subscribe/web.py)
+    and search (digest/search/web.py)."""
 
     def handles(self, path: str) -> bool: ...
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
@@ -110,14 +111,14 @@ class PublicApp:
         self,
         root: Path,
         health: HealthCheck,
-        forms: Forms | None = None,
+        forms: Sequence[Forms] = (),
         *,
         pages: Pages,
     ) -> None:
         self.root = root.resolve()
         self._root = str(self.root)
         self.health = health
-        self.forms = forms
+        self.forms = tuple(forms)
         self.pages = pages
         self._cache: dict[str, _File] = {}
 
@@ -125,9 +126,10 @@ class PublicApp:
         if scope["type"] != "http":  # uvicorn runs with lifespan="off"
             return
         method = scope["method"]
-        if self.forms is not None and self.forms.handles(scope["path"]):
-            await self.forms(scope, receive, send)
-            return
+        for forms in self.forms:
+            if forms.handles(scope["path"]):
+                await forms(scope, receive, send)
+                return
         if method not in ("GET", "HEAD"):
             log_error(scope, 405)  # logged before answering: the line exists once seen
             await respond(send, 405, b"Method not allowed\n", [(b"allow", b"GET, HEAD")])
@@ -206,7 +208,7 @@ class PublicApp:
             return
         headers = list(found.headers)
         body = found.body
-        if found.gzipped is not None and _accepts_gzip(request.get(b"accept-encoding", b"")):
+        if found.gzipped is not None and accepts_gzip(request.get(b"accept-encoding", b"")):
             body = found.gzipped
             headers.append((b"content-encoding", b"gzip"))
         headers.append((b"content-length", str(len(body)).encode()))
@@ -227,10 +229,15 @@ def log_error(scope: Scope, status: int) -> None:
     )
 
 
+def etag_matches(if_none_match: bytes, etag: bytes) -> bool:
+    """Whether an If-None-Match header names `etag` (weakly compared, as GET may) or `*`."""
+    tags = [t.strip().removeprefix(b"W/") for t in if_none_match.split(b",")]
+    return b"*" in tags or etag.removeprefix(b"W/") in tags
+
+
 def _not_modified(request: dict[bytes, bytes], found: _File) -> bool:
     if b"if-none-match" in request:  # RFC 9110: If-None-Match wins over If-Modified-Since
-        tags = [t.strip().removeprefix(b"W/") for t in request[b"if-none-match"].split(b",")]
-        return b"*" in tags or found.etag.removeprefix(b"W/") in tags
+        return etag_matches(request[b"if-none-match"], found.etag)
     since = request.get(b"if-modified-since")
     if since is None:
         return False
@@ -259,7 +266,7 @@ async def read_body(receive: Receive) -> bytes | None:
             return body
 
 
-def _accepts_gzip(header: bytes) -> bool:
+def accepts_gzip(header: bytes) -> bool:
     """Whether `Accept-Encoding` gives gzip (by name, else by `*`) a weight above zero."""
     weights: dict[bytes, float] = {}
     for part in header.lower().split(b","):

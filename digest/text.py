@@ -67,6 +67,37 @@ def fold_aligned(text: str) -> str:
     return _DASHES.sub("-", key).translate(_QUOTES)
 
 
+def _unmarked() -> dict[int, str]:
+    # Every precomposed Latin letter (Vietnamese uses U+00C0-U+01B0 and U+1EA0-U+1EF9) maps
+    # to its base letter: one character for one, so spans stay aligned. đ is a letter of its
+    # own, not d with a mark, but readers type d for it.
+    table = {ord("đ"): "d", ord("Đ"): "D"}
+    for code in (*range(0xC0, 0x250), *range(0x1E00, 0x1F00)):
+        base = unicodedata.normalize("NFD", chr(code))[0]
+        if base != chr(code) and base.isascii():
+            table[code] = base
+    return table
+
+
+_UNMARKED = _unmarked()
+WORD = re.compile(r"[^\W_]+")  # what search matches: runs of letters and digits
+
+
+def unmarked(text: str) -> str:
+    """Lower case without tone marks or other diacritics, đ as d, character for character
+    (`Bảo hiểm` -> `bao hiem`): what search compares, so a reader may type either. `text`
+    is NFC (clean); a match in the result has the same span in `text`."""
+    key = text.translate(_UNMARKED).lower()
+    if len(key) != len(text):  # a character whose lower case is longer (İ): keep alignment
+        key = "".join(map(_lower_char, text.translate(_UNMARKED)))
+    return key
+
+
+def search_words(text: str) -> list[str]:
+    """The words search indexes and looks for: `Covid-19, BẢO HIỂM` -> covid 19 bao hiem."""
+    return WORD.findall(unmarked(clean(text)))
+
+
 def slugify(text: str) -> str:
     """An ASCII, lower-case, file-name-safe slug: `Đào Hồng Lan` -> `dao-hong-lan`."""
     return _slugify(nfc(text), max_length=80, word_boundary=True)

@@ -130,7 +130,7 @@ def health() -> tuple[int, dict[str, Any]]:
 
 @pytest.fixture
 def app(public: Path, forms: RecordingForms) -> PublicApp:
-    return PublicApp(public, health, forms, pages=pages())
+    return PublicApp(public, health, (forms,), pages=pages())
 
 
 # --- files -----------------------------------------------------------------------------------
@@ -468,7 +468,7 @@ class QuietServer(uvicorn.Server):
 
 def test_a_request_body_that_never_comes_does_not_hold_the_connection(public: Path) -> None:
     forms = RecordingForms()
-    app = PublicApp(public, health, forms, pages=pages())
+    app = PublicApp(public, health, (forms,), pages=pages())
     http = type("Http", (GuardedHttp,), {"header_timeout": 0.3, "max_header_bytes": 4096})
     config = uvicorn.Config(
         app, http=http, lifespan="off", log_config=None, access_log=False, timeout_keep_alive=1

@@ -1,4 +1,11 @@
-from digest.text import clean, fold, nfc, slugify
+"""Text normalisation: NFC, matching keys, search words, slugs."""
+
+import unicodedata
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from digest.text import clean, fold, nfc, search_words, slugify, unmarked
 
 
 def test_slug_of_vietnamese_names_is_ascii() -> None:
@@ -32,3 +39,22 @@ def test_fold_reads_nfd_dashes_quotes_and_space() -> None:
 def test_clean_removes_control_characters() -> None:
     assert clean("a\x00b\x1bc\x7f") == "a b c"
     assert nfc("e\u0301") == "é"
+
+
+def test_search_words_drop_case_marks_and_d_stroke() -> None:
+    assert search_words("Bảo hiểm Y TẾ, Đào Hồng Lan; COVID-19") == [
+        "bao", "hiem", "y", "te", "dao", "hong", "lan", "covid", "19",
+    ]  # fmt: skip
+    nfd = unicodedata.normalize("NFD", "khỏe khoẻ hòa hoà thủy thuỷ")
+    assert search_words(nfd) == ["khoe", "khoe", "hoa", "hoa", "thuy", "thuy"]
+    assert search_words("a_b\x00c") == ["a", "b", "c"]  # underscores and controls separate
+
+
+@given(st.text())
+def test_unmarked_keeps_every_character_in_its_place(text: str) -> None:
+    text = unicodedata.normalize("NFC", text)
+    folded = unmarked(text)
+    assert len(folded) == len(text)
+    for char, key in zip(text, folded, strict=True):
+        if char.isascii():
+            assert key == char.lower()

@@ -56,7 +56,7 @@ class Renderer:
         """The bytes of one output; `full` holds the entries it shows."""
         match job:
             case FeedJob():
-                items = [self._item(full[i], names) for i in job.ids]
+                items = [self.item(full[i], names) for i in job.ids]
                 return RENDERERS[job.fmt](replace(job.doc, items=items))
             case PageJob():
                 return self._page(job, full, names)
@@ -67,7 +67,7 @@ class Renderer:
             case OpmlJob():
                 return self._opml(job.channels)
             case FollowJob():
-                feeds = self._feeds_meta(self._all_feeds(), self.site.title)
+                feeds = self.feeds_meta(self._all_feeds(), self.site.title)
                 html = self.env.get_template("site/follow.html").render(
                     site=self.site,
                     root="",
@@ -86,7 +86,8 @@ class Renderer:
     def _all_feeds(self) -> dict[str, str]:
         return {f: self.url(f"feeds/all.{f}") for f in FORMATS}
 
-    def _item(self, entry: Entry, names: Names) -> FeedItem:
+    def item(self, entry: Entry, names: Names) -> FeedItem:
+        """A feed item of `entry`: the same id, link and categories in every feed."""
         officials = tuple(names.officials.get(s, s) for s in entry.officials)
         categories = tuple(
             Category(s, names.topics.get(s, s), self.url("topics/")) for s in entry.topics
@@ -95,7 +96,7 @@ class Renderer:
         )
         return FeedItem(entry, self.url(f"entries/{entry.id}.html"), officials, categories)
 
-    def _feeds_meta(self, urls: Mapping[str, str], title: str) -> list[dict[str, str]]:
+    def feeds_meta(self, urls: Mapping[str, str], title: str) -> list[dict[str, str]]:
         return [
             {"type": MEDIA_TYPES[f], "title": f"{title} ({_LABELS[f]})", "href": urls[f]}
             for f in FORMATS
@@ -108,7 +109,7 @@ class Renderer:
             "site": self.site,
             "root": "../" * job.path.count("/"),
             "names": names,
-            "feeds": self._feeds_meta(job.urls, channel.title),
+            "feeds": self.feeds_meta(job.urls, channel.title),
             "channel_urls": job.urls,
             "channel": channel,
             "archive": job.archive,
@@ -135,7 +136,7 @@ class Renderer:
             site=self.site,
             root="../",
             names=names,
-            feeds=self._feeds_meta(self._all_feeds(), self.site.title),
+            feeds=self.feeds_meta(self._all_feeds(), self.site.title),
             entry=entry,
             related=job.related,
         )

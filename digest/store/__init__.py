@@ -1,9 +1,9 @@
 """The store: entries, the publish index, and the outbox, over one database.
 
 `open_store` is the one way in. Each domain sits behind its own Protocol (types.py): ingest
-uses `store.entries`, publishing `store.index` (and entries to render), the forms and the
-command line `store.subscribers`, mail `store.outbox` (with subscribers and entry heads). A
-database error surfaces as StoreError, its cause kept.
+uses `store.entries`, publishing `store.index` (and entries to render), the search pages
+`store.search`, the forms and the command line `store.subscribers`, mail `store.outbox` (with
+subscribers and entry heads). A database error surfaces as StoreError, its cause kept.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from .index import SqlIndex
 from .nodes import SqlNodes
 from .outbox import SqlOutbox
 from .schema import new_key, open_engine
+from .search import WINDOW as SEARCH_WINDOW
+from .search import SqlSearch
 from .subscribers import SqlSubscribers
 from .types import (
     OUTBOX_STATES,
@@ -30,6 +32,7 @@ from .types import (
     OutboxRow,
     OutboxStore,
     PublishIndex,
+    SearchIndex,
     SourceState,
     Store,
     SubscriberRecord,
@@ -45,6 +48,7 @@ class SqlStore:
         self.shared = self.engine.dialect.name == "postgresql"
         self._entries = SqlEntries(self.engine)
         self._index = SqlIndex(self.engine, node)
+        self._search = SqlSearch(self.engine)
         self._subscribers = SqlSubscribers(self.engine)
         self._outbox = SqlOutbox(self.engine)
         self._nodes = SqlNodes(self.engine, node)
@@ -56,6 +60,10 @@ class SqlStore:
     @property
     def index(self) -> PublishIndex:
         return self._index
+
+    @property
+    def search(self) -> SearchIndex:
+        return self._search
 
     @property
     def subscribers(self) -> SubscriberStore:
@@ -83,6 +91,7 @@ def open_store(where: Path | str, *, node: str = "local", password: str | None =
 
 __all__ = [
     "OUTBOX_STATES",
+    "SEARCH_WINDOW",
     "SOURCES",
     "SUBSCRIBER_STATES",
     "Changes",
@@ -95,6 +104,7 @@ __all__ = [
     "OutboxRow",
     "OutboxStore",
     "PublishIndex",
+    "SearchIndex",
     "SourceState",
     "SqlStore",
     "Store",

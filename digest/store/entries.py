@@ -2,8 +2,8 @@
 
 Sources (each capture's size, mtime and hash), the merged entries, provenance (which file and
 line each entry was read from), problems, and the leaders discovered in the captures. A build
-writes through one transaction; its entries' listing, month counts and change marks are kept in
-the same transaction (index.py).
+writes through one transaction; its entries' listing, month counts and change marks (index.py)
+and their words for search (search.py) are kept in the same transaction.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from .schema import (
     sources,
     ts,
 )
+from .search import index_search
 from .types import IngestTransaction, SourceState
 
 
@@ -304,6 +305,8 @@ class _Transaction:
             self.c.execute(stmt, list(chunk))
         index_entries(self.c, new, [r["rev"] for r in fresh], fresh=True)
         index_entries(self.c, changed, [r["rev"] for r in rows], fresh=False)
+        index_search(self.c, new, fresh=True)
+        index_search(self.c, changed, fresh=False)
 
     def set_tags(self, tags: Sequence[Entry]) -> None:
         """Store re-tagged entries' officials and topics (and so their rev), nothing else."""

@@ -97,6 +97,34 @@ mentions = sa.Table(
     sa.Column("id", sa.String(36), primary_key=True),
 )
 
+# Search (search.py): each entry's words in the database's own full-text index, written in
+# the ingest transaction. `doc` numbers the entry in the index in publish order (the instant,
+# shifted, plus a few bits from its id): on SQLite the rowid of an FTS5 table, on PostgreSQL
+# the key of the row that also holds a tsvector under a GIN index. Both hold words already
+# folded (text.search_words), so both engines match alike.
+search_docs = sa.Table(
+    "search_docs",
+    metadata,
+    sa.Column(
+        "doc",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),  # the rowid, 64 bits in SQLite
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("id", Key, nullable=False, unique=True),
+)
+for _statement, _dialect in (
+    (
+        "CREATE VIRTUAL TABLE search_text USING fts5(title, summary, body, "
+        "tokenize = 'unicode61 remove_diacritics 0')",
+        "sqlite",
+    ),
+    ("ALTER TABLE search_docs ADD COLUMN terms tsvector NOT NULL", "postgresql"),
+    ("CREATE INDEX search_terms ON search_docs USING gin (terms)", "postgresql"),
+):
+    _ddl = sa.DDL(_statement)  # type: ignore[no-untyped-call]
+    sa.event.listen(search_docs, "after_create", _ddl.execute_if(dialect=_dialect))
+
 # What ingest changed, as a log: each ingest transaction appends one change (its sequence
 # number) with the channel months and entry pages it touched. Every daemon publishing from this
 # store follows the log from its own position (`nodes`), so a change made on one machine is
@@ -250,7 +278,7 @@ form_hits = sa.Table(
     sa.Column("count", sa.Integer, nullable=False),
 )
 
-SCHEMA_VERSION = "6"
+SCHEMA_VERSION = "7"
 OUTBOX_STATES = ("pending", "sending", "sent", "empty", "failed", "dead", "unknown")
 CHUNK = 500  # bound IN lists and executemany batches well below SQLite's variable limit
 
@@ -464,7 +492,7 @@ def _check_schema(engine: Engine, where: str) -> None:
         has_meta, version = _version(conn)
         if version == SCHEMA_VERSION:
             return
-        if version in ("2", "3", "4", "5"):
+        if version in ("2", "3", "4", "5", "6"):
             _migrate(conn, version)
             return
         if has_meta:
@@ -481,10 +509,11 @@ def _migrate(conn: Connection, version: str) -> None:
     """Schema 3 added the listing and title indexes, derived from the entries; schema 4 the
     discovery evidence, which the next build's re-tagging fills in; schema 5 subscribers in
     the store (those before were config's), notices and the forms' rate limit; schema 6 the
-    change log that several daemons publish from, and outbox owners."""
-    # The upgrade reads entries and writes the index: the modules built on these tables.
+    change log that several daemons publish from, and outbox owners; schema 7 search."""
+    # The upgrade reads entries and writes the indexes: the modules built on these tables.
     from .entries import entry_from_row, entry_rev
     from .index import index_entries
+    from .search import index_all
 
     before_6 = _published_per_node(conn)  # before create_all makes the new `published`
     metadata.create_all(conn)
@@ -503,6 +532,7 @@ def _migrate(conn: Connection, version: str) -> None:
         conn.execute(sa.text("ALTER TABLE outbox ADD COLUMN owner BIGINT"))
     if before_6:
         _changes_from_marks(conn)
+    index_all(conn)
     conn.execute(meta.update().where(meta.c.key == "schema").values(value=SCHEMA_VERSION))
 
 

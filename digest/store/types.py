@@ -21,7 +21,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from ..model import Choices, Entry, EntryHead, Listed, Location, Mark, Problem, Subscriber
+from ..model import (
+    Choices,
+    Entry,
+    EntryHead,
+    Found,
+    Listed,
+    Location,
+    Mark,
+    Problem,
+    Search,
+    Subscriber,
+)
 
 OUTBOX_STATES = ("pending", "sending", "sent", "empty", "failed", "dead", "unknown")
 SUBSCRIBER_STATES = ("pending", "active", "unsubscribed")
@@ -194,6 +205,10 @@ class PublishIndex(Protocol):
     def save_published(self, changed: Mapping[str, str], removed: Iterable[str]) -> None: ...
 
 
+class SearchIndex(Protocol):
+    def find(self, search: Search, *, offset: int = 0, limit: int = 20) -> Found: ...
+
+
 class SubscriberStore(Protocol):
     def all(self) -> list[SubscriberRecord]: ...
     def active(self) -> list[SubscriberRecord]: ...
@@ -283,6 +298,8 @@ class Store(Protocol):
     def entries(self) -> EntryStore: ...
     @property
     def index(self) -> PublishIndex: ...
+    @property
+    def search(self) -> SearchIndex: ...
     @property
     def subscribers(self) -> SubscriberStore: ...
     @property

@@ -52,7 +52,7 @@ def test_a_schema_2_store_is_upgraded_in_place_and_publishes_nothing_new(
     with sqlite3.connect(seeded.store) as db:
         assert sorted(db.execute("select * from listing")) == listed
         assert sorted(db.execute("select * from months")) == counted
-        assert db.execute("select value from meta where key = 'schema'").fetchone() == ("6",)
+        assert db.execute("select value from meta where key = 'schema'").fetchone() == ("7",)
 
 
 NOW = datetime(2026, 1, 20, 8, 0, tzinfo=UTC)
@@ -70,10 +70,13 @@ def rows(path: Path, query: str) -> list[tuple[object, ...]]:
         return sorted(db.execute(query))
 
 
+TABLES = {*metadata.tables, "search_text"}  # and search (an FTS5 table) on SQLite
+
+
 def schema_of(path: Path) -> tuple[set[str], str | None]:
-    tables = {
-        str(r[0]) for r in rows(path, "select name from sqlite_master where type='table'")
-    } - {"sqlite_sequence"}
+    names = {str(r[0]) for r in rows(path, "select name from sqlite_master where type='table'")}
+    # FTS5's own tables behind search_text (its data, index, content, sizes and config).
+    tables = {n for n in names if not n.startswith("search_text_")} - {"sqlite_sequence"}
     found = rows(path, "select value from meta where key = 'schema'")
     return tables, str(found[0][0]) if found else None
 
@@ -94,8 +97,8 @@ def test_a_new_store_has_every_table_and_the_current_schema(tmp_path: Path) -> N
     path = tmp_path / "var" / "deep" / "digest.sqlite"  # the folders are made too
     open_store(path).close()
     tables, version = schema_of(path)
-    assert version == SCHEMA_VERSION == "6"
-    assert tables == set(metadata.tables)
+    assert version == SCHEMA_VERSION == "7"
+    assert tables == TABLES
 
 
 @pytest.mark.parametrize("kind", ["garbage", "folder"])
@@ -132,7 +135,7 @@ def test_a_store_folder_that_cannot_be_made_is_named(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "shown"),
     [
-        ("update meta set value = '7' where key = 'schema'", "schema 7"),
+        ("update meta set value = '8' where key = 'schema'", "schema 8"),
         ("delete from meta where key = 'schema'", "schema unknown"),
     ],
 )
@@ -148,7 +151,7 @@ def test_a_store_of_another_schema_is_refused_untouched(
     with pytest.raises(StoreError) as caught:
         open_store(path)
     message = str(caught.value)
-    assert message.startswith(f"{path}: the store has {shown}, this version needs 6")
+    assert message.startswith(f"{path}: the store has {shown}, this version needs 7")
     assert "move the file away" in message and "digest build" in message
     assert schema_of(path) == before
     assert rows(path, "select count(*) from outbox") == [(1,)]
@@ -164,8 +167,8 @@ def test_a_schema_3_store_gets_the_discovery_evidence_table(tmp_path: Path) -> N
     store = open_store(path)
     try:
         tables, version = schema_of(path)
-        assert version == "6"
-        assert tables == set(metadata.tables)
+        assert version == "7"
+        assert tables == TABLES
         assert rows(path, "select * from listing") == listed
         assert rows(path, "select id, rev from entries") == stored
         some = [e.id for e in store.entries.entries(with_sources=False)[:2]]
@@ -175,7 +178,7 @@ def test_a_schema_3_store_gets_the_discovery_evidence_table(tmp_path: Path) -> N
     finally:
         store.close()
     open_store(path).close()  # already upgraded: opens as it is
-    assert schema_of(path)[1] == "6"
+    assert schema_of(path)[1] == "7"
 
 
 _TITLES = itertools.count()
@@ -341,8 +344,8 @@ def test_a_schema_4_store_gets_its_subscribers_into_the_store(tmp_path: Path) ->
     store = open_store(path)
     try:
         tables, version = schema_of(path)
-        assert version == SCHEMA_VERSION == "6"
-        assert tables == set(metadata.tables)
+        assert version == SCHEMA_VERSION == "7"
+        assert tables == TABLES
         found = store.subscribers.all()
         assert [
             (r.email, r.state, r.source, r.created, r.since, r.unsubscribed) for r in found
@@ -374,7 +377,7 @@ def test_a_schema_4_store_gets_its_subscribers_into_the_store(tmp_path: Path) ->
         store.close()
     upgraded = rows(path, "select * from subscribers")
     open_store(path).close()  # already upgraded: opens as it is
-    assert schema_of(path) == (set(metadata.tables), "6")
+    assert schema_of(path) == (TABLES, "7")
     assert rows(path, "select * from subscribers") == upgraded
 
 
@@ -398,7 +401,7 @@ def test_a_schema_4_upgrade_that_fails_leaves_the_store_as_it_was(tmp_path: Path
         ]
     finally:
         store.close()
-    assert schema_of(path) == (set(metadata.tables), "6")
+    assert schema_of(path) == (TABLES, "7")
 
 
 def schema_5_store(path: Path) -> None:
@@ -448,7 +451,7 @@ def test_a_schema_5_store_keeps_what_it_published_and_what_it_had_yet_to(
     store = open_store(path)
     try:
         tables, version = schema_of(path)
-        assert (version, tables) == (SCHEMA_VERSION, set(metadata.tables))
+        assert (version, tables) == (SCHEMA_VERSION, TABLES)
         # The one daemon of a SQLite store is node "local": its files and state are kept...
         assert store.index.published_paths() == ["feeds/all.atom", "index.html"]
         assert store.index.published_state() == "the state of schema 5"

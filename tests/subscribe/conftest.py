@@ -187,7 +187,7 @@ class World:
         self.sender: Sender = make_sender(self.config, self.app.store, self.clock.now)
         pages = daemon.pages(self.config)
         self.forms = Forms(self.config, self.app.store, self.sender, self.clock.now, pages=pages)
-        self.public = PublicApp(self.config.paths.public, health, self.forms, pages=pages)
+        self.public = PublicApp(self.config.paths.public, health, (self.forms,), pages=pages)
 
     def reopen(self, extra: str) -> None:
         """As the daemon after a restart on a changed config: the same store and folders."""

@@ -1,0 +1,1 @@
+"""Tests of digest/search/, one module per module there."""
