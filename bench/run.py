@@ -6,7 +6,8 @@ For each corpus size (made by bench/corpus.py, fixed seed): cold build time and 
 beside a minimal floor (bench/floor.py), a no-change rebuild, 20+ incremental changes through
 the running daemon's watcher, 10,000 subscribers' digests delivered to an SMTP sink on
 127.0.0.1 beside the same sink fed pre-rendered messages, and HTTP with wrk beside nginx
-serving the same folder; then several daemons on one PostgreSQL (bench/nodes.py). Prints
+serving the same folder, and search p95 through HTTP beside SQLite alone (bench/search.py);
+then several daemons on one PostgreSQL (bench/nodes.py). Prints
 the tables and writes bench/results.json.
 """
 
@@ -37,6 +38,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from mail.mailworld import subscribed_days_ago  # noqa: E402
 
 from bench.corpus import generate  # noqa: E402
+from bench.search import bench_search  # noqa: E402
 
 # Debian installs nginx and smtp-sink in /usr/sbin, often not on a user's PATH.
 SEARCH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
@@ -428,8 +430,52 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}×" if b else "-"
 
 
+def search_rows(size: str, r: dict[str, Any]) -> list[tuple[str, ...]]:
+    """Search p95 through HTTP beside SQLite alone; the index's size and writing cost."""
+    rows: list[tuple[str, ...]] = []
+    for kind in ("one_word", "three_words"):
+        for marks in ("marked", "unmarked"):
+            key = f"search_{kind}_{marks}"
+            ours, floor = r[f"{key}_p95_ms"], r[f"{key}_floor_p95_ms"]
+            label = f"search p95, {kind.replace('_', ' ')}, {marks} (ms)"
+            rows.append(
+                (
+                    size,
+                    label,
+                    f"{ours:.1f}",
+                    f"{floor:.1f}",
+                    ratio(ours, floor),
+                    "≤ 50 ms (10k)",
+                    str(ours <= 50),
+                )
+            )
+    rows.append(
+        (
+            size,
+            "search index (MB of store)",
+            f"{r['search_index_mb']:.0f}",
+            f"{r['store_mb']:.0f}",
+            f"{100 * r['search_index_mb'] / r['store_mb']:.0f}%",
+            "-",
+            "-",
+        )
+    )
+    rows.append(
+        (
+            size,
+            "search index writing (s of cold)",
+            f"{r['search_index_s']:.1f}",
+            f"{r['cold_s']:.1f}",
+            f"{100 * r['search_index_s'] / r['cold_s']:.0f}%",
+            "-",
+            "-",
+        )
+    )
+    return rows
+
+
 def table(results: dict[str, dict[str, Any]]) -> str:
-    rows = [("size", "metric", "ours", "floor", "ratio", "target", "met")]
+    rows: list[tuple[str, ...]] = [("size", "metric", "ours", "floor", "ratio", "target", "met")]
     base = results.get(min(results, key=int), {}).get("incremental_median_s", 0)
     for size, r in results.items():
         rows += [
@@ -515,6 +561,8 @@ def table(results: dict[str, dict[str, Any]]) -> str:
                 "-",
             ),
         ]
+        if "search_p95_ms" in r:
+            rows += search_rows(size, r)
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
@@ -540,6 +588,8 @@ def main() -> None:
         try:
             result |= bench_incremental(root, daemon)
             result |= bench_http(root, port)
+            print(f"[{size} files] search …", flush=True)
+            result |= bench_search(root / "var" / "digest.sqlite", port)
         finally:
             daemon.stop()
         print(f"[{size} files] digests …", flush=True)
