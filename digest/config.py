@@ -10,7 +10,7 @@ import socket
 import sys
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, time
 from pathlib import Path
 from typing import Any
@@ -192,6 +192,19 @@ def secret(variable: str, credential: str, file: Path | None) -> str | None:
     return None
 
 
+def _cores() -> int:
+    """The cores this process may run on (at most 64, the most [build] workers takes)."""
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    return min(len(usable) if usable else os.cpu_count() or 1, 64)
+
+
+@dataclass(frozen=True, slots=True)
+class Build:
+    # Processes that render and write a large publish beside the one that plans it; 1
+    # renders in the planning process itself.
+    workers: int = field(default_factory=_cores)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     source: Path  # the config file itself; relative paths in it are relative to its folder
@@ -200,6 +213,7 @@ class Config:
     store: Store
     server: Server = Server("127.0.0.1", 8080)
     watch: Watch = Watch(poll=False, debounce_ms=50, settle_ms=50)
+    build: Build = field(default_factory=Build)
     classification: Classification = Classification()
     subscribers: tuple[Subscriber, ...] = ()
     subscriptions: Subscriptions = Subscriptions()
@@ -233,6 +247,7 @@ _SECTIONS: dict[str, set[str]] = {
     },
     "subscriptions": {"open", "confirm_hours", "per_client_per_hour", "confirmations_per_hour"},
     "watch": {"poll", "debounce_ms", "settle_ms"},
+    "build": {"workers"},
     "subscribers": {"email", "name", "schedule", "officials", "topics"},
     "digests": {"daily_at", "weekly_day", "weekly_at", "max_items", "max_attempts", "processes"},
     "smtp": {
@@ -711,6 +726,7 @@ def load(path: Path) -> Config:
         store=reader.store(paths),
         server=server,
         watch=reader.watch(),
+        build=Build(reader.whole("build", "workers", _cores(), 1, 64)),
         classification=reader.classification(default_taxonomy()),
         subscribers=(),
         subscriptions=reader.subscriptions(),

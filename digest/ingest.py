@@ -10,21 +10,24 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from . import sources
-from .classify import Classifier
+from .classify import Classifier, Tags
 from .config import Config
-from .merge import entry_id, merge
+from .merge import Merged, entry_id, merge
 from .model import Entry, Item, Problem, Progress, no_progress
 from .parse import ParseResult, parse_lines
+from .process import helpers
 from .store import EntryStore, IngestTransaction, SourceState
 
 # Files read, parsed and merged per batch: bounds memory on large corpora while keeping
 # store round trips few. Merging is order-independent, so batching changes no result.
 _BATCH_FILES = 200
 _RETAG_PAGE = 2000
+_PARALLEL_TAGS = 1000  # entries in one batch that make a build tag on every core
 _HINT_LIMIT = 1000  # more changed names than this: scanning the folder is as cheap
 _CLASSIFIER_KEY = "classifier"
 
@@ -95,6 +98,13 @@ class Ingest:
         self.config = config
         self.store = store
         self.classifier = self._classifier()
+        self.taggers = _Taggers(self.classifier, 1)
+
+    def _use(self, classifier: Classifier) -> None:
+        """Tag with `classifier` from now on (on every core for large batches)."""
+        self.taggers.close()
+        self.classifier = classifier
+        self.taggers = _Taggers(classifier, self.config.build.workers)
 
     def _classifier(self, tx: IngestTransaction | None = None) -> Classifier:
         """The registry, with the leaders enough captures have named (as the store, or this
@@ -143,7 +153,13 @@ class Ingest:
         goes wrong with one file or one article is that file's problem, and the rest goes on."""
         started = time.perf_counter()
         plan = self._plan(only if only is None or len(only) <= _HINT_LIMIT else None)
-        self.classifier = self._classifier()
+        self._use(self._classifier())
+        try:
+            return self._build(plan, now, progress, started)
+        finally:
+            self.taggers.close()
+
+    def _build(self, plan: _Plan, now: datetime, progress: Progress, started: float) -> BuildReport:
         retag = self.store.meta(_CLASSIFIER_KEY) != self.classifier.fingerprint
         if plan.empty and not retag:
             return BuildReport(
@@ -179,7 +195,7 @@ class Ingest:
                 classifier = self._classifier(tx)
                 if classifier.fingerprint == self.classifier.fingerprint:
                     break
-                self.classifier = classifier
+                self._use(classifier)
                 retagged |= self._retag_all(tx)
                 tally.changed |= retagged
                 tx.set_meta(_CLASSIFIER_KEY, self.classifier.fingerprint)
@@ -259,16 +275,21 @@ class Ingest:
         altered: list[Entry] = []
         found: list[tuple[str, str, str, str]] = []
         problems: list[Problem] = []
+        results: dict[str, Merged] = {}
         for eid, group in by_id.items():
-            old = existing.get(eid)
             try:
-                result = merge(eid, old, group, now=now)
-                merged = self._tagged(result.entry, found)
+                results[eid] = merge(eid, existing.get(eid), group, now=now)
             except Exception as exc:  # a bug meeting strange input: that article's problem
                 log.exception("merging %s failed", eid)
-                why = f"could not be merged ({type(exc).__name__}); item skipped"
-                problems.extend(Problem(i.source.file, i.source.line, why) for i in group)
+                problems.extend(_skipped(group, exc))
+        tagged = self.taggers.tag([r.entry for r in results.values()])
+        for (eid, result), tags in zip(results.items(), tagged, strict=True):
+            old = existing.get(eid)
+            if isinstance(tags, Exception):
+                log.error("tagging %s failed: %r", eid, tags)
+                problems.extend(_skipped(by_id[eid], tags))
                 continue
+            merged = _with_tags(result.entry, tags, found)
             problems.extend(result.problems)
             if old is None:
                 new.append(merged)
@@ -289,27 +310,89 @@ class Ingest:
         tx.add_problems(problems)
         tally.problems.extend(problems)
 
-    def _tagged(self, entry: Entry, found: list[tuple[str, str, str, str]]) -> Entry:
-        tags = self.classifier.tag(entry)
-        found.extend((d.slug, d.name, d.role, entry.id) for d in tags.discovered)
-        if (tags.officials, tags.topics) == (entry.officials, entry.topics):
-            return entry
-        return replace(entry, officials=tags.officials, topics=tags.topics)
-
     def _retag_all(self, tx: IngestTransaction) -> set[str]:
         retagged: set[str] = set()
         tx.forget_discovered_in(None)
         for page in tx.entry_pages(_RETAG_PAGE):
             found: list[tuple[str, str, str, str]] = []
             updates = []
-            for entry in page:
-                tagged = self._tagged(entry, found)
+            for entry, tags in zip(page, self.taggers.tag(page), strict=True):
+                if isinstance(tags, Exception):  # keeps the tags it had
+                    log.error("tagging %s failed: %r", entry.id, tags)
+                    continue
+                tagged = _with_tags(entry, tags, found)
                 if tagged is not entry:
                     updates.append(tagged)
                     retagged.add(entry.id)
             tx.set_tags(updates)
             tx.add_discovered(found)
         return retagged
+
+
+def _with_tags(entry: Entry, tags: Tags, found: list[tuple[str, str, str, str]]) -> Entry:
+    """`entry` with `tags`; the leaders it names noted in `found`."""
+    found.extend((d.slug, d.name, d.role, entry.id) for d in tags.discovered)
+    if (tags.officials, tags.topics) == (entry.officials, entry.topics):
+        return entry
+    return replace(entry, officials=tags.officials, topics=tags.topics)
+
+
+def _skipped(group: Sequence[Item], exc: Exception) -> list[Problem]:
+    why = f"could not be merged ({type(exc).__name__}); item skipped"
+    return [Problem(i.source.file, i.source.line, why) for i in group]
+
+
+class _Taggers:
+    """Tagging, on every core when a build has many entries to tag: helper processes, each
+    with this build's classifier, started at the first large batch and stopped with the build.
+    Each entry's result is its Tags, or the exception its tagging raised."""
+
+    def __init__(self, classifier: Classifier, workers: int) -> None:
+        self.classifier = classifier
+        self.workers = workers
+        self.pool: ProcessPoolExecutor | None = None
+
+    def tag(self, entries: Sequence[Entry]) -> list[Tags | Exception]:
+        if self.workers > 1 and len(entries) >= _PARALLEL_TAGS:
+            try:
+                if self.pool is None:
+                    self.pool = helpers(self.workers, _start_tagger, self.classifier)
+                size = -(-len(entries) // (4 * self.workers))  # a few shares each: even ends
+                shares = [entries[i : i + size] for i in range(0, len(entries), size)]
+                return [t for share in self.pool.map(_tag_share, shares) for t in share]
+            except Exception:  # the helpers cannot start or died: tag here
+                log.exception("tagging helpers failed; this build tags on one core")
+                self.close()
+                self.workers = 1
+        return _tag_each(self.classifier, entries)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            pool, self.pool = self.pool, None
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _tag_each(classifier: Classifier, entries: Sequence[Entry]) -> list[Tags | Exception]:
+    found: list[Tags | Exception] = []
+    for entry in entries:
+        try:
+            found.append(classifier.tag(entry))
+        except Exception as exc:  # a bug meeting strange text: that article's problem
+            found.append(exc)
+    return found
+
+
+_tagger: Classifier | None = None  # in a helper process
+
+
+def _start_tagger(classifier: Classifier) -> None:
+    global _tagger
+    _tagger = classifier
+
+
+def _tag_share(entries: Sequence[Entry]) -> list[Tags | Exception]:
+    assert _tagger is not None, "started by _Taggers"
+    return _tag_each(_tagger, entries)
 
 
 def _parse_one(

@@ -1,12 +1,32 @@
-"""What every long-running digest process shares: stopping on SIGINT or SIGTERM, and its
-event loop (uvloop where installed)."""
+"""What every long-running digest process shares: stopping on SIGINT or SIGTERM, its event
+loop (uvloop where installed), and the processes that share a large build's work."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import multiprocessing
 import signal
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
+
+
+def helpers(count: int, start: Callable[..., None], *args: Any) -> ProcessPoolExecutor:
+    """`count` processes that take a share of a large build (tagging, rendering), each made
+    ready by `start(*args)`. Spawned, not forked: the daemon has threads, and a fork copies
+    their locks mid-use. Their log lines go to stderr, as the daemon's own do."""
+    return ProcessPoolExecutor(
+        count,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_ready,
+        initargs=(start, *args),
+    )
+
+
+def _ready(start: Callable[..., None], *args: Any) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    start(*args)
 
 
 def stop_on_signals() -> asyncio.Event:

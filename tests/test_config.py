@@ -115,6 +115,8 @@ def test_the_server_limits_are_settings(tmp_path: Path) -> None:
         ),
         ("[pathz]\n", "pathz: unknown section"),
         (toml("site", feed_size=0), "site.feed_size: must be a whole number from 1 to 1000"),
+        (toml("build", workers=0), "build.workers: must be a whole number from 1 to 64"),
+        (toml("build", processes=2), "build.processes: unknown key"),
     ],
 )
 def test_mistakes_are_one_line_naming_the_key(tmp_path: Path, extra: str, message: str) -> None:
@@ -141,3 +143,10 @@ def test_password_in_config_is_refused_and_environment_is_used(
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
     assert load(path).smtp.password() == "from-credential"
     assert "from-credential" not in repr(load(path).smtp)
+
+
+def test_a_build_uses_every_core_unless_told(tmp_path: Path) -> None:
+    import os
+
+    assert load(write(tmp_path, base_config())).build.workers == len(os.sched_getaffinity(0))
+    assert load(write(tmp_path, base_config(toml("build", workers=1)))).build.workers == 1

@@ -2,7 +2,8 @@
 
 plan.py decides which files, with which signatures, showing which entries (it reads the
 store's publish index and renders nothing); render.py turns each into bytes; write.py puts
-them in place atomically. A publish renders only the files whose signature changed or that
+them in place atomically; workers.py does the last two on every core when there is much to
+write. A publish renders only the files whose signature changed or that
 are missing, in batches, so memory holds one batch, never the whole site; files no longer
 produced (a topic removed from config) are deleted.
 """
@@ -10,13 +11,16 @@ produced (a topic removed from config) are deleted.
 from __future__ import annotations
 
 import logging
+from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from ..config import Config
-from ..model import Progress, no_progress
+from ..model import Entry, Progress, no_progress
 from ..store import EntryStore, PublishIndex
 from .plan import Names, Output, Planner, Scope
 from .render import Renderer, page_templates
+from .workers import Done, Workers, render_and_write
 from .write import PublicDir
 
 log = logging.getLogger("digest.site")
@@ -25,6 +29,7 @@ log = logging.getLogger("digest.site")
 # many entries between them: memory stays flat however large the site.
 _BATCH_OUTPUTS = 500
 _BATCH_ENTRIES = 2000
+_PARALLEL = 400  # files to write in one batch that make a publish start its workers
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +74,13 @@ class Publisher:
                 scope = Scope(changes.months, changes.entries)
         names = planner.names()
         run = _Run(self, names, progress)
-        for output in planner.plan(scope, names, context):
-            run.expected = planner.expected
-            run.add(output)
-        run.flush()
+        try:
+            for output in planner.plan(scope, names, context):
+                run.expected = planner.expected
+                run.add(output)
+            run.finish()
+        finally:
+            run.close()
         removed = planner.removed
         if scope.everything:
             removed += [p for p in self.index.published_paths() if p not in run.produced]
@@ -86,12 +94,16 @@ class Publisher:
 
 class _Run:
     """One publish: outputs arrive in the order they are to be written and are checked,
-    rendered and written in batches."""
+    rendered and written in batches: by worker processes (workers.py) once a batch has many
+    files to write, else here."""
 
     def __init__(self, publisher: Publisher, names: Names, progress: Progress) -> None:
         self.publisher = publisher
         self.names = names
         self.progress = progress
+        self.workers: Workers | None = None
+        self.refused = False  # the workers could not start: this publish is written here
+        self.in_flight: deque[_Batch] = deque()
         self.pending: list[Output] = []
         self.needed = 0
         self.produced: set[str] = set()
@@ -118,24 +130,70 @@ class _Run:
         wanted = sorted({i for o in stale for i in o.needs})
         found = p.entries.entries(wanted, with_sources=False) if wanted else []
         full = {e.id: e for e in found}
-        done: dict[str, str] = {}
-        written = 0
-        for output in stale:
-            try:
-                data = p.renderer.render(output.job, full, self.names)
-            except Exception:  # a bug meeting strange text: that file keeps its last version
-                log.exception(
-                    "cannot render %s; kept as it was, tried again next publish", output.path
-                )
-                continue
-            written += p.public.write(output.path, data)
-            done[output.path] = output.signature
+        future = self._hand_over(stale, full)
+        if future is None:
+            done = render_and_write(p.renderer, p.public, stale, full, self.names)
+            self._record(done, len(batch))
+            return
+        self.in_flight.append(_Batch(future, stale, full, len(batch)))
+        while len(self.in_flight) > 2 * p.config.build.workers:  # bounded: memory stays flat
+            self._collect()
+
+    def _hand_over(self, outputs: list[Output], full: dict[str, Entry]) -> Future[Done] | None:
+        """The batch given to a worker; None to render it here: a small batch before the
+        workers are started, one worker, or workers that cannot start (then none are tried
+        again in this publish)."""
+        count = self.publisher.config.build.workers
+        if self.refused or count < 2 or (self.workers is None and len(outputs) < _PARALLEL):
+            return None
+        try:
+            if self.workers is None:
+                self.workers = Workers(self.publisher.config, count)
+            return self.workers.submit(outputs, full, self.names)
+        except Exception:
+            log.exception("publishing workers cannot start; this publish writes on one core")
+            self.close()
+            self.refused = True
+            return None
+
+    def _collect(self) -> None:
+        batch = self.in_flight.popleft()
+        try:
+            done = batch.future.result()
+        except Exception:  # a worker died (killed, out of memory): render here instead
+            log.exception("a publishing worker failed; its files are written here instead")
+            p = self.publisher
+            done = render_and_write(p.renderer, p.public, batch.outputs, batch.full, self.names)
+        self._record(done, batch.size)
+
+    def _record(self, done: Done, size: int) -> None:
+        signatures, written = done
         self.written += written
-        self.unchanged += len(batch) - written  # signature the same, or the same bytes
-        if done:
-            p.index.save_published(done, ())
+        self.unchanged += size - written  # signature the same, or the same bytes
+        if signatures:
+            self.publisher.index.save_published(signatures, ())
         finished = self.written + self.unchanged
         self.progress("pages", finished, max(finished, self.expected), 0)
+
+    def finish(self) -> None:
+        self.flush()
+        while self.in_flight:
+            self._collect()
+
+    def close(self) -> None:
+        if self.workers is not None:
+            workers, self.workers = self.workers, None
+            workers.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """Outputs handed to a worker, kept until it answers (to render here if it dies)."""
+
+    future: Future[Done]
+    outputs: list[Output]
+    full: dict[str, Entry]
+    size: int  # outputs in the batch, the unchanged ones included
 
 
 __all__ = ["PublicDir", "PublishReport", "Publisher", "page_templates"]

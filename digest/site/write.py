@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -19,19 +20,22 @@ class PublicDir:
         self.root = root
         self._root = str(root)
         self._scratch = root / self.TEMPORARY
-        self._scratch_made = False
+        self._folders: set[str] = set()  # made in this publish: one mkdir each, not one a file
 
     def path(self, relative: str) -> Path:
+        return Path(self._inside(relative))
+
+    def _inside(self, relative: str) -> str:
         # Names come from slugs and ids, checked here as text: cheaper than resolving every
         # path, and as strict (no absolute path, no `..`, no empty or hidden segment).
         parts = relative.split("/")
         if relative.startswith("/") or any(p in ("", ".", "..") or p[0] == "." for p in parts):
             raise ValueError(f"refusing to write outside the public folder: {relative}")
-        return self.root.joinpath(*parts)
+        return os.path.join(self._root, relative)
 
     def exists(self, relative: str) -> bool:
         # Plain strings: this runs for every published file on every no-change build.
-        return os.path.isfile(os.path.join(self._root, relative))  # noqa: PTH113, PTH118
+        return os.path.isfile(os.path.join(self._root, relative))
 
     def clear_scratch(self, *, everywhere: bool = False) -> int:
         """Delete what killed writers left behind; `everywhere` also sweeps the whole folder
@@ -42,27 +46,36 @@ class PublicDir:
             found += [p for p in self.root.rglob(".*.tmp") if self.TEMPORARY not in p.parts]
         for leftover in found:
             leftover.unlink(missing_ok=True)
-        self._scratch_made = False  # the folder may be gone (cleaned by hand) by next time
+        self._folders.clear()  # folders may be gone (cleaned by hand) by the next publish
         return len(found)
 
     def write(self, relative: str, data: bytes) -> bool:
-        path = self.path(relative)
+        """Write `relative` unless it holds `data` already; whether it was written."""
+        target = self._inside(relative)
+        # Plain strings and os calls: this runs for every file of a cold build.
         try:
-            if path.read_bytes() == data:
-                return False
+            with open(target, "rb") as existing:
+                if existing.read() == data:
+                    return False
         except OSError:
             pass
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not self._scratch_made:
-            self._scratch.mkdir(exist_ok=True)
-            self._scratch_made = True
-        temporary = self._scratch / f"{os.getpid()}-{relative.replace('/', '~')}"
+        self._folder(os.path.dirname(target))
+        self._folder(str(self._scratch))
+        temporary = os.path.join(self._scratch, f"{os.getpid()}-{relative.replace('/', '~')}")
         try:
-            temporary.write_bytes(data)
-            temporary.replace(path)
-        finally:
-            temporary.unlink(missing_ok=True)
+            with open(temporary, "wb") as out:
+                out.write(data)
+            os.replace(temporary, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
         return True
+
+    def _folder(self, folder: str) -> None:
+        if folder not in self._folders:
+            os.makedirs(folder, exist_ok=True)
+            self._folders.add(folder)
 
     def remove(self, relative: str) -> None:
         self.path(relative).unlink(missing_ok=True)

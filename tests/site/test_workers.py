@@ -1,0 +1,104 @@
+"""Publishing and tagging on every core: the same bytes as one process, and as before.
+
+A cold build of 200 generated captures (bench/corpus.py, fixed seed) is large enough that
+the build tags and renders in helper processes; its files must be those the single-process
+build made (tests/data/golden/cold-200.json, by commit bed8147). Helpers that cannot start
+leave the build on one core with the same result."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from support import ROOT, Project, copy_seeds, toml
+
+from digest import ingest, site
+from digest.app import make_digest
+from digest.config import load
+from digest.site import workers
+
+GOLDEN = json.loads((ROOT / "tests" / "data" / "golden" / "cold-200.json").read_text())
+
+
+def groups(public: Path) -> dict[str, dict[str, object]]:
+    """Per folder (as the golden file groups them): how many files, and their hash."""
+    found: dict[str, tuple[hashlib._Hash, int]] = {}
+    for p in sorted(public.rglob("*")):
+        if not p.is_file() or ".tmp" in p.parts:
+            continue
+        rel = p.relative_to(public).as_posix()
+        parts = rel.split("/")
+        if parts[0] in ("feeds", "archive") and len(parts) > 2:
+            group = "/".join(parts[:2])
+        else:
+            group = parts[0] if len(parts) > 1 else "."
+        digest, count = found.setdefault(group, (hashlib.sha256(), 0))
+        digest.update(rel.encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
+        found[group] = (digest, count + 1)
+    return {g: {"files": n, "sha256": h.hexdigest()} for g, (h, n) in sorted(found.items())}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    seeds = tmp_path_factory.mktemp("corpus") / "seeds"
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "corpus.py"), str(seeds), "--files", "200"],
+        check=True,
+        capture_output=True,
+    )
+    return seeds
+
+
+def project(root: Path, corpus: Path, workers: int) -> Project:
+    p = Project(root, None)
+    p.seeds.symlink_to(corpus)
+    p.write_config(
+        toml("site", base_url="https://example.org/tin/") + toml("build", workers=workers)
+    )
+    return p
+
+
+def test_a_cold_build_on_two_cores_is_the_single_process_build(
+    tmp_path: Path, corpus: Path
+) -> None:
+    p = project(tmp_path, corpus, 2)
+    assert "published: 8761 written" in p.digest("build").stdout
+    assert groups(p.public) == GOLDEN
+    assert "published: 0 written" in p.digest("build").stdout
+
+
+@pytest.fixture
+def refusing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Helper processes that cannot start, and batches small enough to want them."""
+
+    def cannot(*args: object, **kwargs: object) -> object:
+        raise OSError("no more processes")
+
+    for module in (workers, ingest):
+        monkeypatch.setattr(module, "helpers", cannot)
+    monkeypatch.setattr(site, "_PARALLEL", 1)
+    monkeypatch.setattr(ingest, "_PARALLEL_TAGS", 1)
+    yield
+
+
+def test_helpers_that_cannot_start_leave_the_build_on_one_core(
+    make_project: Callable[..., Project], refusing: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    one, two = make_project(toml("build", workers=1)), make_project(toml("build", workers=2))
+    for p in (one, two):
+        copy_seeds(p.seeds)
+        app = make_digest(load(p.config))
+        try:
+            app.build()
+            app.publish()
+        finally:
+            app.close()
+    assert "this build tags on one core" in caplog.text
+    assert "this publish writes on one core" in caplog.text
+    assert groups(two.public) == groups(one.public)
+    assert one.entries() == two.entries()
