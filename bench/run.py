@@ -38,6 +38,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from mail.mailworld import subscribed_days_ago  # noqa: E402
 
 from bench.corpus import generate  # noqa: E402
+from bench.floor import pack  # noqa: E402
 from bench.search import bench_search  # noqa: E402
 
 # Debian installs nginx and smtp-sink in /usr/sbin, often not on a user's PATH.
@@ -133,13 +134,29 @@ def bench_build(root: Path) -> dict[str, Any]:
         ],
         root,
     )
-    files = sum(1 for p in (root / "public").rglob("*") if p.is_file())
+    packed = root / "public.pack"
+    files = pack(root / "public", packed)
+    shutil.rmtree(root / "floor-files", ignore_errors=True)
+    files_floor, _, _ = measured(
+        [
+            PY,
+            str(ROOT / "bench" / "floor.py"),
+            "--files",
+            str(root / "seeds"),
+            str(packed),
+            str(root / "floor-files"),
+        ],
+        root,
+    )
+    packed.unlink()
+    shutil.rmtree(root / "floor-files", ignore_errors=True)
     return {
         "entries": entries,
         "public_files": files,
         "feeds": len(sizes),
         "cold_s": cold,
         "cold_floor_s": floor,
+        "cold_files_floor_s": files_floor,
         "peak_rss_mb": rss,
         "nochange_s": nochange,
     }
@@ -487,6 +504,15 @@ def table(results: dict[str, dict[str, Any]]) -> str:
                 ratio(r["cold_s"], r["cold_floor_s"]),
                 "≤ 2× floor (10k)",
                 str(r["cold_s"] <= 2 * r["cold_floor_s"]),
+            ),
+            (
+                size,
+                "cold build vs the same files (s)",
+                f"{r['cold_s']:.1f}",
+                f"{r.get('cold_files_floor_s', float('nan')):.1f}",
+                ratio(r["cold_s"], r.get("cold_files_floor_s", float("nan"))),
+                "≤ 3× files",
+                str(r["cold_s"] <= 3 * r.get("cold_files_floor_s", 0)),
             ),
             (
                 size,
