@@ -80,7 +80,26 @@ def _unmarked() -> dict[int, str]:
 
 
 _UNMARKED = _unmarked()
-WORD = re.compile(r"[^\W_]+")  # what search matches: runs of letters and digits
+
+
+def _marked_forms() -> dict[str, str]:
+    forms: dict[str, set[str]] = {}
+    for code, base in _UNMARKED.items():
+        forms.setdefault(base.lower(), {base.lower()}).add(chr(code).lower())
+    return {base: "".join(sorted(chars)) for base, chars in forms.items()}
+
+
+_MARKED_FORMS = _marked_forms()  # "o" -> "oòóõôöøōŏőơǒǫǭ…ọỏốồổỗộớờởỡợ"
+_WORD = re.compile(r"[^\W_]+")  # what search matches: runs of letters and digits
+
+
+def any_marks(word: str) -> str:
+    """A regular expression for `word` (as `search_words` gives it) however it is marked
+    (`soi` matches sởi, sợi, Sói), to use with re.IGNORECASE on NFC text: where a search
+    found a word is then found in the text as written, without folding the text."""
+    return "".join(
+        f"[{re.escape(_MARKED_FORMS[c])}]" if c in _MARKED_FORMS else re.escape(c) for c in word
+    )
 
 
 def unmarked(text: str) -> str:
@@ -95,7 +114,7 @@ def unmarked(text: str) -> str:
 
 def search_words(text: str) -> list[str]:
     """The words search indexes and looks for: `Covid-19, BẢO HIỂM` -> covid 19 bao hiem."""
-    return WORD.findall(unmarked(clean(text)))
+    return _WORD.findall(unmarked(clean(text)))
 
 
 def slugify(text: str) -> str:

@@ -1,11 +1,12 @@
 """Text normalisation: NFC, matching keys, search words, slugs."""
 
+import re
 import unicodedata
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from digest.text import clean, fold, nfc, search_words, slugify, unmarked
+from digest.text import any_marks, clean, fold, nfc, search_words, slugify, unmarked
 
 
 def test_slug_of_vietnamese_names_is_ascii() -> None:
@@ -58,3 +59,17 @@ def test_unmarked_keeps_every_character_in_its_place(text: str) -> None:
     for char, key in zip(text, folded, strict=True):
         if char.isascii():
             assert key == char.lower()
+
+
+def test_any_marks_finds_a_folded_word_however_it_is_written() -> None:
+    soi = re.compile(any_marks("soi"), re.IGNORECASE)
+    assert all(soi.fullmatch(w) for w in ("sởi", "sợi", "SÓI", "Sồi", "soi"))
+    assert not soi.fullmatch("sai")
+    assert re.fullmatch(any_marks("dao"), "Đào", re.IGNORECASE)
+
+
+@given(st.text())
+def test_any_marks_agrees_with_search_words(text: str) -> None:
+    text = unicodedata.normalize("NFC", text)
+    for word in re.findall(r"[^\W_]+", text):
+        assert re.fullmatch(any_marks(unmarked(word)), word, re.IGNORECASE), word

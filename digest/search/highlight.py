@@ -1,45 +1,44 @@
 """Showing why an entry was found: the matched words marked in its own spelling, and a short
 passage of the article around the first match.
 
-Matching runs on `text.unmarked`, which keeps every character in its place, so a match found
-without tone marks marks the text as written (`bao hiem` marks «bảo hiểm»). Everything else is
-escaped: the result is HTML that Jinja2 inserts as is.
+Each searched word becomes an expression for all its marked forms (`text.any_marks`), run on
+the text as written, so a match found without tone marks marks the text as written (`bao
+hiem` marks «bảo hiểm») without folding whole articles for every page of results. Everything
+else is escaped: the result is HTML that Jinja2 inserts as is.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Sequence
 
 from markupsafe import Markup, escape
 
 from ..model import Phrase
-from ..text import WORD, unmarked
+from ..text import any_marks
 
 _AROUND = 160  # characters of article shown on each side of the first match
+_BETWEEN = r"[\W_]+"  # what separates the words of a phrase: anything but letters and digits
+_WORD_REST = r"[^\W_]*"  # the rest of a word whose beginning was typed
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(phrases: tuple[Phrase, ...]) -> re.Pattern[str] | None:
+    """The wanted phrases as one expression over the text as written: each word in any of
+    its marked forms, whole words only (as search matches them), longest phrase first."""
+    wanted = sorted((p for p in phrases if not p.exclude), key=lambda p: -len(p.words))
+    alternatives = [
+        _BETWEEN.join(map(any_marks, p.words)) + (_WORD_REST if p.prefix else "") for p in wanted
+    ]
+    if not alternatives:
+        return None
+    return re.compile(rf"(?<![^\W_])(?:{'|'.join(alternatives)})(?![^\W_])", re.IGNORECASE)
 
 
 def _spans(text: str, phrases: Sequence[Phrase]) -> list[tuple[int, int]]:
-    """Where the wanted phrases occur in `text` (NFC), as sorted, non-overlapping spans."""
-    words = [(m.group(), m.start(), m.end()) for m in WORD.finditer(unmarked(text))]
-    found: list[tuple[int, int]] = []
-    for phrase in phrases:
-        if phrase.exclude:
-            continue
-        n = len(phrase.words)
-        for i in range(len(words) - n + 1):
-            if all(
-                words[i + k][0] == w
-                or (phrase.prefix and k == n - 1 and words[i + k][0].startswith(w))
-                for k, w in enumerate(phrase.words)
-            ):
-                found.append((words[i][1], words[i + n - 1][2]))
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(found):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return merged
+    pattern = _pattern(tuple(phrases))
+    return [] if pattern is None else [m.span() for m in pattern.finditer(text)]
 
 
 def marked(text: str, phrases: Sequence[Phrase]) -> Markup:
@@ -47,11 +46,10 @@ def marked(text: str, phrases: Sequence[Phrase]) -> Markup:
     out: list[str] = []
     last = 0
     for start, end in _spans(text, phrases):
-        out += [escape(text[last:start]), Markup("<mark>"), escape(text[start:end])]
-        out.append(Markup("</mark>"))
+        out += [escape(text[last:start]), "<mark>", escape(text[start:end]), "</mark>"]
         last = end
     out.append(escape(text[last:]))
-    return Markup("").join(out)
+    return Markup("".join(out))  # noqa: S704 - every piece of the text is escaped above
 
 
 def passage(paragraphs: Sequence[str], phrases: Sequence[Phrase]) -> Markup | None:

@@ -22,8 +22,9 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import parse_qs
+
+from markupsafe import Markup
 
 from ..classify import subjects
 from ..config import Config
@@ -75,9 +76,9 @@ class Hit:
     marked, and a passage of the article when the match is there."""
 
     entry: Entry
-    title: Any  # Markup
-    summary: Any
-    passage: Any
+    title: Markup
+    summary: Markup
+    passage: Markup | None
 
 
 class SearchPages:
