@@ -30,8 +30,10 @@ lint: $(DEV)
 	$(BIN)/ruff format --check digest tests bench
 	$(BIN)/mypy --strict digest tests bench
 
+# Tests run on every core (pytest-xdist): every test already has its own folders, ports,
+# processes and database, so any two can run at once.
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto
 
 # Precision and recall of officials and topics over the seeds and tests/data/unseen/, per
 # official and per topic, with every disagreement (tests/accuracy.py; the floors `make test`
