@@ -3,9 +3,9 @@
 plan.py decides which files, with which signatures, showing which entries (it reads the
 store's publish index and renders nothing); render.py turns each into bytes; write.py puts
 them in place atomically; workers.py does the last two on every core when there is much to
-write. A publish renders only the files whose signature changed or that
-are missing, in batches, so memory holds one batch, never the whole site; files no longer
-produced (a topic removed from config) are deleted.
+write. A publish renders only the files whose signature changed or that are missing, in
+batches, so memory holds one batch, never the whole site; files no longer produced (a topic
+removed from config) are deleted.
 """
 
 from __future__ import annotations
