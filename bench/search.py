@@ -26,7 +26,13 @@ sys.path.insert(0, str(ROOT))
 from digest.model import Search  # noqa: E402
 from digest.search.query import read_query  # noqa: E402
 from digest.store import open_store  # noqa: E402
-from digest.store.search import COUNT_CAP, WINDOW, index_all, match_expression  # noqa: E402
+from digest.store.search import (  # noqa: E402
+    COUNT_CAP,
+    MATCHED,
+    WINDOW,
+    index_all,
+    match_expression,
+)
 
 # Words of the corpus's own subjects, common and rare; each pair: with marks, without.
 QUERIES = {
@@ -64,20 +70,23 @@ def over_http(port: int, target: str, conn: http.client.HTTPConnection) -> float
     return time.perf_counter() - started
 
 
+_SQLITE = MATCHED["sqlite"]
+_COUNT = _SQLITE["count"].format(where=_SQLITE["match"])
+_RANKED = _SQLITE["ranked"].format(where=_SQLITE["match"])
+
+
 def in_sqlite(db: sqlite3.Connection, search: Search) -> float:
-    """The floor: the database's own work for the page (count, ranked page, ids)."""
-    match = match_expression(search.phrases, "sqlite")
+    """The floor: the store's own statements for the page (count, ranked page), alone."""
+    params = {
+        "match": match_expression(search.phrases, "sqlite"),
+        "cap": COUNT_CAP + 1,
+        "window": WINDOW,
+        "limit": 20,
+        "offset": 0,
+    }
     started = time.perf_counter()
-    db.execute(
-        "SELECT count(*) FROM (SELECT rowid FROM search_text WHERE search_text MATCH ? LIMIT ?)",
-        (match, COUNT_CAP + 1),
-    ).fetchone()
-    db.execute(
-        "SELECT d.id FROM (SELECT rowid AS doc, bm25(search_text, 5.0, 2.0, 1.0) AS score "
-        "FROM search_text WHERE search_text MATCH ? ORDER BY rowid DESC LIMIT ?) AS r "
-        "JOIN search_docs AS d ON d.doc = r.doc ORDER BY r.score, r.doc DESC LIMIT 20",
-        (match, WINDOW),
-    ).fetchall()
+    db.execute(_COUNT, params).fetchone()
+    db.execute(_RANKED, params).fetchall()
     return time.perf_counter() - started
 
 

@@ -97,13 +97,15 @@ class Ingest:
     def __init__(self, config: Config, store: EntryStore) -> None:
         self.config = config
         self.store = store
-        self.classifier = self._classifier()
-        self.taggers = _Taggers(self.classifier, 1)
+        self.taggers = _Taggers(self._classifier(), 1)
+
+    @property
+    def classifier(self) -> Classifier:
+        return self.taggers.classifier
 
     def _use(self, classifier: Classifier) -> None:
         """Tag with `classifier` from now on (on every core for large batches)."""
         self.taggers.close()
-        self.classifier = classifier
         self.taggers = _Taggers(classifier, self.config.build.workers)
 
     def _classifier(self, tx: IngestTransaction | None = None) -> Classifier:
