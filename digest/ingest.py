@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -87,6 +87,25 @@ class _Tally:
     updated: set[str] = field(default_factory=set)
     changed: set[str] = field(default_factory=set)
     problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass
+class _Merging:
+    """A merged batch waiting for its tags before it is stored."""
+
+    by_id: dict[str, list[Item]]
+    stored: dict[str, Entry]  # as stored when it merged, of its ids not in the batch before
+    results: dict[str, Merged]
+    tags: Callable[[], list[Tags | Exception]]
+    problems: list[Problem]
+    before: _Merging | None  # the batch merged before it, stored before it
+    kept: dict[str, Entry | None] = field(default_factory=dict)  # each id as stored after it
+
+    def old(self, eid: str) -> Entry | None:
+        """The stored version of `eid` this batch's result replaces."""
+        if self.before is not None and eid in self.before.kept:
+            return self.before.kept[eid]
+        return self.stored.get(eid)
 
 
 def _state(f: sources.SourceFile, sha256: str, items: int) -> SourceState:
@@ -181,13 +200,21 @@ class Ingest:
                 retagged = self._retag_all(tx)
                 tally.changed |= retagged
                 tx.set_meta(_CLASSIFIER_KEY, self.classifier.fingerprint)
+            # A pipeline: while helpers tag one batch, this process reads and merges the
+            # next, then stores the first.
+            tagging: _Merging | None = None
             for start in range(0, len(plan.changed), _BATCH_FILES):
                 items: list[tuple[str, Item]] = []
                 for f in plan.changed[start : start + _BATCH_FILES]:
                     items.extend(self._ingest_file(tx, f, plan, gone_by_hash, tally, now))
-                self._merge_batch(tx, items, now, tally)
-                done = min(start + _BATCH_FILES, len(plan.changed))
-                progress("files", done, len(plan.changed), len(tally.created))
+                merged = self._merge(tx, items, now, tagging)
+                if tagging is not None:
+                    self._store(tx, tagging, tally)
+                    progress("files", start, len(plan.changed), len(tally.created))
+                tagging = merged
+            if tagging is not None:
+                self._store(tx, tagging, tally)
+                progress("files", len(plan.changed), len(plan.changed), len(tally.created))
             removed = sorted(set(plan.gone) - tally.renamed_from)
             for name in removed:
                 tx.forget_source(name)
@@ -262,34 +289,44 @@ class Ingest:
         tx.save_source(state, [(i.source, eid) for eid, i in identified], bad)
         return identified
 
-    def _merge_batch(
+    def _merge(
         self,
         tx: IngestTransaction,
         items: Sequence[tuple[str, Item]],
         now: datetime,
-        tally: _Tally,
-    ) -> None:
+        before: _Merging | None,
+    ) -> _Merging:
+        """Merge a batch's items with what is stored, or with what the batch `before` it (not
+        stored yet) made of them, and start tagging the results."""
         by_id: dict[str, list[Item]] = {}
         for eid, item in items:
             by_id.setdefault(eid, []).append(item)
-        existing = {e.id: e for e in tx.entries(list(by_id))}
-        new: list[Entry] = []
-        altered: list[Entry] = []
-        found: list[tuple[str, str, str, str]] = []
-        problems: list[Problem] = []
+        ahead = {} if before is None else before.results
+        stored = {e.id: e for e in tx.entries([i for i in by_id if i not in ahead])}
         results: dict[str, Merged] = {}
+        problems: list[Problem] = []
         for eid, group in by_id.items():
+            base = ahead[eid].entry if eid in ahead else stored.get(eid)
             try:
-                results[eid] = merge(eid, existing.get(eid), group, now=now)
+                results[eid] = merge(eid, base, group, now=now)
             except Exception as exc:  # a bug meeting strange input: that article's problem
                 log.exception("merging %s failed", eid)
                 problems.extend(_skipped(group, exc))
-        tagged = self.taggers.tag([r.entry for r in results.values()])
-        for (eid, result), tags in zip(results.items(), tagged, strict=True):
-            old = existing.get(eid)
+        tags = self.taggers.start([r.entry for r in results.values()])
+        return _Merging(by_id, stored, results, tags, problems, before)
+
+    def _store(self, tx: IngestTransaction, batch: _Merging, tally: _Tally) -> None:
+        """Store a merged batch with its tags: what changed, the leaders it names, problems."""
+        new: list[Entry] = []
+        altered: list[Entry] = []
+        found: list[tuple[str, str, str, str]] = []
+        problems = batch.problems
+        for (eid, result), tags in zip(batch.results.items(), batch.tags(), strict=True):
+            old = batch.old(eid)
+            batch.kept[eid] = old
             if isinstance(tags, Exception):
                 log.error("tagging %s failed: %r", eid, tags)
-                problems.extend(_skipped(by_id[eid], tags))
+                problems.extend(_skipped(batch.by_id[eid], tags))
                 continue
             merged = _with_tags(result.entry, tags, found)
             problems.extend(result.problems)
@@ -305,7 +342,9 @@ class Ingest:
                 altered.append(merged)
             else:
                 continue
+            batch.kept[eid] = merged
             tally.changed.add(eid)
+        batch.before = None  # its versions are read now: let it go
         tx.upsert_entries(new, altered)
         tx.forget_discovered_in(e.id for e in altered)
         tx.add_discovered(found)
@@ -318,7 +357,7 @@ class Ingest:
         for page in tx.entry_pages(_RETAG_PAGE):
             found: list[tuple[str, str, str, str]] = []
             updates = []
-            for entry, tags in zip(page, self.taggers.tag(page), strict=True):
+            for entry, tags in zip(page, self.taggers.start(page)(), strict=True):
                 if isinstance(tags, Exception):  # keeps the tags it had
                     log.error("tagging %s failed: %r", entry.id, tags)
                     continue
@@ -354,19 +393,37 @@ class _Taggers:
         self.workers = workers
         self.pool: ProcessPoolExecutor | None = None
 
-    def tag(self, entries: Sequence[Entry]) -> list[Tags | Exception]:
+    def start(self, entries: Sequence[Entry]) -> Callable[[], list[Tags | Exception]]:
+        """Begin tagging `entries`; the result is had by calling what this returns. A large
+        batch goes to the helpers, so the caller works meanwhile; a small one is tagged here
+        when its result is asked for."""
         if self.workers > 1 and len(entries) >= _PARALLEL_TAGS:
             try:
                 if self.pool is None:
                     self.pool = helpers(self.workers, _start_tagger, self.classifier)
                 size = -(-len(entries) // (4 * self.workers))  # a few shares each: even ends
                 shares = [entries[i : i + size] for i in range(0, len(entries), size)]
-                return [t for share in self.pool.map(_tag_share, shares) for t in share]
-            except Exception:  # the helpers cannot start or died: tag here
-                log.exception("tagging helpers failed; this build tags on one core")
-                self.close()
-                self.workers = 1
-        return _tag_each(self.classifier, entries)
+                futures = [self.pool.submit(_tag_share, share) for share in shares]
+            except Exception:
+                self._give_up()
+            else:
+                return lambda: self._collect(futures, entries)
+        return lambda: _tag_each(self.classifier, entries)
+
+    def _collect(
+        self, futures: Sequence[Future[list[Tags | Exception]]], entries: Sequence[Entry]
+    ) -> list[Tags | Exception]:
+        try:
+            return [t for future in futures for t in future.result()]
+        except Exception:
+            self._give_up()
+            return _tag_each(self.classifier, entries)
+
+    def _give_up(self) -> None:
+        """The helpers cannot start or died: this build tags here from now on."""
+        log.exception("tagging helpers failed; this build tags on one core")
+        self.close()
+        self.workers = 1
 
     def close(self) -> None:
         if self.pool is not None:
