@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -102,3 +105,40 @@ def test_helpers_that_cannot_start_leave_the_build_on_one_core(
     assert "this publish writes on one core" in caplog.text
     assert groups(two.public) == groups(one.public)
     assert one.entries() == two.entries()
+
+
+def test_batches_tagged_while_the_next_merges_lose_nothing(
+    make_project: Callable[..., Project], corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ingest's pipeline: helpers tag a batch while the next one is read and merged with
+    it, before it is stored. In batches of 7 captures the articles they share cross batches
+    both ways; every article keeps its longest body, its titles and tags as in one batch
+    (only which teaser is kept, and so reported, may depend on what was stored first), and
+    tagging on the helpers or here (in batches of 7 too) stores the same."""
+    one, seven, here = (make_project(toml("build", workers=n)) for n in (2, 2, 1))
+    found = []
+    for p in (one, seven, here):
+        shutil.copytree(corpus, p.seeds, dirs_exist_ok=True)
+        if p is seven:
+            monkeypatch.setattr(ingest, "_BATCH_FILES", 7)
+            monkeypatch.setattr(ingest, "_PARALLEL_TAGS", 1)
+        app = make_digest(load(p.config))
+        try:
+            report = app.build()
+            found.append((report, {e.id: e for e in app.entries()}))
+        finally:
+            app.close()
+    (whole, entries), (batched, in_batches), (_, tagged_here) = found
+    assert batched.entries_new == whole.entries_new == len(entries) > 3000
+    assert batched.entries_updated == whole.entries_updated == 0
+    assert in_batches.keys() == entries.keys()
+    for eid, e in entries.items():
+        b = in_batches[eid]
+        assert (b.title, b.content, b.related) == (e.title, e.content, e.related), eid
+        if e.content:
+            assert (b.summary, b.officials, b.topics) == (e.summary, e.officials, e.topics), eid
+    # Each build stamps its own clock: what it stored beside that is the same.
+    epoch = datetime(2000, 1, 1, tzinfo=UTC)
+    assert {i: replace(e, seen_at=epoch, changed_at=None) for i, e in tagged_here.items()} == {
+        i: replace(e, seen_at=epoch, changed_at=None) for i, e in in_batches.items()
+    }
