@@ -17,6 +17,7 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
+from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
@@ -166,10 +167,47 @@ def _generator(doc: FeedDoc) -> FeedGenerator:
     return fg
 
 
-def _add_items(fg: FeedGenerator, doc: FeedDoc) -> None:
+class _SharedEntry(FeedEntry):  # type: ignore[misc]
+    """An entry whose Atom element is built once for every document that shows it. feedgen
+    appends the element to each document's tree, which moves it out of the one before:
+    each document is written out before the next one is built."""
+
+    _atom: Any = None
+
+    def atom_entry(self, extensions: bool = True) -> Any:
+        if self._atom is None:
+            self._atom = super().atom_entry(extensions)
+        return self._atom
+
+
+class SharedEntries:
+    """The Atom entries of one batch of documents, each built once: an entry is in the
+    archive of `all` and in those of each official and topic it names, which a publish
+    plans month by month, so they meet in a batch. Atom only: feedgen gives an entry fresh
+    extensions in each document it joins, and RSS reads them (dc:creator)."""
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[FeedItem, str], _SharedEntry] = {}
+
+    def get(self, item: FeedItem, site_name: str) -> _SharedEntry | None:
+        return self._made.get((item, site_name))
+
+    def add(self, item: FeedItem, site_name: str, made: _SharedEntry) -> None:
+        self._made[(item, site_name)] = made
+
+
+def _add_items(fg: FeedGenerator, doc: FeedDoc, shared: SharedEntries | None = None) -> None:
     for item in doc.items:
+        if shared is not None:
+            known = shared.get(item, doc.site_name)
+            if known is not None:
+                fg.add_entry(known, order="append")
+                continue
+            fe = fg.add_entry(_SharedEntry(), order="append")
+            shared.add(item, doc.site_name, fe)
+        else:
+            fe = fg.add_entry(order="append")
         entry = item.entry
-        fe = fg.add_entry(order="append")
         fe.id(entry_uri(entry.id))
         fe.guid(entry_uri(entry.id), permalink=False)
         fe.title(entry.title)
@@ -188,13 +226,14 @@ def _add_items(fg: FeedGenerator, doc: FeedDoc) -> None:
             fe.content(html, type="html")
 
 
-def render_atom(doc: FeedDoc) -> bytes:
+def render_atom(doc: FeedDoc, shared: SharedEntries | None = None) -> bytes:
+    """`shared`: entries built for other documents of a batch, and where this one's go."""
     fg = _generator(doc)
     fg.link(href=doc.urls["atom"], rel="self", type=MEDIA_TYPES["atom"])
     for rel, href in doc.links("atom"):
         fg.link(href=href, rel=rel, type=MEDIA_TYPES["atom"])
     fg.link(href=doc.html_url, rel="alternate", type="text/html")
-    _add_items(fg, doc)
+    _add_items(fg, doc, shared)
     result: bytes = fg.atom_str(pretty=True, encoding="UTF-8")
     return result
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from feed_samples import sample_doc
 from lxml import etree
 from support import DATA, Project, base_config, copy_seeds, toml
 
-from digest.feeds import RENDERERS
+from digest.feeds import RENDERERS, SharedEntries, render_atom
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 FH = "{http://purl.org/syndication/history/1.0}"
@@ -26,6 +27,18 @@ def test_golden_feed(fmt: str) -> None:
     """tests/data/golden/: regenerate with tests/data/regenerate.py golden, review the diff."""
     expected = (DATA / "golden" / f"feed.{fmt}").read_bytes()
     assert RENDERERS[fmt](sample_doc()) == expected
+
+
+def test_atom_entries_shared_between_documents_are_the_bytes_built_alone() -> None:
+    """A batch builds an entry's Atom element once for every document that shows it (the
+    archives of `all`, of an official, of a topic): each document is what it is alone."""
+    doc = sample_doc()
+    other = replace(doc, key="officials/dao-hong-lan", title="Đào Hồng Lan", items=doc.items[:1])
+    alone = [render_atom(d) for d in (doc, other, doc)]
+    shared = SharedEntries()
+    together = [render_atom(d, shared) for d in (doc, other, doc)]
+    assert together == alone
+    assert together[1].count(b"<entry>") == 1 and together[2].count(b"<entry>") == 2
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,8 @@ from .write import PublicDir
 log = logging.getLogger("digest.site")
 
 # A publish renders and writes in batches of this many outputs, or fewer when they show this
-# many entries between them: memory stays flat however large the site.
+# many entries between them: memory stays flat however large the site. (Documents of a month
+# show the same entries: a batch reads each once.)
 _BATCH_OUTPUTS = 500
 _BATCH_ENTRIES = 2000
 _PARALLEL = 400  # files to write in one batch that make a publish start its workers
@@ -105,7 +106,7 @@ class _Run:
         self.refused = False  # the workers could not start: this publish is written here
         self.in_flight: deque[_Batch] = deque()
         self.pending: list[Output] = []
-        self.needed = 0
+        self.needed: set[str] = set()  # ids of the entries the pending outputs show
         self.produced: set[str] = set()
         self.written = 0
         self.unchanged = 0
@@ -114,12 +115,12 @@ class _Run:
     def add(self, output: Output) -> None:
         self.pending.append(output)
         self.produced.add(output.path)
-        self.needed += len(output.needs)
-        if len(self.pending) >= _BATCH_OUTPUTS or self.needed >= _BATCH_ENTRIES:
+        self.needed.update(output.needs)
+        if len(self.pending) >= _BATCH_OUTPUTS or len(self.needed) >= _BATCH_ENTRIES:
             self.flush()
 
     def flush(self) -> None:
-        batch, self.pending, self.needed = self.pending, [], 0
+        batch, self.pending, self.needed = self.pending, [], set()
         if not batch:
             return
         p = self.publisher

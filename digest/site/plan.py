@@ -11,6 +11,7 @@ them in the chain) and the entry pages marked dirty.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -287,11 +288,19 @@ class Planner:
             yield Output("404.html", context.sign("404"), NotFoundJob())
         yield from self._entry_outputs(scope, context)
         # Order matters to a reader polling during a publish: what is linked to is written
-        # before what links to it, so `all` (which readers poll most) comes last.
+        # before what links to it (archives before the current documents), so `all` (which
+        # readers poll most) comes last. Archives go month by month across the channels: a
+        # month's documents show the same entries, which a batch then reads and builds once.
         listed = {c.key for c in channels}
-        for channel in [*channels[1:], channels[0]]:
-            if scope.everything or channel.key in scope.months:
-                yield from _ChannelPlan(self, channel, names, context, scope).outputs()
+        plans = [
+            _ChannelPlan(self, channel, names, context, scope)
+            for channel in [*channels[1:], channels[0]]
+            if scope.everything or channel.key in scope.months
+        ]
+        months = heapq.merge(*(p.archives() for p in plans), key=_month, reverse=True)
+        yield from (output for _, output in months)
+        for channel_plan in plans:
+            yield from channel_plan.current()
         for key in sorted(set(scope.months) - listed):
             self._remove_channel(key)  # a discovered official with no entries left
         # Both list every channel: a new one (a discovered official's first entry) shows here.
@@ -325,6 +334,10 @@ class Planner:
                     EntryJob(head.id, tuple(related)),
                     (head.id,),
                 )
+
+
+def _month(planned: tuple[str, Output]) -> str:
+    return planned[0]
 
 
 def _rows(channels: Sequence[Channel]) -> list[tuple[str, str, str]]:
@@ -368,10 +381,15 @@ class _ChannelPlan:
     def unit_paths(self, unit: Unit) -> tuple[str, str]:
         return f"feeds/archive/{self.key}/{unit.name}.atom", f"archive/{self.key}/{unit.name}.html"
 
-    def outputs(self) -> Iterator[Output]:
-        current = self.index.listed(self.key, limit=self.size)
+    def archives(self) -> Iterator[tuple[str, Output]]:
+        """The archive documents the plan reaches, newest first, each with its month."""
         for i in sorted(self.chosen()):
-            yield from self._archive(i)
+            month = self.units[i].month
+            yield from ((month, output) for output in self._archive(i))
+
+    def current(self) -> Iterator[Output]:
+        """The current documents and the channel's page (after its archives: they link them)."""
+        current = self.index.listed(self.key, limit=self.size)
         shell = self.doc(
             self.key,
             current,

@@ -11,7 +11,7 @@ import jinja2
 from lxml import etree
 
 from ..config import Config
-from ..feeds import FORMATS, MEDIA_TYPES, RENDERERS, Category, FeedItem
+from ..feeds import FORMATS, MEDIA_TYPES, RENDERERS, Category, FeedItem, SharedEntries, render_atom
 from ..model import Entry, rfc3339, vietnam_time
 from .plan import (
     Channel,
@@ -52,12 +52,21 @@ class Renderer:
     def url(self, relative: str) -> str:
         return self.site.base_url + relative
 
-    def render(self, job: Job, full: Mapping[str, Entry], names: Names) -> bytes:
-        """The bytes of one output; `full` holds the entries it shows."""
+    def render(
+        self,
+        job: Job,
+        full: Mapping[str, Entry],
+        names: Names,
+        shared: SharedEntries | None = None,
+    ) -> bytes:
+        """The bytes of one output; `full` holds the entries it shows, `shared` the Atom
+        entries other outputs of its batch built."""
         match job:
             case FeedJob():
-                items = [self.item(full[i], names) for i in job.ids]
-                return RENDERERS[job.fmt](replace(job.doc, items=items))
+                doc = replace(job.doc, items=[self.item(full[i], names) for i in job.ids])
+                if job.fmt == "atom":
+                    return render_atom(doc, shared)
+                return RENDERERS[job.fmt](doc)
             case PageJob():
                 return self._page(job, full, names)
             case EntryJob():

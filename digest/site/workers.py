@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 
 from ..config import Config
+from ..feeds import SharedEntries
 from ..model import Entry
 from ..process import helpers
 from .plan import Names, Output
@@ -37,9 +38,10 @@ def render_and_write(
     (a bug meeting strange text) keeps its last version and is tried again next publish."""
     done: dict[str, str] = {}
     written = 0
+    shared = SharedEntries()
     for output in outputs:
         try:
-            data = renderer.render(output.job, full, names)
+            data = renderer.render(output.job, full, names, shared)
         except Exception:
             log.exception("cannot render %s; kept as it was, tried again next publish", output.path)
             continue
