@@ -104,6 +104,7 @@ _PLACE_NOUNS = frozenset(
     }
 )  # fmt: skip
 _WORD = re.compile(r"[^\W_]+(?:\.[^\W_]+)+\.?|[^\W_]+(?:-[^\W_]+)*|\S")  # GS.TS., Cu-ba
+_TERM = re.compile(r"\w+")  # a run of word characters, as (?<!\w) and (?!\w) bound them
 _CLAUSE_END = re.compile(r"[.;:!?…(\n]")
 _WINDOW = 240  # characters around a mention that its reading may look at
 _NEAR = 100  # characters beside a mention where the words that qualify it stand
@@ -320,6 +321,13 @@ class Classifier:
             _TopicRules.of(topic.slug, [r for r in rules.rules if r.topic == topic.slug])
             for topic in rules.topics
         ]
+        # Each topic's phrases (as their words) under one of their words, the longest (the
+        # rarest, most often): an entry's words find the few phrases that may be in it.
+        self._phrases_by_word: dict[str, list[tuple[int, frozenset[str]]]] = {}
+        for i, topic in enumerate(self._topics):
+            for words in topic.words:
+                key = max(sorted(words), key=len, default="")
+                self._phrases_by_word.setdefault(key, []).append((i, words))
 
     # -- officials ------------------------------------------------------------------------
 
@@ -481,14 +489,24 @@ class Classifier:
         self._officials_in(texts, date.min)  # for the signals it reads
         return self._topics_in(texts)
 
+    def _named_topics(self, words: set[str]) -> set[int]:
+        """The topics one of whose phrases has all its words among `words`."""
+        named = {i for i, _ in self._phrases_by_word.get("", ())}  # phrases without words
+        for word in words:
+            for i, phrase in self._phrases_by_word.get(word, ()):
+                if i not in named and phrase <= words:
+                    named.add(i)
+        return named
+
     def _topics_in(self, texts: Sequence[_Text]) -> list[str]:
         """Topics of (title, summary, *paragraphs): see the module's docstring."""
         title, summary, body = texts[0], texts[1], texts[2:]
         everything = "\n".join(t.key for t in texts)
+        named = self._named_topics(set(_TERM.findall(everything)))
         signals = [t.signals for t in texts]
         chosen = []
-        for rules in self._topics:
-            if not rules.present(everything, signals):
+        for i, rules in enumerate(self._topics):
+            if not rules.present(everything, i in named, signals):
                 continue
             score = rules.score(title, TITLE_WEIGHT) + rules.score(summary, SUMMARY_WEIGHT)
             mentioned = sum(rules.strong(p) for p in body)
@@ -529,6 +547,10 @@ class _TopicRules:
     exclude: re.Pattern[str] | None
     signals: frozenset[str]
     quick: re.Pattern[str] | None  # any of its phrases: most entries name none of them
+    # Each phrase's words: a phrase is in a text only if all its words are. A match bounded
+    # by (?<!\w) and (?!\w) holds each run of word characters of the phrase as a whole run of
+    # the text, so checking the words first (set lookups) never misses one.
+    words: tuple[frozenset[str], ...]
 
     @classmethod
     def of(cls, slug: str, rules: Sequence[Rule]) -> _TopicRules:
@@ -541,11 +563,14 @@ class _TopicRules:
             _phrase_pattern([p for r in rules for p in r.exclude]),
             frozenset(s for r in rules for s in r.signals),
             _phrase_pattern(strong + weak),
+            tuple({frozenset(_TERM.findall(_match_key(p))) for p in strong + weak}),
         )
 
-    def present(self, everything: str, signals: Sequence[set[str]]) -> bool:
+    def present(self, everything: str, named: bool, signals: Sequence[set[str]]) -> bool:
+        """Does the entry name the topic (`everything`: its texts' keys; `named`: the words
+        of one of its phrases are all there) or hold one of its signals?"""
         return bool(
-            (self.quick is not None and self.quick.search(everything))
+            (named and self.quick is not None and self.quick.search(everything))
             or (self.signals and any(self.signals & s for s in signals))
         )
 
