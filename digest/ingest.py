@@ -286,7 +286,8 @@ class Ingest:
         tally.failed += not usable
         tally.problems.extend(bad)
         identified = [(entry_id(i.title, i.published), i) for i in result.items]
-        tx.save_source(state, [(i.source, eid) for eid, i in identified], bad)
+        found = [(i.source, eid) for eid, i in identified]
+        tx.save_source(state, found, bad, known=old is not None)
         return identified
 
     def _merge(

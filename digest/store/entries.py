@@ -338,10 +338,18 @@ class _Transaction:
         }
 
     def save_source(
-        self, state: SourceState, found: Iterable[tuple[Location, str]], bad: Sequence[Problem]
+        self,
+        state: SourceState,
+        found: Iterable[tuple[Location, str]],
+        bad: Sequence[Problem],
+        *,
+        known: bool = True,
     ) -> None:
-        """Replace what is known of one re-parsed file: its state, provenance and problems."""
-        self.forget_source(state.name)
+        """Replace what is known of one re-parsed file: its state, provenance and problems.
+        `known=False`: the store has nothing of it yet (every file of a cold build), so
+        there is nothing to forget first."""
+        if known:
+            self.forget_source(state.name)
         self.c.execute(sources.insert(), [self._state_row(state)])
         rows = [{"source": loc.file, "line": loc.line, "entry_id": eid} for loc, eid in found]
         for chunk in chunks(rows):
