@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -43,6 +44,9 @@ def clean(text: str) -> str:
     return _SPACE.sub(" ", _CONTROL.sub(" ", nfc(text))).strip()
 
 
+# A build folds each title and teaser several times (its id, merging, the title index), and
+# captures repeat them: a cache of recent keys saves most of the work.
+@functools.lru_cache(maxsize=8192)
 def fold(text: str) -> str:
     """A matching key: equal for spellings a reader would call the same.
 
