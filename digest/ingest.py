@@ -1,8 +1,9 @@
 """Ingest: which captures changed, read once each, parsed, merged, tagged and stored.
 
 sources -> parse -> merge -> classify -> store, in batches of files, in one transaction: a
-build that fails changes nothing. No capture can stop a build: whatever goes wrong with one
-file or one article is that file's problem, and the rest goes on.
+build that fails changes nothing. A large build tags on helper processes while it reads and
+merges the next batch. No capture can stop a build: whatever goes wrong with one file or one
+article is that file's problem, and the rest goes on.
 """
 
 from __future__ import annotations
