@@ -48,6 +48,7 @@ SINK = shutil.which("smtp-sink", path=SEARCH)
 VIETNAM_OFFSET = timedelta(hours=7)
 SUBSCRIBERS = 10_000
 CHANGES = 20
+FLOOR_RUNS = 3  # a floor is the fastest of these
 
 
 def free_port() -> int:
@@ -57,7 +58,10 @@ def free_port() -> int:
 
 
 def measured(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
-    """(seconds, peak RSS in MB, stdout) of one child process."""
+    """(seconds, peak RSS in MB, stdout) of one child process. The disk's pending writes
+    are done first: what an earlier step wrote (a packed copy of the site, a deleted tree) is
+    not flushed on this one's time."""
+    os.sync()
     started = time.perf_counter()
     errors = cwd / "last-stderr.txt"
     with errors.open("wb") as stderr:
@@ -68,6 +72,17 @@ def measured(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
     if status != 0:
         raise RuntimeError(f"{cmd} failed ({status}): {errors.read_text()[-2000:]}")
     return time.perf_counter() - started, usage.ru_maxrss / 1024, out
+
+
+def best_of(runs: int, cmd: list[str], cwd: Path, *, clear: Path | None = None) -> float:
+    """The fastest of `runs` runs of a floor, each into an empty `clear` folder: a floor is
+    what the machine can do, and this shared machine's disk is slower at some moments."""
+    times = []
+    for _ in range(runs):
+        if clear is not None:
+            shutil.rmtree(clear, ignore_errors=True)
+        times.append(measured(cmd, cwd)[0])
+    return min(times)
 
 
 def write_config(
@@ -124,7 +139,8 @@ def bench_build(root: Path) -> dict[str, Any]:
     entries = int(re.search(r"(\d+) total", out).group(1))  # type: ignore[union-attr]
     sizes = feed_sizes(root / "public")
     (root / "manifest.json").write_text(json.dumps(sizes))
-    floor, _, _ = measured(
+    floor = best_of(
+        FLOOR_RUNS,
         [
             PY,
             str(ROOT / "bench" / "floor.py"),
@@ -133,11 +149,12 @@ def bench_build(root: Path) -> dict[str, Any]:
             str(root / "floor"),
         ],
         root,
+        clear=root / "floor",
     )
     packed = root / "public.pack"
     files = pack(root / "public", packed)
-    shutil.rmtree(root / "floor-files", ignore_errors=True)
-    files_floor, _, _ = measured(
+    files_floor = best_of(
+        FLOOR_RUNS,
         [
             PY,
             str(ROOT / "bench" / "floor.py"),
@@ -147,6 +164,7 @@ def bench_build(root: Path) -> dict[str, Any]:
             str(root / "floor-files"),
         ],
         root,
+        clear=root / "floor-files",
     )
     packed.unlink()
     shutil.rmtree(root / "floor-files", ignore_errors=True)
