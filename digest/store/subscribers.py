@@ -172,13 +172,18 @@ class SqlSubscribers:
                         raise _Lost
                     if notice is not None:
                         _queue(conn, key, notice, now)
+                    # Read back in the transaction: after it, another process may already
+                    # have written the address again.
+                    stored = conn.execute(
+                        sa.select(subscribers).where(subscribers.c.email == key)
+                    ).one()
             except (_Lost, sa.exc.IntegrityError):
                 continue  # another process wrote this address in between: decide again
             except sa.exc.OperationalError as exc:
                 if not _busy(exc):
                     raise
                 continue  # SQLite: another writer won the race for the file
-            return self.find(email=key)
+            return _record(stored)
         raise RuntimeError(f"{key}: written by others {_TRIES} times while deciding")
 
     def save(self, records: Sequence[SubscriberRecord]) -> None:

@@ -11,11 +11,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from raw import rows, sql
 
 from digest.errors import StoreError
 from digest.model import Choices
-from digest.store import Store, SubscriberRecord, open_store
+from digest.store import SqlStore, Store, SubscriberRecord, open_store
 from digest.subscribe import rules
 
 pytestmark = pytest.mark.both_engines  # every test on SQLite and PostgreSQL
@@ -269,6 +270,34 @@ def test_a_write_by_another_process_waits_for_the_change_and_loses_nothing(
     after = store.subscribers.find(email="a@example.org")
     assert after is not None and (after.name, after.choices, after.rev) == ("Renamed", WANTED, 3)
     assert notices(path) == [("a@example.org", "confirm", secs(NOW), "pending", 0)]
+
+
+def test_a_change_returns_what_it_stored_though_another_write_follows_at_once(
+    store: Store, path: Path | str
+) -> None:
+    """The record a change returns is read in its own transaction: another process that
+    writes the address the moment it commits (before anything else is read) is not taken
+    for what this change stored."""
+    assert isinstance(store, SqlStore)
+    theirs = record("a@example.org", name="Theirs")
+    armed: list[bool] = []
+
+    def on_checkin(*_: object) -> None:  # the change's connection, back after its commit
+        if armed:
+            armed.clear()
+            _meanwhile(path, lambda o: o.subscribers.save([theirs])).join(timeout=20)
+
+    def mine(old: SubscriberRecord | None) -> Decision:
+        armed.append(True)
+        return record("a@example.org", key="mine", name="Mine"), "confirm"
+
+    sa.event.listen(store.engine.pool, "checkin", on_checkin)
+    try:
+        stored = store.subscribers.change("a@example.org", mine, NOW)
+    finally:
+        sa.event.remove(store.engine.pool, "checkin", on_checkin)
+    assert stored is not None and (stored.key, stored.name, stored.rev) == ("mine", "Mine", 1)
+    assert store.subscribers.find(email="a@example.org") == replace(theirs, rev=2)
 
 
 def test_an_insert_by_another_process_waits_for_the_change(store: Store, path: Path | str) -> None:
