@@ -200,8 +200,8 @@ def _cores() -> int:
 
 @dataclass(frozen=True, slots=True)
 class Build:
-    # Processes that render and write a large publish beside the one that plans it; 1
-    # renders in the planning process itself.
+    # Processes that tag a large build's entries and render and write its files beside the
+    # one that reads and writes the store; 1 does everything in that one.
     workers: int = field(default_factory=_cores)
 
 

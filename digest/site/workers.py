@@ -67,7 +67,6 @@ class Workers:
     """`count` worker processes for one publish."""
 
     def __init__(self, config: Config, count: int) -> None:
-        self.count = count
         self.pool = helpers(count, _start, config)
 
     def submit(
