@@ -20,7 +20,9 @@ class PublicDir:
         self.root = root
         self._root = str(root)
         self._scratch = root / self.TEMPORARY
-        self._folders: set[str] = set()  # made in this publish: one mkdir each, not one a file
+        # Folders this publish wrote into: whether each was missing then (one mkdir each, not
+        # one a file; and in a folder made by this publish no file is there to compare).
+        self._folders: dict[str, bool] = {}
 
     def path(self, relative: str) -> Path:
         return Path(self._inside(relative))
@@ -52,15 +54,17 @@ class PublicDir:
     def write(self, relative: str, data: bytes) -> bool:
         """Write `relative` unless it holds `data` already; whether it was written."""
         target = self._inside(relative)
-        # Plain strings and os calls: this runs for every file of a cold build.
-        try:
-            with open(target, "rb") as existing:
-                if existing.read() == data:
-                    return False
-        except OSError:
-            pass
-        self._folder(os.path.dirname(target))
-        self._folder(str(self._scratch))
+        # Plain strings and os calls: this runs for every file of a cold build. A folder that
+        # was missing holds no earlier copy (each file is written once a publish, by one
+        # process), so a cold build creates its files without first trying to read them.
+        if not self._made(os.path.dirname(target)):
+            try:
+                with open(target, "rb") as existing:
+                    if existing.read() == data:
+                        return False
+            except OSError:
+                pass
+        self._made(str(self._scratch))
         temporary = os.path.join(self._scratch, f"{os.getpid()}-{relative.replace('/', '~')}")
         try:
             with open(temporary, "wb") as out:
@@ -72,10 +76,14 @@ class PublicDir:
             raise
         return True
 
-    def _folder(self, folder: str) -> None:
-        if folder not in self._folders:
+    def _made(self, folder: str) -> bool:
+        """Make `folder` if missing; whether it was missing when this publish first wrote there."""
+        made = self._folders.get(folder)
+        if made is None:
+            made = not os.path.isdir(folder)
             os.makedirs(folder, exist_ok=True)
-            self._folders.add(folder)
+            self._folders[folder] = made
+        return made
 
     def remove(self, relative: str) -> None:
         self.path(relative).unlink(missing_ok=True)

@@ -15,6 +15,7 @@ def test_public_dir_writes_atomically_and_only_when_different(tmp_path: Path) ->
     public = PublicDir(tmp_path)
     assert public.write("a/b.txt", b"one") is True
     mtime = (tmp_path / "a/b.txt").stat().st_mtime_ns
+    public.clear_scratch()  # the next publish
     assert public.write("a/b.txt", b"one") is False
     assert (tmp_path / "a/b.txt").stat().st_mtime_ns == mtime
     assert public.write("a/b.txt", b"two") is True
@@ -29,6 +30,20 @@ def test_public_dir_writes_atomically_and_only_when_different(tmp_path: Path) ->
             assert (tmp_path / "a/b.txt").read_bytes() == b"two"
     finally:
         os.chmod(tmp_path / "a", 0o700)
+
+
+def test_a_folder_made_by_this_publish_is_written_without_reading(tmp_path: Path) -> None:
+    # A cold build's files cannot exist yet: it creates them without trying to read each
+    # first. (A publish writes each file once; were it written twice, only the skip is lost.)
+    public = PublicDir(tmp_path)
+    assert public.write("new/a.txt", b"one") is True
+    assert public.write("new/a.txt", b"one") is True  # not read: the folder is this publish's
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old/a.txt").write_bytes(b"one")
+    assert public.write("old/a.txt", b"one") is False  # a folder that was there: compared
+    public.clear_scratch()
+    assert public.write("new/a.txt", b"one") is False  # the next publish compares it
+    assert (tmp_path / "new/a.txt").read_bytes() == b"one"
 
 
 @pytest.mark.parametrize(
