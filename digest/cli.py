@@ -26,7 +26,7 @@ from .locks import writer_lock
 from .mail import Outcome, Sender, make_sender
 from .mail.compose import bodies
 from .model import VIETNAM, Entry, Problem, rfc3339
-from .process import stop_on_signals
+from .process import collect_less, stop_on_signals
 
 if TYPE_CHECKING:
     from .search.web import SearchPages
@@ -515,6 +515,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    collect_less()  # before any work: a build makes millions of short-lived objects
     args = _parser().parse_args(argv)
     setup_logging(args.log_format)
     os.environ["DIGEST_LOG_FORMAT"] = args.log_format  # the processes this one starts log alike

@@ -4,6 +4,7 @@ loop (uvloop where installed), and the processes that share a large build's work
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import signal
@@ -27,6 +28,16 @@ def helpers(count: int, start: Callable[..., None], *args: Any) -> ProcessPoolEx
 def _ready(start: Callable[..., None], *args: Any) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     start(*args)
+    collect_less()
+
+
+def collect_less() -> None:
+    """Fewer cyclic garbage collections. A build allocates millions of short-lived objects
+    (parsed items, rows, template contexts) and few cycles; at Python's default threshold
+    (700) the collector ran every few hundred of them and took ~5% of a cold build's CPU.
+    What is loaded by then (modules, templates) is frozen out of every later collection."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def stop_on_signals() -> asyncio.Event:
