@@ -61,7 +61,7 @@ class Publisher:
         state = context.digest()
         changes = self.index.changes()  # this node's position in the change log, to its head
         everything = not changes.complete or self.index.published_state() != state
-        self.public.clear_scratch(everywhere=everything)
+        self.public.begin_publish(everywhere=everything)
         scope = Scope(everything=True)
         if not everything:
             known = self.index.published_paths() if verify else []
@@ -149,7 +149,8 @@ class _Run:
             return None
         try:
             if self.workers is None:
-                self.workers = Workers(self.publisher.config, count)
+                p = self.publisher
+                self.workers = Workers(p.config, count, empty=p.public.empty)
             return self.workers.submit(outputs, full, self.names)
         except Exception:
             log.exception("publishing workers cannot start; this publish writes on one core")

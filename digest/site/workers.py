@@ -53,9 +53,9 @@ def render_and_write(
 _worker: tuple[Renderer, PublicDir] | None = None  # in a worker process: made once
 
 
-def _start(config: Config) -> None:
+def _start(config: Config, empty: bool) -> None:
     global _worker
-    _worker = (Renderer(config), PublicDir(config.paths.public))
+    _worker = (Renderer(config), PublicDir(config.paths.public, empty=empty))
 
 
 def _work(outputs: Sequence[Output], full: Mapping[str, Entry], names: Names) -> Done:
@@ -64,10 +64,11 @@ def _work(outputs: Sequence[Output], full: Mapping[str, Entry], names: Names) ->
 
 
 class Workers:
-    """`count` worker processes for one publish."""
+    """`count` worker processes for one publish; `empty`: the public folder held nothing
+    when it began."""
 
-    def __init__(self, config: Config, count: int) -> None:
-        self.pool = helpers(count, _start, config)
+    def __init__(self, config: Config, count: int, *, empty: bool) -> None:
+        self.pool = helpers(count, _start, config, empty)
 
     def submit(
         self, outputs: Sequence[Output], full: Mapping[str, Entry], names: Names

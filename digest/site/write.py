@@ -16,13 +16,16 @@ class PublicDir:
 
     TEMPORARY = ".tmp"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, empty: bool = False) -> None:
         self.root = root
         self._root = str(root)
         self._scratch = root / self.TEMPORARY
-        # Folders this publish wrote into: whether each was missing then (one mkdir each, not
-        # one a file; and in a folder made by this publish no file is there to compare).
-        self._folders: dict[str, bool] = {}
+        # Whether the folder held nothing when this publish began (a cold build): then no file
+        # is there to compare with, as none is in a folder this publish made. Each file is
+        # written once a publish, by one process; were one written twice, only the skip of
+        # the second write would be lost, never bytes.
+        self.empty = empty
+        self._folders: dict[str, bool] = {}  # written into: made by this publish (one mkdir each)
 
     def path(self, relative: str) -> Path:
         return Path(self._inside(relative))
@@ -39,25 +42,27 @@ class PublicDir:
         # Plain strings: this runs for every published file on every no-change build.
         return os.path.isfile(os.path.join(self._root, relative))
 
-    def clear_scratch(self, *, everywhere: bool = False) -> int:
-        """Delete what killed writers left behind; `everywhere` also sweeps the whole folder
-        for the `.<name>.<pid>.tmp` files that earlier versions wrote beside their targets.
-        How many were deleted."""
+    def begin_publish(self, *, everywhere: bool = False) -> int:
+        """Note whether the folder is empty, and delete what killed writers left behind;
+        `everywhere` also sweeps the whole folder for the `.<name>.<pid>.tmp` files that
+        earlier versions wrote beside their targets. How many were deleted."""
         found = list(self._scratch.glob("*")) if self._scratch.is_dir() else []
         if everywhere and self.root.is_dir():
             found += [p for p in self.root.rglob(".*.tmp") if self.TEMPORARY not in p.parts]
         for leftover in found:
             leftover.unlink(missing_ok=True)
         self._folders.clear()  # folders may be gone (cleaned by hand) by the next publish
+        self.empty = not self.root.is_dir() or all(
+            p.name == self.TEMPORARY for p in self.root.iterdir()
+        )
         return len(found)
 
     def write(self, relative: str, data: bytes) -> bool:
         """Write `relative` unless it holds `data` already; whether it was written."""
         target = self._inside(relative)
-        # Plain strings and os calls: this runs for every file of a cold build. A folder that
-        # was missing holds no earlier copy (each file is written once a publish, by one
-        # process), so a cold build creates its files without first trying to read them.
-        if not self._made(os.path.dirname(target)):
+        # Plain strings and os calls: this runs for every file of a cold build, which creates
+        # its files without first trying to read them.
+        if not self._made(os.path.dirname(target)) and not self.empty:
             try:
                 with open(target, "rb") as existing:
                     if existing.read() == data:

@@ -15,7 +15,7 @@ def test_public_dir_writes_atomically_and_only_when_different(tmp_path: Path) ->
     public = PublicDir(tmp_path)
     assert public.write("a/b.txt", b"one") is True
     mtime = (tmp_path / "a/b.txt").stat().st_mtime_ns
-    public.clear_scratch()  # the next publish
+    public.begin_publish()  # the next publish
     assert public.write("a/b.txt", b"one") is False
     assert (tmp_path / "a/b.txt").stat().st_mtime_ns == mtime
     assert public.write("a/b.txt", b"two") is True
@@ -41,9 +41,24 @@ def test_a_folder_made_by_this_publish_is_written_without_reading(tmp_path: Path
     (tmp_path / "old").mkdir()
     (tmp_path / "old/a.txt").write_bytes(b"one")
     assert public.write("old/a.txt", b"one") is False  # a folder that was there: compared
-    public.clear_scratch()
+    public.begin_publish()
     assert public.write("new/a.txt", b"one") is False  # the next publish compares it
     assert (tmp_path / "new/a.txt").read_bytes() == b"one"
+
+
+def test_a_publish_into_an_empty_folder_reads_nothing_in_any_process(tmp_path: Path) -> None:
+    # A worker process writes into folders the others made: it is told the folder was empty.
+    (tmp_path / ".tmp").mkdir()  # a killed writer's scratch: still empty
+    public = PublicDir(tmp_path)
+    public.begin_publish()
+    assert public.empty
+    worker = PublicDir(tmp_path, empty=public.empty)
+    (tmp_path / "made").mkdir()  # by another process of this publish
+    (tmp_path / "made/a.txt").write_bytes(b"one")
+    assert worker.write("made/a.txt", b"one") is True  # written without reading
+    public.begin_publish()
+    assert not public.empty
+    assert PublicDir(tmp_path, empty=public.empty).write("made/a.txt", b"one") is False
 
 
 @pytest.mark.parametrize(
@@ -58,15 +73,15 @@ def test_no_name_writes_outside_the_folder_or_where_the_server_does_not_look(
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
 
 
-def test_clear_scratch_removes_what_killed_writers_left(tmp_path: Path) -> None:
+def test_begin_publish_removes_what_killed_writers_left(tmp_path: Path) -> None:
     public = PublicDir(tmp_path)
     public.write("entries/a.html", b"<p>a")
     (tmp_path / ".tmp" / "4242-entries~b.html").write_bytes(b"<half")
     legacy = tmp_path / "entries" / ".b.html.4242.tmp"  # what versions before 0.2 left
     legacy.write_bytes(b"<half")
-    assert public.clear_scratch() == 1
+    assert public.begin_publish() == 1
     assert legacy.exists()  # only a full publish walks the whole folder
-    assert public.clear_scratch(everywhere=True) == 1
+    assert public.begin_publish(everywhere=True) == 1
     assert not legacy.exists()
     assert (tmp_path / "entries/a.html").read_bytes() == b"<p>a"
     # The scratch folder removed by hand is made again by the next write.
