@@ -1,9 +1,9 @@
 """Ingest: which captures changed, read once each, parsed, merged, tagged and stored.
 
 sources -> parse -> merge -> classify -> store, in batches of files, in one transaction: a
-build that fails changes nothing. A large build tags on helper processes while it reads and
-merges the next batch. No capture can stop a build: whatever goes wrong with one file or one
-article is that file's problem, and the rest goes on.
+build that fails changes nothing. A large build reads, parses and tags on helper processes
+while this one merges and stores. No capture can stop a build: whatever goes wrong with one
+file or one article is that file's problem, and the rest goes on.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TypeVar
 
 from . import sources
 from .classify import Classifier, Tags
@@ -29,8 +30,12 @@ from .store import EntryStore, IngestTransaction, SourceState
 _BATCH_FILES = 200
 _RETAG_PAGE = 2000
 _PARALLEL_TAGS = 1000  # entries in one batch that make a build tag on every core
+_PARALLEL_READS = 50  # files in one batch that make a build read and parse them on every core
 _HINT_LIMIT = 1000  # more changed names than this: scanning the folder is as cheap
 _CLASSIFIER_KEY = "classifier"
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 log = logging.getLogger("digest.build")
 
@@ -113,20 +118,54 @@ def _state(f: sources.SourceFile, sha256: str, items: int) -> SourceState:
     return SourceState(f.name, sha256, f.size, f.mtime_ns, items)
 
 
+Parsed = tuple[SourceState, ParseResult, list[Problem], bool]  # state, items, problems, usable
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """One capture read and hashed and, unless its content is known already, parsed, its
+    items' entry ids beside them: on a helper process in a large build."""
+
+    unreadable: str = ""  # why it could not be read (then nothing else is set)
+    digest: str = ""
+    parsed: Parsed | None = None
+    ids: tuple[str, ...] = ()
+
+
+def _read(f: sources.SourceFile, now: datetime, old: str, gone: Collection[str]) -> _Read:
+    """Read `f`; parse it unless it is a touched file (its stored hash `old`) or a new name
+    for a file that went away (hash in `gone`): those are only recorded."""
+    try:
+        data = f.path.read_bytes()
+    except OSError as exc:
+        return _Read(unreadable=exc.strerror or str(exc))
+    digest = sources.sha256_bytes(data)
+    if digest == old if old else digest in gone:
+        return _Read(digest=digest)
+    try:
+        parsed = _parse_one(f, data, digest, now)
+    except Exception as exc:  # a bug meeting strange input: that file's problem only
+        log.exception("parsing %s failed", f.name)
+        bad = [Problem(f.name, 0, f"could not be parsed ({type(exc).__name__}); skipped")]
+        parsed = (_state(f, digest, 0), ParseResult((), ()), bad, False)
+    ids = tuple(entry_id(i.title, i.published) for i in parsed[1].items)
+    return _Read(digest=digest, parsed=parsed, ids=ids)
+
+
 class Ingest:
     def __init__(self, config: Config, store: EntryStore) -> None:
         self.config = config
         self.store = store
-        self.taggers = _Taggers(self._classifier(), 1)
+        self.helpers = _Helpers(self._classifier(), 1)
 
     @property
     def classifier(self) -> Classifier:
-        return self.taggers.classifier
+        return self.helpers.classifier
 
     def _use(self, classifier: Classifier) -> None:
         """Tag with `classifier` from now on (on every core for large batches)."""
-        self.taggers.close()
-        self.taggers = _Taggers(classifier, self.config.build.workers)
+        self.helpers.close()
+        self.helpers = _Helpers(classifier, self.config.build.workers)
 
     def _classifier(self, tx: IngestTransaction | None = None) -> Classifier:
         """The registry, with the leaders enough captures have named (as the store, or this
@@ -179,7 +218,7 @@ class Ingest:
         try:
             return self._build(plan, now, progress, started)
         finally:
-            self.taggers.close()
+            self.helpers.close()
 
     def _build(self, plan: _Plan, now: datetime, progress: Progress, started: float) -> BuildReport:
         retag = self.store.meta(_CLASSIFIER_KEY) != self.classifier.fingerprint
@@ -201,17 +240,24 @@ class Ingest:
                 retagged = self._retag_all(tx)
                 tally.changed |= retagged
                 tx.set_meta(_CLASSIFIER_KEY, self.classifier.fingerprint)
-            # A pipeline: while helpers tag one batch, this process reads and merges the
-            # next, then stores the first.
+            # A pipeline: while helpers read and parse the next batch and tag this one, this
+            # process merges this one, then stores the one before.
+            changed = plan.changed
+            batches = [changed[i : i + _BATCH_FILES] for i in range(0, len(changed), _BATCH_FILES)]
+            ahead: Callable[[], list[_Read]] | None = None
             tagging: _Merging | None = None
-            for start in range(0, len(plan.changed), _BATCH_FILES):
+            for n, files in enumerate(batches):
+                reading = ahead or self.helpers.read(files, plan, gone_by_hash, now)
+                if n + 1 < len(batches):
+                    ahead = self.helpers.read(batches[n + 1], plan, gone_by_hash, now)
+                reads = reading()
                 items: list[tuple[str, Item]] = []
-                for f in plan.changed[start : start + _BATCH_FILES]:
-                    items.extend(self._ingest_file(tx, f, plan, gone_by_hash, tally, now))
+                for f, read in zip(files, reads, strict=True):
+                    items.extend(self._ingest_file(tx, f, read, plan, gone_by_hash, tally, now))
                 merged = self._merge(tx, items, now, tagging)
                 if tagging is not None:
                     self._store(tx, tagging, tally)
-                    progress("files", start, len(plan.changed), len(tally.created))
+                    progress("files", n * _BATCH_FILES, len(changed), len(tally.created))
                 tagging = merged
             if tagging is not None:
                 self._store(tx, tagging, tally)
@@ -250,43 +296,39 @@ class Ingest:
         self,
         tx: IngestTransaction,
         f: sources.SourceFile,
+        read: _Read,
         plan: _Plan,
         gone_by_hash: dict[str, str],
         tally: _Tally,
         now: datetime,
     ) -> Sequence[tuple[str, Item]]:
-        """Read one file whose stat changed, once, and record what it is; its items, each
-        with its entry's id."""
-        try:
-            data = f.path.read_bytes()
-        except OSError as exc:
+        """Record what one file whose stat changed is, from `read`; its items, each with its
+        entry's id."""
+        old = plan.known.get(f.name)
+        if not read.unreadable:
+            if old is not None and old.sha256 == read.digest:
+                tx.touch_source(_state(f, read.digest, old.items))  # same content, new stat
+                tally.unchanged += 1
+                return ()
+            if old is None and read.digest in gone_by_hash:
+                previous = gone_by_hash.pop(read.digest)
+                tx.rename_source(previous, _state(f, read.digest, plan.gone[previous].items))
+                tally.renamed_from.add(previous)
+                return ()
+            if read.parsed is None:  # a second copy of a renamed file: the first took the name
+                read = _read(f, now, "", ())
+        if read.parsed is None:
             # Kept with an impossible mtime, so the next build tries it again.
-            problem = Problem(f.name, 0, f"cannot read: {exc.strerror}; skipped")
+            problem = Problem(f.name, 0, f"cannot read: {read.unreadable}; skipped")
             tx.save_source(SourceState(f.name, "", f.size, -1, 0), (), [problem])
             tally.failed += 1
             tally.problems.append(problem)
             return ()
-        digest = sources.sha256_bytes(data)
-        old = plan.known.get(f.name)
-        if old is not None and old.sha256 == digest:
-            tx.touch_source(_state(f, digest, old.items))  # same content, new stat
-            tally.unchanged += 1
-            return ()
-        if old is None and digest in gone_by_hash:
-            previous = gone_by_hash.pop(digest)
-            tx.rename_source(previous, _state(f, digest, plan.gone[previous].items))
-            tally.renamed_from.add(previous)
-            return ()
         tally.parsed += 1
-        try:
-            state, result, bad, usable = _parse_one(f, data, digest, now)
-        except Exception as exc:  # a bug meeting strange input: that file's problem only
-            log.exception("parsing %s failed", f.name)
-            bad = [Problem(f.name, 0, f"could not be parsed ({type(exc).__name__}); skipped")]
-            state, result, usable = _state(f, digest, 0), ParseResult((), ()), False
+        state, result, bad, usable = read.parsed
         tally.failed += not usable
         tally.problems.extend(bad)
-        identified = [(entry_id(i.title, i.published), i) for i in result.items]
+        identified = list(zip(read.ids, result.items, strict=True))
         found = [(i.source, eid) for eid, i in identified]
         tx.save_source(state, found, bad, known=old is not None)
         return identified
@@ -314,7 +356,7 @@ class Ingest:
             except Exception as exc:  # a bug meeting strange input: that article's problem
                 log.exception("merging %s failed", eid)
                 problems.extend(_skipped(group, exc))
-        tags = self.taggers.start([r.entry for r in results.values()])
+        tags = self.helpers.tag([r.entry for r in results.values()])
         return _Merging(by_id, stored, results, tags, problems, before)
 
     def _store(self, tx: IngestTransaction, batch: _Merging, tally: _Tally) -> None:
@@ -359,7 +401,7 @@ class Ingest:
         for page in tx.entry_pages(_RETAG_PAGE):
             found: list[tuple[str, str, str, str]] = []
             updates = []
-            for entry, tags in zip(page, self.taggers.start(page)(), strict=True):
+            for entry, tags in zip(page, self.helpers.tag(page)(), strict=True):
                 if isinstance(tags, Exception):  # keeps the tags it had
                     log.error("tagging %s failed: %r", entry.id, tags)
                     continue
@@ -385,45 +427,79 @@ def _skipped(group: Sequence[Item], exc: Exception) -> list[Problem]:
     return [Problem(i.source.file, i.source.line, why) for i in group]
 
 
-class _Taggers:
-    """Tagging, on every core when a build has many entries to tag: helper processes, each
-    with this build's classifier, started at the first large batch and stopped with the build.
-    Each entry's result is its Tags, or the exception its tagging raised."""
+class _Helpers:
+    """Reading and tagging, on every core when a build has many files or entries: helper
+    processes, each with this build's classifier, started at the first large batch and
+    stopped with the build. Each entry's result is its Tags, or the exception its tagging
+    raised; each file's is its _Read."""
 
     def __init__(self, classifier: Classifier, workers: int) -> None:
         self.classifier = classifier
         self.workers = workers
         self.pool: ProcessPoolExecutor | None = None
 
-    def start(self, entries: Sequence[Entry]) -> Callable[[], list[Tags | Exception]]:
+    def read(
+        self,
+        files: Sequence[sources.SourceFile],
+        plan: _Plan,
+        gone: Collection[str],
+        now: datetime,
+    ) -> Callable[[], list[_Read]]:
+        """Begin reading `files` (hashes of files gone: `gone`); the result is had by calling
+        what this returns."""
+        olds = [plan.known[f.name].sha256 if f.name in plan.known else "" for f in files]
+        shares = self._shares(list(zip(files, olds, strict=True)), _PARALLEL_READS)
+        if shares:
+            try:
+                assert self.pool is not None
+                gone = frozenset(gone)  # as it is now: the files the helpers skip are read again
+                futures = [self.pool.submit(_read_share, share, gone, now) for share in shares]
+            except Exception:
+                self._give_up()
+            else:
+                return lambda: self._collect(futures, lambda: _read_here(files, olds, (), now))
+        # Here, when asked: what the build did before it by then (renames) counts.
+        return lambda: _read_here(files, olds, gone, now)
+
+    def tag(self, entries: Sequence[Entry]) -> Callable[[], list[Tags | Exception]]:
         """Begin tagging `entries`; the result is had by calling what this returns. A large
         batch goes to the helpers, so the caller works meanwhile; a small one is tagged here
         when its result is asked for."""
-        if self.workers > 1 and len(entries) >= _PARALLEL_TAGS:
+        shares = self._shares(entries, _PARALLEL_TAGS)
+        if shares:
             try:
-                if self.pool is None:
-                    self.pool = helpers(self.workers, _start_tagger, self.classifier)
-                size = -(-len(entries) // (4 * self.workers))  # a few shares each: even ends
-                shares = [entries[i : i + size] for i in range(0, len(entries), size)]
+                assert self.pool is not None
                 futures = [self.pool.submit(_tag_share, share) for share in shares]
             except Exception:
                 self._give_up()
             else:
-                return lambda: self._collect(futures, entries)
+                return lambda: self._collect(futures, lambda: _tag_each(self.classifier, entries))
         return lambda: _tag_each(self.classifier, entries)
 
-    def _collect(
-        self, futures: Sequence[Future[list[Tags | Exception]]], entries: Sequence[Entry]
-    ) -> list[Tags | Exception]:
+    def _shares(self, work: Sequence[T], least: int) -> list[Sequence[T]]:
+        """`work` in a few shares for each helper (so they end together), the helpers started
+        if need be; none when it is too little to share, or they cannot start."""
+        if self.workers < 2 or len(work) < least:
+            return []
+        if self.pool is None:
+            try:
+                self.pool = helpers(self.workers, _start_tagger, self.classifier)
+            except Exception:
+                self._give_up()
+                return []
+        size = -(-len(work) // (4 * self.workers))
+        return [work[i : i + size] for i in range(0, len(work), size)]
+
+    def _collect(self, futures: Sequence[Future[list[R]]], here: Callable[[], list[R]]) -> list[R]:
         try:
-            return [t for future in futures for t in future.result()]
+            return [r for future in futures for r in future.result()]
         except Exception:
             self._give_up()
-            return _tag_each(self.classifier, entries)
+            return here()
 
     def _give_up(self) -> None:
-        """The helpers cannot start or died: this build tags here from now on."""
-        log.exception("tagging helpers failed; this build tags on one core")
+        """The helpers cannot start or died: this build reads and tags here from now on."""
+        log.exception("build helpers failed; this build reads and tags on one core")
         self.close()
         self.workers = 1
 
@@ -431,6 +507,18 @@ class _Taggers:
         if self.pool is not None:
             pool, self.pool = self.pool, None
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _read_here(
+    files: Sequence[sources.SourceFile], olds: Sequence[str], gone: Collection[str], now: datetime
+) -> list[_Read]:
+    return [_read(f, now, old, gone) for f, old in zip(files, olds, strict=True)]
+
+
+def _read_share(
+    share: Sequence[tuple[sources.SourceFile, str]], gone: frozenset[str], now: datetime
+) -> list[_Read]:
+    return [_read(f, now, old, gone) for f, old in share]
 
 
 def _tag_each(classifier: Classifier, entries: Sequence[Entry]) -> list[Tags | Exception]:
@@ -452,7 +540,7 @@ def _start_tagger(classifier: Classifier) -> None:
 
 
 def _tag_share(entries: Sequence[Entry]) -> list[Tags | Exception]:
-    assert _tagger is not None, "started by _Taggers"
+    assert _tagger is not None, "started by _Helpers"
     return _tag_each(_tagger, entries)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -86,6 +87,7 @@ def refusing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.setattr(module, "helpers", cannot)
     monkeypatch.setattr(site, "_PARALLEL", 1)
     monkeypatch.setattr(ingest, "_PARALLEL_TAGS", 1)
+    monkeypatch.setattr(ingest, "_PARALLEL_READS", 1)
     yield
 
 
@@ -101,7 +103,7 @@ def test_helpers_that_cannot_start_leave_the_build_on_one_core(
             app.publish()
         finally:
             app.close()
-    assert "this build tags on one core" in caplog.text
+    assert "this build reads and tags on one core" in caplog.text
     assert "this publish writes on one core" in caplog.text
     assert groups(two.public) == groups(one.public)
     assert one.entries() == two.entries()
@@ -110,11 +112,11 @@ def test_helpers_that_cannot_start_leave_the_build_on_one_core(
 def test_batches_tagged_while_the_next_merges_lose_nothing(
     make_project: Callable[..., Project], corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The ingest's pipeline: helpers tag a batch while the next one is read and merged with
-    it, before it is stored. In batches of 7 captures the articles they share cross batches
-    both ways; every article keeps its longest body, its titles and tags as in one batch
-    (only which teaser is kept, and so reported, may depend on what was stored first), and
-    tagging on the helpers or here (in batches of 7 too) stores the same."""
+    """The ingest's pipeline: helpers read the next batch and tag this one while it is
+    merged with the one before, not stored yet. In batches of 7 captures the articles they
+    share cross batches both ways; every article keeps its longest body, its titles and tags
+    as in one batch (only which teaser is kept, and so reported, may depend on what was
+    stored first), and reading and tagging on the helpers or here stores the same."""
     one, seven, here = (make_project(toml("build", workers=n)) for n in (2, 2, 1))
     found = []
     for p in (one, seven, here):
@@ -122,6 +124,7 @@ def test_batches_tagged_while_the_next_merges_lose_nothing(
         if p is seven:
             monkeypatch.setattr(ingest, "_BATCH_FILES", 7)
             monkeypatch.setattr(ingest, "_PARALLEL_TAGS", 1)
+            monkeypatch.setattr(ingest, "_PARALLEL_READS", 1)
         app = make_digest(load(p.config))
         try:
             report = app.build()
@@ -142,3 +145,34 @@ def test_batches_tagged_while_the_next_merges_lose_nothing(
     assert {i: replace(e, seen_at=epoch, changed_at=None) for i, e in tagged_here.items()} == {
         i: replace(e, seen_at=epoch, changed_at=None) for i, e in in_batches.items()
     }
+
+
+def test_helpers_reading_know_renamed_touched_and_copied_files(
+    make_project: Callable[..., Project], corpus: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Files read on the helpers (a batch this large is) are parsed only when their content
+    is new: 60 renamed and 60 touched captures are recorded, not parsed, and of two copies of
+    a capture that went away one takes its place and the other is parsed (it adds nothing)."""
+    p = make_project(toml("build", workers=2))
+    shutil.copytree(corpus, p.seeds, dirs_exist_ok=True)
+    app = make_digest(load(p.config))
+    try:
+        first = app.build()
+        names = sorted(f.name for f in p.seeds.iterdir())
+        for name in names[:60]:
+            (p.seeds / name).rename(p.seeds / f"renamed-{name}")
+        for name in names[60:120]:
+            os.utime(p.seeds / name, ns=(1, 1))
+        gone = p.seeds / names[120]
+        for copy in ("copy-a.txt", "copy-b.txt"):
+            shutil.copy(gone, p.seeds / copy)
+        gone.unlink()
+        again = app.build()
+    finally:
+        app.close()
+    assert (first.files_parsed, first.entries_new) == (200, first.entries_total)
+    assert (again.files_renamed, again.files_parsed, again.files_removed) == (61, 1, 0)
+    assert again.files_unchanged == 200 - 61 - 1 + 1  # 79 as they were and 60 touched
+    assert (again.entries_new, again.entries_updated) == (0, 0)
+    assert again.entries_total == first.entries_total
+    assert "build helpers failed" not in caplog.text  # read on the helpers, not here
