@@ -26,8 +26,9 @@ from .write import PublicDir
 log = logging.getLogger("digest.site")
 
 # A publish renders and writes in batches of this many outputs, or fewer when they show this
-# many entries between them: memory stays flat however large the site. (Documents of a month
-# show the same entries: a batch reads each once.)
+# many entries between them: memory stays flat however large the site. Documents of a month
+# show the same entries, which a batch reads and builds once: a batch that is half full ends
+# where a month does rather than split the next.
 _BATCH_OUTPUTS = 500
 _BATCH_ENTRIES = 2000
 _PARALLEL = 400  # files to write in one batch that make a publish start its workers
@@ -113,6 +114,9 @@ class _Run:
         self.expected = 0
 
     def add(self, output: Output) -> None:
+        half = 2 * len(self.pending) >= _BATCH_OUTPUTS or 2 * len(self.needed) >= _BATCH_ENTRIES
+        if half and output.group != self.pending[-1].group:
+            self.flush()
         self.pending.append(output)
         self.produced.add(output.path)
         self.needed.update(output.needs)

@@ -14,7 +14,7 @@ import hashlib
 import heapq
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -163,6 +163,7 @@ class Output:
     signature: str
     job: Job
     needs: tuple[str, ...] = ()  # ids of entries it shows in full
+    group: str = ""  # outputs of one group (a month's archives) show the same entries
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,8 +298,7 @@ class Planner:
             for channel in [*channels[1:], channels[0]]
             if scope.everything or channel.key in scope.months
         ]
-        months = heapq.merge(*(p.archives() for p in plans), key=_month, reverse=True)
-        yield from (output for _, output in months)
+        yield from heapq.merge(*(p.archives() for p in plans), key=_group, reverse=True)
         for channel_plan in plans:
             yield from channel_plan.current()
         for key in sorted(set(scope.months) - listed):
@@ -336,8 +336,8 @@ class Planner:
                 )
 
 
-def _month(planned: tuple[str, Output]) -> str:
-    return planned[0]
+def _group(output: Output) -> str:
+    return output.group
 
 
 def _rows(channels: Sequence[Channel]) -> list[tuple[str, str, str]]:
@@ -381,11 +381,11 @@ class _ChannelPlan:
     def unit_paths(self, unit: Unit) -> tuple[str, str]:
         return f"feeds/archive/{self.key}/{unit.name}.atom", f"archive/{self.key}/{unit.name}.html"
 
-    def archives(self) -> Iterator[tuple[str, Output]]:
-        """The archive documents the plan reaches, newest first, each with its month."""
+    def archives(self) -> Iterator[Output]:
+        """The archive documents the plan reaches, newest first, grouped by month."""
         for i in sorted(self.chosen()):
             month = self.units[i].month
-            yield from ((month, output) for output in self._archive(i))
+            yield from (replace(output, group=month) for output in self._archive(i))
 
     def current(self) -> Iterator[Output]:
         """The current documents and the channel's page (after its archives: they link them)."""

@@ -17,7 +17,7 @@ from digest.app import Digest, make_digest
 from digest.config import load
 from digest.feeds import FeedDoc
 from digest.model import VIETNAM, Entry
-from digest.site.plan import FeedJob, Output, Planner, Scope, archive_units
+from digest.site.plan import FeedJob, Output, Planner, Scope, archive_units, unit_month
 
 # -- archive_units --------------------------------------------------------------------------
 
@@ -112,6 +112,12 @@ def test_archives_partition_every_channel_and_chain_without_a_gap(
         entries = app.entries()
         assert len(entries) == len(articles)
         outputs = full_plan(app)
+        # Archives come month by month across the channels, each marked with its month: a
+        # publish keeps a month's documents (which show the same entries) in one batch.
+        archived = [o for o in outputs if o.path.startswith(("feeds/archive/", "archive/"))]
+        assert [o.group for o in archived] == [unit_month(o.path) for o in archived]
+        assert [o.group for o in archived] == sorted((o.group for o in archived), reverse=True)
+        assert len({o.group for o in outputs}) == len({o.group for o in archived}) + 1  # ""
         channels = {"all": entries}
         for e in entries:
             for slug in e.officials:
