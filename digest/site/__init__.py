@@ -26,10 +26,10 @@ from .write import PublicDir
 log = logging.getLogger("digest.site")
 
 # A publish renders and writes in batches of this many outputs, or fewer when they show this
-# many entries between them: memory stays flat however large the site. Documents of a month
-# show the same entries, which a batch reads and builds once: a batch that is half full ends
-# where a month does rather than split the next.
-_BATCH_OUTPUTS = 500
+# many entries between them: memory stays flat however large the site. A month's entry pages
+# and archives show the same entries, which a batch reads and builds once: a batch that is
+# half full ends where a month does rather than split the next.
+_BATCH_OUTPUTS = 2500
 _BATCH_ENTRIES = 2000
 _PARALLEL = 400  # files to write in one batch that make a publish start its workers
 

@@ -21,7 +21,7 @@ from typing import Any
 from ..classify import Subject, subjects
 from ..config import Config
 from ..feeds import FORMATS, FeedDoc
-from ..model import Listed, Mark
+from ..model import VIETNAM, EntryHead, Listed, Mark
 from ..store import EntryStore, PublishIndex
 from ..text import fold
 
@@ -29,7 +29,7 @@ from ..text import fold
 RENDER_VERSION = "1"
 INDEX_ITEMS = 30  # entries the index page shows
 STATIC = ("style.css", "favicon.svg", "favicon.ico")
-_ENTRY_BATCH = 500  # entry pages planned per store query
+_ENTRY_BATCH = 500  # changed entries' pages planned per store query
 _EMPTY_UPDATED = datetime(2000, 1, 1, tzinfo=UTC)  # feeds of a store with no entry at all
 
 
@@ -95,6 +95,14 @@ def unit_month(path: str) -> str:
 
 def month_label(month: str) -> str:
     return f"{month[5:]}/{month[:4]}"
+
+
+def month_span(month: str) -> tuple[datetime, datetime]:
+    """The first and last second of a Vietnam calendar month (`YYYY-MM`), in UTC."""
+    year, number = int(month[:4]), int(month[5:])
+    start = datetime(year, number, 1, tzinfo=VIETNAM)
+    end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=VIETNAM)
+    return start.astimezone(UTC), (end - timedelta(seconds=1)).astimezone(UTC)
 
 
 def archive_units(counts: Sequence[tuple[str, int]], size: int) -> list[Unit]:
@@ -287,18 +295,23 @@ class Planner:
                 digest = hashlib.sha256(data).hexdigest()
                 yield Output(name, context.sign("static", name, digest), StaticJob(name))
             yield Output("404.html", context.sign("404"), NotFoundJob())
-        yield from self._entry_outputs(scope, context)
         # Order matters to a reader polling during a publish: what is linked to is written
-        # before what links to it (archives before the current documents), so `all` (which
-        # readers poll most) comes last. Archives go month by month across the channels: a
-        # month's documents show the same entries, which a batch then reads and builds once.
+        # before what links to it (entry pages, then archives, then the current documents),
+        # so `all` (which readers poll most) comes last. Everything goes month by month: a
+        # month's entry pages and its archives across the channels show the same entries,
+        # which a batch then reads and builds once.
         listed = {c.key for c in channels}
         plans = [
             _ChannelPlan(self, channel, names, context, scope)
             for channel in [*channels[1:], channels[0]]
             if scope.everything or channel.key in scope.months
         ]
-        yield from heapq.merge(*(p.archives() for p in plans), key=_group, reverse=True)
+        pages = self._entry_outputs(scope, context)
+        archives = [p.archives() for p in plans]
+        if not scope.everything:  # the changed entries' pages, then the archives they reach
+            yield from pages
+            pages = iter(())
+        yield from heapq.merge(pages, *archives, key=_group, reverse=True)
         for channel_plan in plans:
             yield from channel_plan.current()
         for key in sorted(set(scope.months) - listed):
@@ -317,23 +330,31 @@ class Planner:
             self.removed.extend(self.index.published_paths(prefix))
 
     def _entry_outputs(self, scope: Scope, context: SignatureBase) -> Iterator[Output]:
-        if not scope.everything and not scope.entries:
-            return
-        ids = None if scope.everything else scope.entries
-        for heads in self.entries.head_pages(_ENTRY_BATCH, ids):
-            # Related titles link to the newest entry of that title, not to the page itself.
-            targets = self.index.entries_titled(fold(t) for h in heads for t in h.related)
-            for head in heads:
-                related = []
-                for title in head.related:
-                    target = targets.get(fold(title))
-                    related.append((title, target if target != head.id else None))
-                yield Output(
-                    f"entries/{head.id}.html",
-                    context.sign("entry", head.rev, related),
-                    EntryJob(head.id, tuple(related)),
-                    (head.id,),
-                )
+        """Every entry's page, month by month (marked with it), or the changed entries'."""
+        if scope.everything:
+            for month, _ in self.index.channel_months("all"):
+                yield from self._entry_pages(self.entries.heads(*month_span(month)), context, month)
+        elif scope.entries:
+            for heads in self.entries.head_pages(_ENTRY_BATCH, scope.entries):
+                yield from self._entry_pages(heads, context)
+
+    def _entry_pages(
+        self, heads: Sequence[EntryHead], context: SignatureBase, month: str = ""
+    ) -> Iterator[Output]:
+        # Related titles link to the newest entry of that title, not to the page itself.
+        targets = self.index.entries_titled(fold(t) for h in heads for t in h.related)
+        for head in heads:
+            related = []
+            for title in head.related:
+                target = targets.get(fold(title))
+                related.append((title, target if target != head.id else None))
+            yield Output(
+                f"entries/{head.id}.html",
+                context.sign("entry", head.rev, related),
+                EntryJob(head.id, tuple(related)),
+                (head.id,),
+                month,
+            )
 
 
 def _group(output: Output) -> str:

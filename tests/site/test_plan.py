@@ -16,7 +16,7 @@ from support import base_config, toml
 from digest.app import Digest, make_digest
 from digest.config import load
 from digest.feeds import FeedDoc
-from digest.model import VIETNAM, Entry
+from digest.model import VIETNAM, Entry, month_of
 from digest.site.plan import FeedJob, Output, Planner, Scope, archive_units, unit_month
 
 # -- archive_units --------------------------------------------------------------------------
@@ -112,12 +112,20 @@ def test_archives_partition_every_channel_and_chain_without_a_gap(
         entries = app.entries()
         assert len(entries) == len(articles)
         outputs = full_plan(app)
-        # Archives come month by month across the channels, each marked with its month: a
-        # publish keeps a month's documents (which show the same entries) in one batch.
-        archived = [o for o in outputs if o.path.startswith(("feeds/archive/", "archive/"))]
-        assert [o.group for o in archived] == [unit_month(o.path) for o in archived]
-        assert [o.group for o in archived] == sorted((o.group for o in archived), reverse=True)
-        assert len({o.group for o in outputs}) == len({o.group for o in archived}) + 1  # ""
+        # Entry pages and archives come month by month, each marked with its month (a publish
+        # keeps a month's documents, which show the same entries, in one batch), a month's
+        # entry pages before the archives that link them.
+        month = {f"entries/{e.id}.html": month_of(e.published) for e in entries}
+        grouped = [o for o in outputs if o.group]
+        kinds = ("entries/", "feeds/archive/", "archive/")
+        assert [o.path for o in grouped] == [o.path for o in outputs if o.path.startswith(kinds)]
+        assert [o.group for o in grouped] == [
+            month.get(o.path) or unit_month(o.path) for o in grouped
+        ]
+        assert [o.group for o in grouped] == sorted((o.group for o in grouped), reverse=True)
+        for m in {o.group for o in grouped}:
+            kind = [o.path.startswith("entries/") for o in grouped if o.group == m]
+            assert kind == sorted(kind, reverse=True), m
         channels = {"all": entries}
         for e in entries:
             for slug in e.officials:
