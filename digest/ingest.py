@@ -118,7 +118,7 @@ def _state(f: sources.SourceFile, sha256: str, items: int) -> SourceState:
     return SourceState(f.name, sha256, f.size, f.mtime_ns, items)
 
 
-Parsed = tuple[SourceState, ParseResult, list[Problem], bool]  # state, items, problems, usable
+_Parsed = tuple[SourceState, ParseResult, list[Problem], bool]  # state, items, problems, usable
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +128,7 @@ class _Read:
 
     unreadable: str = ""  # why it could not be read (then nothing else is set)
     digest: str = ""
-    parsed: Parsed | None = None
+    parsed: _Parsed | None = None
     ids: tuple[str, ...] = ()
 
 
@@ -544,9 +544,7 @@ def _tag_share(entries: Sequence[Entry]) -> list[Tags | Exception]:
     return _tag_each(_tagger, entries)
 
 
-def _parse_one(
-    f: sources.SourceFile, data: bytes, digest: str, now: datetime
-) -> tuple[SourceState, ParseResult, list[Problem], bool]:
+def _parse_one(f: sources.SourceFile, data: bytes, digest: str, now: datetime) -> _Parsed:
     """(state, items, problems, usable) of one file's bytes."""
     decoded = sources.decode(f.name, data)
     if not decoded.usable:
