@@ -171,7 +171,7 @@ class Output:
     signature: str
     job: Job
     needs: tuple[str, ...] = ()  # ids of entries it shows in full
-    group: str = ""  # outputs of one group (a month's archives) show the same entries
+    group: str = ""  # a month's entry pages and archives: they show the same entries
 
 
 @dataclass(frozen=True, slots=True)

@@ -139,12 +139,9 @@ class SqlEntries:
         published_at = entries.c.published
         return self._heads(sa.and_(published_at >= ts(since), published_at <= ts(until)))
 
-    def _heads(self, where: sa.ColumnElement[bool], *, by_id: int | None = None) -> list[EntryHead]:
+    def _heads(self, where: sa.ColumnElement[bool]) -> list[EntryHead]:
         columns = [c for c in entries.c if c.name not in ("content", "title_from_article")]
-        if by_id is None:
-            query = sa.select(*columns).order_by(entries.c.published.desc(), entries.c.id.desc())
-        else:
-            query = sa.select(*columns).order_by(entries.c.id).limit(by_id)
+        query = sa.select(*columns).order_by(entries.c.published.desc(), entries.c.id.desc())
         query = query.where(where)
         with self.engine.connect() as conn:
             return [
@@ -163,17 +160,11 @@ class SqlEntries:
                 for r in conn.execute(query)
             ]
 
-    def head_pages(self, size: int, ids: Sequence[str] | None = None) -> Iterator[list[EntryHead]]:
-        """Heads of all entries (or of `ids`), `size` at a time in id order."""
-        if ids is not None:
-            ordered = sorted(ids)
-            for start in range(0, len(ordered), size):
-                yield self._heads(entries.c.id.in_(ordered[start : start + size]))
-            return
-        after = ""
-        while page := self._heads(entries.c.id > after, by_id=size):
-            yield page
-            after = page[-1].id
+    def head_pages(self, size: int, ids: Sequence[str]) -> Iterator[list[EntryHead]]:
+        """Heads of the entries `ids` (those that exist), `size` at a time in id order."""
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), size):
+            yield self._heads(entries.c.id.in_(ordered[start : start + size]))
 
     def heads_new(
         self, after: datetime, until: datetime, *, published_after: datetime | None = None

@@ -244,12 +244,9 @@ def test_heads_new_are_the_entries_first_seen_or_changed_in_the_window(store: St
     assert widened == {just_in.id, at_until.id, changed.id, recent.id}
 
 
-def test_head_pages_cover_every_entry_once_in_id_order(store: Store) -> None:
+def test_head_pages_cover_the_ids_asked_in_id_order(store: Store) -> None:
     written = [make_entry(f"Bài số {n}", datetime(2026, 1, 1, 0, n, tzinfo=UTC)) for n in range(7)]
     write(store, written)
-    pages = list(store.entries.head_pages(3))
-    assert [len(p) for p in pages] == [3, 3, 1]
-    assert [h.id for p in pages for h in p] == sorted(e.id for e in written)
     chosen = sorted(e.id for e in written[:4])
     subset = list(store.entries.head_pages(2, list(reversed(chosen))))
     # Pages follow id order; within a page the order is not promised.
