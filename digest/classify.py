@@ -32,6 +32,7 @@ subject once in passing gets nothing for it.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import unicodedata
@@ -235,19 +236,28 @@ class _Text:
         they end, and their folded key; None when the next word is not capitalised."""
         if not self.text[position : position + 1].isspace():
             return None
-        tokens = self.tokens(position, position + _NEAR)
-        i = 0
-        while i < len(tokens) and (_ACADEMIC.match(tokens[i].word) or tokens[i].key in _HONORIFICS):
-            i += 1
-        if i + 1 < len(tokens) and f"{tokens[i].key} {tokens[i + 1].key}" in _HONORIFICS:
-            i += 2
+        # Words are cut one at a time: the name ends at the first word without a capital,
+        # a few words in, and most of the window is never read.
+        found = _WORD.finditer(self.text, position, position + _NEAR)
+        m = next(found, None)
+        while m is not None and (_ACADEMIC.match(m[0]) or self._key(m) in _HONORIFICS):
+            m = next(found, None)
+        if m is not None:
+            second = next(found, None)
+            if second is not None and f"{self._key(m)} {self._key(second)}" in _HONORIFICS:
+                m, second = next(found, None), None
+            if second is not None:
+                found = itertools.chain((second,), found)
         words: list[str] = []
-        end = start = tokens[i].start if i < len(tokens) else position
-        while i < len(tokens) and tokens[i].word[:1].isupper() and len(words) < 6:
-            words.append(tokens[i].word)
-            end = tokens[i].end
-            i += 1
+        end = start = m.start() if m is not None else position
+        while m is not None and m[0][:1].isupper() and len(words) < 6:
+            words.append(m[0])
+            end = m.end()
+            m = next(found, None)
         return (words, end, self.folded[start:end]) if words else None
+
+    def _key(self, m: re.Match[str]) -> str:
+        return self.folded[m.start() : m.end()]
 
 
 def _cues(text: _Text, position: int) -> list[str]:
@@ -633,7 +643,3 @@ def subjects(
 def _blank(match: re.Match[str]) -> str:
     """An excluded phrase's place, kept the same length so nothing else moves or joins."""
     return "\x00" * len(match.group(0))
-
-
-def _mask(exclude: re.Pattern[str] | None, text: str) -> str:
-    return exclude.sub(_blank, text) if exclude else text

@@ -27,10 +27,20 @@ _TONE_PAIRS = _tone_pairs()
 _TONE_RE = re.compile("|".join(map(re.escape, _TONE_PAIRS)))
 _DASHES = re.compile("[\u2010-\u2015\u2212]")
 _QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "`": "'"})
+# Translating walks every character through a table: most text has no such quote.
+_ANY_QUOTE = re.compile("[“”„‘’`]")
 _SPACE = re.compile(r"\s+")
 # C0/C1 control characters other than tab and newline cannot appear in XML 1.0 at all.
 # So can't U+FFFE and U+FFFF, valid UTF-8 though they are.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffe\uffff]")
+# What `\s` matches besides the space (tests/test_text.py checks it against every code point).
+OTHER_WHITE_SPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+# Text `clean` would change besides its ends: one search of a class, where rewriting every
+# run of white space costs ten times more, and text from the parser is nearly always clean.
+_UNCLEAN = re.compile(f"[{OTHER_WHITE_SPACE}\x00-\x08\x0b-\x1f\x7f-\x9f\ufffe\uffff]")
 
 
 def nfc(text: str) -> str:
@@ -41,7 +51,10 @@ def nfc(text: str) -> str:
 
 def clean(text: str) -> str:
     """NFC text without control characters and with runs of white space folded to one space."""
-    return _SPACE.sub(" ", _CONTROL.sub(" ", nfc(text))).strip()
+    text = nfc(text)
+    if "  " in text or text[:1] == " " or text[-1:] == " " or _UNCLEAN.search(text):
+        return _SPACE.sub(" ", _CONTROL.sub(" ", text)).strip()
+    return text
 
 
 # A build folds each title and teaser several times (its id, merging, the title index), and
@@ -68,7 +81,8 @@ def fold_aligned(text: str) -> str:
     if len(key) != len(text):  # a character whose lower case is longer (İ): keep alignment
         key = "".join(map(_lower_char, text))
     key = _TONE_RE.sub(lambda m: _TONE_PAIRS[m.group(0)], key)
-    return _DASHES.sub("-", key).translate(_QUOTES)
+    key = _DASHES.sub("-", key)
+    return key.translate(_QUOTES) if _ANY_QUOTE.search(key) else key
 
 
 def _unmarked() -> dict[int, str]:
@@ -84,6 +98,9 @@ def _unmarked() -> dict[int, str]:
 
 
 _UNMARKED = _unmarked()
+# The same as a string indexed by code point: translating through a string costs half what
+# a dict does (characters past its end stay as they are).
+_UNMARKED_TABLE = "".join(_UNMARKED.get(c, chr(c)) for c in range(max(_UNMARKED) + 1))
 
 
 def _marked_forms() -> dict[str, str]:
@@ -110,9 +127,9 @@ def unmarked(text: str) -> str:
     """Lower case without tone marks or other diacritics, đ as d, character for character
     (`Bảo hiểm` -> `bao hiem`): what search compares, so a reader may type either. `text`
     is NFC (clean); a match in the result has the same span in `text`."""
-    key = text.translate(_UNMARKED).lower()
+    key = text.translate(_UNMARKED_TABLE).lower()
     if len(key) != len(text):  # a character whose lower case is longer (İ): keep alignment
-        key = "".join(map(_lower_char, text.translate(_UNMARKED)))
+        key = "".join(map(_lower_char, text.translate(_UNMARKED_TABLE)))
     return key
 
 

@@ -6,7 +6,16 @@ import unicodedata
 from hypothesis import given
 from hypothesis import strategies as st
 
-from digest.text import any_marks, clean, fold, nfc, search_words, slugify, unmarked
+from digest.text import (
+    OTHER_WHITE_SPACE,
+    any_marks,
+    clean,
+    fold,
+    nfc,
+    search_words,
+    slugify,
+    unmarked,
+)
 
 
 def test_slug_of_vietnamese_names_is_ascii() -> None:
@@ -42,6 +51,26 @@ def test_clean_removes_control_characters() -> None:
     assert nfc("e\u0301") == "é"
 
 
+def test_other_white_space_is_what_backslash_s_matches_besides_the_space() -> None:
+    every = (chr(c) for c in range(0x110000))
+    assert OTHER_WHITE_SPACE == "".join(c for c in every if c != " " and re.match(r"\s", c))
+
+
+# Every character clean must see, around words it must leave as they are.
+_AWKWARD = st.text(st.sampled_from([*OTHER_WHITE_SPACE, " ", "\x00", "\x1b", "\x7f", "\x9f",
+                                    "\ufffe", "a", "ạ", "\u0301", "“", "-"]))  # fmt: skip
+
+
+@given(_AWKWARD)
+def test_clean_is_the_same_whether_or_not_the_text_needed_it(text: str) -> None:
+    # The rewrite `clean` skips for text that is already clean, done on everything.
+    expected = re.sub(
+        r"\s+", " ", re.sub("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffe\uffff]", " ", nfc(text))
+    )
+    assert clean(text) == expected.strip()
+    assert clean(clean(text)) == clean(text)
+
+
 def test_search_words_drop_case_marks_and_d_stroke() -> None:
     assert search_words("Bảo hiểm Y TẾ, Đào Hồng Lan; COVID-19") == [
         "bao", "hiem", "y", "te", "dao", "hong", "lan", "covid", "19",
@@ -59,6 +88,9 @@ def test_unmarked_keeps_every_character_in_its_place(text: str) -> None:
     for char, key in zip(text, folded, strict=True):
         if char.isascii():
             assert key == char.lower()
+        base = unicodedata.normalize("NFD", char)[0]
+        if "\u00c0" <= char < "\u0250" and base != char and base.isascii():
+            assert key == base.lower()  # a marked Latin letter: its letter, unmarked
 
 
 def test_any_marks_finds_a_folded_word_however_it_is_written() -> None:
