@@ -57,6 +57,7 @@ class Publisher:
         the changes recorded since can affect is planned; otherwise everything is, and only
         files whose signature changed are rendered. `verify` also checks that every published
         file is still on disk (the daemon does this once, at start)."""
+        self.renderer.refresh()
         planner = Planner(self.config, self.entries, self.index)
         context = planner.context()
         state = context.digest()

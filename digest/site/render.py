@@ -3,12 +3,13 @@ OPML (lxml). Each job renders from the entries it shows, read in its batch."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import jinja2
 from lxml import etree
+from markupsafe import Markup
 
 from ..config import Config
 from ..feeds import FORMATS, MEDIA_TYPES, RENDERERS, Category, FeedItem, SharedEntries, render_atom
@@ -28,15 +29,30 @@ from .plan import (
 )
 
 _LABELS = {"atom": "Atom", "rss": "RSS", "json": "JSON Feed"}
+# Stands for a page's way up to the site's root in a list item rendered for several pages:
+# escaped text never holds a raw "<", so only the root can be where this is.
+_ROOT = Markup("<root>")
 
 
-def page_templates(folder: Path) -> jinja2.Environment:
-    """The site's Jinja2 templates, autoescaped, with the Vietnam-time filters."""
+@dataclass(frozen=True, slots=True)
+class Reuse:
+    """What the outputs of one batch build once and share. An entry is in the archives of
+    `all` and of each official and topic it names, which a publish plans month by month, so
+    they meet in a batch: its Atom entry and its item in a page's list are built once."""
+
+    atom: SharedEntries = field(default_factory=SharedEntries)
+    items: dict[str, Markup] = field(default_factory=dict)  # entry id -> _ROOT-marked item
+
+
+def page_templates(folder: Path, *, auto_reload: bool = True) -> jinja2.Environment:
+    """The site's Jinja2 templates, autoescaped, with the Vietnam-time filters. Without
+    `auto_reload`, an edited template is read again only when `Renderer.refresh` asks."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(folder)),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
+        auto_reload=auto_reload,
     )
     env.filters["vn"] = vietnam_time
     env.filters["iso"] = rfc3339
@@ -47,7 +63,15 @@ class Renderer:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.site = config.site
-        self.env = page_templates(config.paths.templates)
+        # Not a file check for each template of each page (a stat each, a cold build renders
+        # tens of thousands): once a publish, in `refresh`.
+        self.env = page_templates(config.paths.templates, auto_reload=False)
+
+    def refresh(self) -> None:
+        """Read again the templates edited since they were read (the daemon renders for days)."""
+        cache = self.env.cache
+        if cache is not None and not all(t.is_up_to_date for t in cache.values()):
+            cache.clear()
 
     def url(self, relative: str) -> str:
         return self.site.base_url + relative
@@ -57,18 +81,19 @@ class Renderer:
         job: Job,
         full: Mapping[str, Entry],
         names: Names,
-        shared: SharedEntries | None = None,
+        reuse: Reuse | None = None,
     ) -> bytes:
-        """The bytes of one output; `full` holds the entries it shows, `shared` the Atom
-        entries other outputs of its batch built."""
+        """The bytes of one output; `full` holds the entries it shows, `reuse` what other
+        outputs of its batch built (entries are the same within a batch)."""
+        reuse = reuse or Reuse()
         match job:
             case FeedJob():
                 doc = replace(job.doc, items=[self.item(full[i], names) for i in job.ids])
                 if job.fmt == "atom":
-                    return render_atom(doc, shared)
+                    return render_atom(doc, reuse.atom)
                 return RENDERERS[job.fmt](doc)
             case PageJob():
-                return self._page(job, full, names)
+                return self._page(job, full, names, reuse)
             case EntryJob():
                 return self._entry(job, full[job.id], names)
             case StaticJob():
@@ -111,13 +136,26 @@ class Renderer:
             for f in FORMATS
         ]
 
-    def _page(self, job: PageJob, full: Mapping[str, Entry], names: Names) -> bytes:
+    def _listed(self, names: Names, reuse: Reuse) -> Callable[[Entry, str], Markup]:
+        """A page's list item of an entry, rendered once a batch and given each page's root."""
+        macro = self.env.get_template("site/macros.html").module.entry_item  # type: ignore[attr-defined]
+
+        def listed(entry: Entry, root: str) -> Markup:
+            made = reuse.items.get(entry.id)
+            if made is None:
+                made = reuse.items[entry.id] = macro(entry, _ROOT, names)
+            return made.replace(_ROOT, root)  # Markup's replace escapes the root
+
+        return listed
+
+    def _page(self, job: PageJob, full: Mapping[str, Entry], names: Names, reuse: Reuse) -> bytes:
         items = [full[i] for i in job.ids]
         channel = job.channel
         common = {
             "site": self.site,
             "root": "../" * job.path.count("/"),
             "names": names,
+            "listed": self._listed(names, reuse),
             "feeds": self.feeds_meta(job.urls, channel.title),
             "channel_urls": job.urls,
             "channel": channel,

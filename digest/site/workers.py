@@ -15,11 +15,10 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 
 from ..config import Config
-from ..feeds import SharedEntries
 from ..model import Entry
 from ..process import helpers
 from .plan import Names, Output
-from .render import Renderer
+from .render import Renderer, Reuse
 from .write import PublicDir
 
 log = logging.getLogger("digest.site")
@@ -38,10 +37,10 @@ def render_and_write(
     (a bug meeting strange text) keeps its last version and is tried again next publish."""
     done: dict[str, str] = {}
     written = 0
-    shared = SharedEntries()
+    reuse = Reuse()
     for output in outputs:
         try:
-            data = renderer.render(output.job, full, names, shared)
+            data = renderer.render(output.job, full, names, reuse)
         except Exception:
             log.exception("cannot render %s; kept as it was, tried again next publish", output.path)
             continue

@@ -9,6 +9,7 @@ what it wrote.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -191,20 +192,12 @@ class SqlIndex:
         limit: int | None = None,
     ) -> list[Listed]:
         """A channel's entries (of one month), newest first, from the `offset`-th."""
-        query = (
-            sa.select(listing.c.id, listing.c.published, listing.c.updated, listing.c.rev)
-            .where(listing.c.channel == channel)
-            .order_by(listing.c.published.desc(), listing.c.id.desc())
-        )
-        if month is not None:
-            query = query.where(listing.c.month == month)
-        if limit is not None:
-            query = query.limit(limit)
-        if offset:
-            query = query.offset(offset)
+        query = _listed_query(month is not None, limit is not None, offset > 0)
+        values = {"channel": channel, "month": month, "limit": limit, "offset": offset}
         with self.engine.connect() as conn:
             return [
-                Listed(r.id, dt(r.published), dt(r.updated), r.rev) for r in conn.execute(query)
+                Listed(entry_id, dt(published), dt(updated), rev)
+                for entry_id, published, updated, rev in conn.execute(query, values)
             ]
 
     def entries_titled(self, keys: Iterable[str]) -> dict[str, str]:
@@ -329,3 +322,21 @@ class SqlIndex:
             ]
             for chunk in chunks(rows):
                 conn.execute(published.insert(), list(chunk))
+
+
+@functools.cache
+def _listed_query(by_month: bool, limited: bool, offset: bool) -> sa.Select[Any]:
+    """`listed`'s statement of each shape, built once: a publish plans thousands of lists,
+    and building a statement costs more than running it."""
+    query = (
+        sa.select(listing.c.id, listing.c.published, listing.c.updated, listing.c.rev)
+        .where(listing.c.channel == sa.bindparam("channel"))
+        .order_by(listing.c.published.desc(), listing.c.id.desc())
+    )
+    if by_month:
+        query = query.where(listing.c.month == sa.bindparam("month"))
+    if limited:
+        query = query.limit(sa.bindparam("limit", type_=sa.Integer))
+    if offset:
+        query = query.offset(sa.bindparam("offset", type_=sa.Integer))
+    return query

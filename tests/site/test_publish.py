@@ -6,6 +6,7 @@ whole site are checked on PostgreSQL too (`both_engines`)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -13,9 +14,10 @@ from typing import Any
 
 import pytest
 from lxml import etree, html
-from support import ROOT, Project, base_config, copy_seeds, toml
+from support import ROOT, TEMPLATES, Project, base_config, copy_seeds, toml
 
-from digest.config import TAXONOMY
+from digest.app import make_digest
+from digest.config import TAXONOMY, load
 
 
 @pytest.fixture
@@ -295,3 +297,27 @@ def test_killed_builds_leave_no_temporary_behind(
         }
 
     assert contents(p.public) == contents(fresh.public)
+
+
+def test_a_template_edited_while_the_daemon_runs_shows_in_its_next_publish(
+    make_project: Callable[..., Project], tmp_path: Path
+) -> None:
+    # The renderer reads templates once, not once a page: it must still see an edit.
+    p = make_project()
+    copy_seeds(p.seeds)
+    templates = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, templates)
+    p.config.write_text(base_config().replace(TEMPLATES.as_posix(), templates.as_posix()))
+    app = make_digest(load(p.config))
+    try:
+        app.build()
+        app.publish()
+        base = templates / "site" / "base.html"
+        base.write_text(base.read_text().replace("</footer>", "<p>Mẫu mới</p></footer>"))
+        later = base.stat().st_mtime_ns + 5 * 10**9  # whatever the clock's resolution
+        os.utime(base, ns=(later, later))
+        app.publish()
+    finally:
+        app.close()
+    assert "<p>Mẫu mới</p></footer>" in (p.public / "index.html").read_text()
+    assert "<p>Mẫu mới</p></footer>" in next((p.public / "entries").glob("*.html")).read_text()
