@@ -511,15 +511,24 @@ class Classifier:
     def _topics_in(self, texts: Sequence[_Text]) -> list[str]:
         """Topics of (title, summary, *paragraphs): see the module's docstring."""
         title, summary, body = texts[0], texts[1], texts[2:]
-        everything = "\n".join(t.key for t in texts)
-        named = self._named_topics(set(_TERM.findall(everything)))
+        # Which topics each text may name (all the words of one of their phrases are in it):
+        # a text is searched for those alone.
+        named_in = [self._named_topics(set(_TERM.findall(t.key))) for t in texts]
         signals = [t.signals for t in texts]
+        # The topics that may be there at all, in the taxonomy's order.
+        candidates = set().union(*named_in)
+        if found := set().union(*signals):
+            candidates.update(i for i, rules in enumerate(self._topics) if rules.signals & found)
         chosen = []
-        for i, rules in enumerate(self._topics):
-            if not rules.present(everything, i in named, signals):
+        for i in sorted(candidates):
+            rules = self._topics[i]
+            if not rules.present(texts, [i in n for n in named_in], signals):
                 continue
-            score = rules.score(title, TITLE_WEIGHT) + rules.score(summary, SUMMARY_WEIGHT)
-            mentioned = sum(rules.strong(p) for p in body)
+            score = rules.score(title, i in named_in[0], TITLE_WEIGHT)
+            score += rules.score(summary, i in named_in[1], SUMMARY_WEIGHT)
+            mentioned = sum(
+                rules.strong(p, i in n) for p, n in zip(body, named_in[2:], strict=True)
+            )
             share = mentioned / len(body) if body else 0.0
             score += next((points for least, points in _BODY_SHARES if share >= least), 0)
             if score >= TOPIC_THRESHOLD:
@@ -576,11 +585,16 @@ class _TopicRules:
             tuple({frozenset(_TERM.findall(_match_key(p))) for p in strong + weak}),
         )
 
-    def present(self, everything: str, named: bool, signals: Sequence[set[str]]) -> bool:
-        """Does the entry name the topic (`everything`: its texts' keys; `named`: the words
-        of one of its phrases are all there) or hold one of its signals?"""
+    def present(
+        self, texts: Sequence[_Text], named: Sequence[bool], signals: Sequence[set[str]]
+    ) -> bool:
+        """Does the entry name the topic in one of its `texts` (`named`: whether the words of
+        one of its phrases are all in that text) or hold one of its signals?"""
         return bool(
-            (named and self.quick is not None and self.quick.search(everything))
+            (
+                self.quick is not None
+                and any(n and self.quick.search(t.key) for t, n in zip(texts, named, strict=True))
+            )
             or (self.signals and any(self.signals & s for s in signals))
         )
 
@@ -589,19 +603,23 @@ class _TopicRules:
         # a blanked neighbour never makes a new word boundary.
         return self.exclude.sub(_blank, text.key) if self.exclude else text.key
 
-    def strong(self, text: _Text) -> bool:
+    def strong(self, text: _Text, named: bool) -> bool:
+        """Does `text` hold a phrase that decides the topic (`named`: the words of one of
+        the topic's phrases are all in it) or one of its signals?"""
         if self.signals & text.signals:
             return True
-        if self.strong_phrases is None or not self.strong_phrases.search(text.key):
+        if not named or self.strong_phrases is None or not self.strong_phrases.search(text.key):
             return False
         return self.exclude is None or bool(self.strong_phrases.search(self._masked(text)))
 
-    def score(self, text: _Text, weight: int) -> int:
+    def score(self, text: _Text, named: bool, weight: int) -> int:
         """`weight` for a phrase that decides the topic, 1 for a weak one."""
-        if self.strong(text):
+        if self.strong(text, named):
             return weight
         # Weak phrases are read unmasked: a department's name can suggest its subject.
-        return int(self.weak_phrases is not None and bool(self.weak_phrases.search(text.key)))
+        return int(
+            named and self.weak_phrases is not None and bool(self.weak_phrases.search(text.key))
+        )
 
 
 @dataclass(frozen=True, slots=True)
