@@ -28,6 +28,7 @@ from .schema import (
     chunks,
     dt,
     guarded,
+    insert,
     insert_rows,
     listing,
     mentions,
@@ -309,7 +310,7 @@ class SqlIndex:
             return list(conn.execute(query).scalars())
 
     def save_published(self, changed: Mapping[str, str], removed: Iterable[str]) -> None:
-        gone = sorted(set(removed) | set(changed))
+        gone = sorted(set(removed) - set(changed))
         with writing(self.engine) as conn:
             for chunk in chunks(gone):
                 conn.execute(
@@ -317,11 +318,18 @@ class SqlIndex:
                         published.c.node == self.node, published.c.path.in_(chunk)
                     )
                 )
+            # One statement a path whether or not it was published before: a cold build's
+            # paths are all new, and a delete of each first cost as much as the insert.
+            statement = insert(conn, published)
+            statement = statement.on_conflict_do_update(
+                index_elements=[published.c.node, published.c.path],
+                set_={"signature": statement.excluded.signature},
+            )
             rows = [
                 {"node": self.node, "path": p, "signature": s} for p, s in sorted(changed.items())
             ]
             for chunk in chunks(rows):
-                conn.execute(published.insert(), list(chunk))
+                conn.execute(statement, list(chunk))
 
 
 @functools.cache
