@@ -53,7 +53,7 @@ def test_clean_removes_control_characters() -> None:
 
 def test_other_white_space_is_what_backslash_s_matches_besides_the_space() -> None:
     every = (chr(c) for c in range(0x110000))
-    assert OTHER_WHITE_SPACE == "".join(c for c in every if c != " " and re.match(r"\s", c))
+    assert "".join(c for c in every if c != " " and re.match(r"\s", c)) == OTHER_WHITE_SPACE
 
 
 # Every character clean must see, around words it must leave as they are.
