@@ -32,7 +32,8 @@ _ANY_QUOTE = re.compile("[“”„‘’`]")
 _SPACE = re.compile(r"\s+")
 # C0/C1 control characters other than tab and newline cannot appear in XML 1.0 at all.
 # So can't U+FFFE and U+FFFF, valid UTF-8 though they are.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffe\uffff]")
+_CONTROL_CHARS = "\x00-\x08\x0b-\x1f\x7f-\x9f\ufffe\uffff"
+_CONTROL = re.compile(f"[{_CONTROL_CHARS}]")
 # What `\s` matches besides the space (tests/test_text.py checks it against every code point).
 OTHER_WHITE_SPACE = (
     "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
@@ -40,7 +41,7 @@ OTHER_WHITE_SPACE = (
 )
 # Text `clean` would change besides its ends: one search of a class, where rewriting every
 # run of white space costs ten times more, and text from the parser is nearly always clean.
-_UNCLEAN = re.compile(f"[{OTHER_WHITE_SPACE}\x00-\x08\x0b-\x1f\x7f-\x9f\ufffe\uffff]")
+_UNCLEAN = re.compile(f"[{OTHER_WHITE_SPACE}{_CONTROL_CHARS}]")
 
 
 def nfc(text: str) -> str:
@@ -127,9 +128,10 @@ def unmarked(text: str) -> str:
     """Lower case without tone marks or other diacritics, đ as d, character for character
     (`Bảo hiểm` -> `bao hiem`): what search compares, so a reader may type either. `text`
     is NFC (clean); a match in the result has the same span in `text`."""
-    key = text.translate(_UNMARKED_TABLE).lower()
+    bare = text.translate(_UNMARKED_TABLE)
+    key = bare.lower()
     if len(key) != len(text):  # a character whose lower case is longer (İ): keep alignment
-        key = "".join(map(_lower_char, text.translate(_UNMARKED_TABLE)))
+        key = "".join(map(_lower_char, bare))
     return key
 
 
