@@ -9,6 +9,7 @@ channel link (archive links are added by the extension, the HTML link is added l
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,7 @@ from typing import Any
 
 from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.ext.dc import DcEntryExtension, DcExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
@@ -40,6 +42,7 @@ def entry_uri(entry_id: str) -> str:
     return f"urn:uuid:{entry_id}"
 
 
+@functools.cache  # a channel's documents all carry it; uuid5 hashes each time
 def feed_uri(key: str) -> str:
     return f"urn:uuid:{uuid.uuid5(_FEED_NAMESPACE, key)}"
 
@@ -151,11 +154,14 @@ class _EntryLinks(BaseEntryExtension):  # type: ignore[misc]
         return entry
 
 
-def _generator(doc: FeedDoc) -> FeedGenerator:
+def _generator(doc: FeedDoc, fmt: str) -> FeedGenerator:
     fg = FeedGenerator()
     fg.register_extension("fh", _History, _EntryLinks, atom=True, rss=True)
     fg.fh.doc = doc
-    fg.load_extension("dc", atom=False, rss=True)  # RSS <author> needs an e-mail; dc:creator not
+    if fmt == "rss":  # RSS <author> needs an e-mail; dc:creator does not
+        # What load_extension("dc") registers, without its search for a `dc_entry` module
+        # that is not there: a scan of feedgen's folder for every document.
+        fg.register_extension("dc", DcExtension, DcEntryExtension, atom=False, rss=True)
     fg.id(feed_uri(doc.key))
     fg.title(doc.title)
     fg.subtitle(doc.subtitle)
@@ -187,16 +193,20 @@ class SharedEntries:
     extensions in each document it joins, and RSS reads them (dc:creator)."""
 
     def __init__(self) -> None:
-        self._made: dict[tuple[FeedItem, str], _SharedEntry] = {}
+        # By entry id: within a batch an id stands for one item (hashing the item would hash
+        # the whole entry, its article included, for each document).
+        self._made: dict[tuple[str, str], _SharedEntry] = {}
 
     def get(self, item: FeedItem, site_name: str) -> _SharedEntry | None:
-        return self._made.get((item, site_name))
+        return self._made.get((item.entry.id, site_name))
 
     def add(self, item: FeedItem, site_name: str, made: _SharedEntry) -> None:
-        self._made[(item, site_name)] = made
+        self._made[(item.entry.id, site_name)] = made
 
 
-def _add_items(fg: FeedGenerator, doc: FeedDoc, shared: SharedEntries | None = None) -> None:
+def _add_items(
+    fg: FeedGenerator, doc: FeedDoc, *, rss: bool = False, shared: SharedEntries | None = None
+) -> None:
     for item in doc.items:
         if shared is not None:
             known = shared.get(item, doc.site_name)
@@ -217,7 +227,8 @@ def _add_items(fg: FeedGenerator, doc: FeedDoc, shared: SharedEntries | None = N
         fe.updated(entry.updated)
         for name in item.authors or (doc.site_name,):
             fe.author({"name": name})
-            fe.dc.dc_creator(name, replace=False)
+            if rss:
+                fe.dc.dc_creator(name, replace=False)
         for category in item.categories:
             fe.category(term=category.term, label=category.label, scheme=category.scheme)
         fe.summary(_summary(entry) or entry.title)
@@ -228,22 +239,22 @@ def _add_items(fg: FeedGenerator, doc: FeedDoc, shared: SharedEntries | None = N
 
 def render_atom(doc: FeedDoc, shared: SharedEntries | None = None) -> bytes:
     """`shared`: entries built for other documents of a batch, and where this one's go."""
-    fg = _generator(doc)
+    fg = _generator(doc, "atom")
     fg.link(href=doc.urls["atom"], rel="self", type=MEDIA_TYPES["atom"])
     for rel, href in doc.links("atom"):
         fg.link(href=href, rel=rel, type=MEDIA_TYPES["atom"])
     fg.link(href=doc.html_url, rel="alternate", type="text/html")
-    _add_items(fg, doc, shared)
+    _add_items(fg, doc, shared=shared)
     result: bytes = fg.atom_str(pretty=True, encoding="UTF-8")
     return result
 
 
 def render_rss(doc: FeedDoc) -> bytes:
-    fg = _generator(doc)
+    fg = _generator(doc, "rss")
     fg.link(href=doc.urls["rss"], rel="self", type=MEDIA_TYPES["rss"])
     fg.link(href=doc.html_url, rel="alternate", type="text/html")  # last: the channel link
     fg.description(doc.subtitle)
-    _add_items(fg, doc)
+    _add_items(fg, doc, rss=True)
     result: bytes = fg.rss_str(pretty=True, encoding="UTF-8")
     return result
 

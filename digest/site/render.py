@@ -42,6 +42,7 @@ class Reuse:
 
     atom: SharedEntries = field(default_factory=SharedEntries)
     items: dict[str, Markup] = field(default_factory=dict)  # entry id -> _ROOT-marked item
+    feed_items: dict[str, FeedItem] = field(default_factory=dict)  # entry id -> its feed item
 
 
 def page_templates(folder: Path, *, auto_reload: bool = True) -> jinja2.Environment:
@@ -88,7 +89,11 @@ class Renderer:
         reuse = reuse or Reuse()
         match job:
             case FeedJob():
-                doc = replace(job.doc, items=[self.item(full[i], names) for i in job.ids])
+                made = reuse.feed_items
+                for i in job.ids:
+                    if i not in made:
+                        made[i] = self.item(full[i], names)
+                doc = replace(job.doc, items=[made[i] for i in job.ids])
                 if job.fmt == "atom":
                     return render_atom(doc, reuse.atom)
                 return RENDERERS[job.fmt](doc)
