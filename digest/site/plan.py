@@ -189,13 +189,19 @@ class SignatureBase:
 
     def __init__(self, base: str) -> None:
         self.base = base
+        # A signature is the hash of `[base, *parts]` as JSON. The base (settings, templates,
+        # names: kilobytes) is encoded and hashed once; each output adds only its own parts.
+        opened = json.dumps([base], ensure_ascii=False)[:-1]
+        self._hashed = hashlib.sha256(opened.encode())
 
     def digest(self) -> str:
         return hashlib.sha256(self.base.encode()).hexdigest()
 
     def sign(self, *parts: Any) -> str:
-        text = json.dumps([self.base, *parts], ensure_ascii=False, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()
+        rest = json.dumps(parts, ensure_ascii=False, default=str)[1:]  # "]" closes both
+        hashed = self._hashed.copy()
+        hashed.update(f", {rest}".encode() if parts else rest.encode())
+        return hashed.hexdigest()
 
 
 def _revs(items: Sequence[Listed]) -> list[str]:

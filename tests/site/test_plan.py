@@ -3,6 +3,8 @@ is whole, and a plan of only what changed reaches every file a full plan would c
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,7 +19,15 @@ from digest.app import Digest, make_digest
 from digest.config import load
 from digest.feeds import FeedDoc
 from digest.model import VIETNAM, Entry, month_of
-from digest.site.plan import FeedJob, Output, Planner, Scope, archive_units, unit_month
+from digest.site.plan import (
+    FeedJob,
+    Output,
+    Planner,
+    Scope,
+    SignatureBase,
+    archive_units,
+    unit_month,
+)
 
 # -- archive_units --------------------------------------------------------------------------
 
@@ -185,3 +195,20 @@ def test_after_each_change_the_published_files_are_those_a_full_plan_gives(
             published = app.store.index.published_paths()
             assert sorted(published) == sorted(full), n
             assert app.store.index.signatures(published) == full, n
+
+
+_json_parts = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner),
+    max_leaves=12,
+)
+
+
+@given(base=st.text(), parts=st.lists(_json_parts, max_size=5))
+def test_a_signature_is_the_hash_of_its_base_and_parts_as_json(
+    base: str, parts: list[object]
+) -> None:
+    """The base is hashed once for every signature; what is stored stays what earlier
+    versions stored (the hash of `[base, *parts]` as JSON), so an upgrade re-plans nothing."""
+    text = json.dumps([base, *parts], ensure_ascii=False, default=str)
+    assert SignatureBase(base).sign(*parts) == hashlib.sha256(text.encode()).hexdigest()
