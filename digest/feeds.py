@@ -9,7 +9,6 @@ channel link (archive links are added by the extension, the HTML link is added l
 
 from __future__ import annotations
 
-import functools
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -42,7 +41,6 @@ def entry_uri(entry_id: str) -> str:
     return f"urn:uuid:{entry_id}"
 
 
-@functools.cache  # a channel's documents all carry it; uuid5 hashes each time
 def feed_uri(key: str) -> str:
     return f"urn:uuid:{uuid.uuid5(_FEED_NAMESPACE, key)}"
 
