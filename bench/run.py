@@ -694,6 +694,7 @@ def bench_size(size: int) -> dict[str, Any]:
     print(f"[{size} files] build …", flush=True)
     result = bench_build(root)
     print(f"[{size} files] incremental and HTTP through the daemon …", flush=True)
+    os.sync()  # the build's files on disk first: the daemon's changes are timed alone
     daemon = Daemon(root, port)
     try:
         result |= bench_incremental(root, daemon)
