@@ -51,6 +51,7 @@ class _TimedRenderer(Renderer):
     def __init__(self, config: Config) -> None:
         super().__init__(config)
         self.cpu: defaultdict[str, float] = defaultdict(float)
+        self.rendered = 0
 
     def render(
         self, job: Job, full: Mapping[str, Entry], names: Names, reuse: Reuse | None = None
@@ -59,13 +60,14 @@ class _TimedRenderer(Renderer):
         try:
             return super().render(job, full, names, reuse)
         finally:
+            self.rendered += 1
             kind = type(job).__name__.removesuffix("Job").lower()
             self.cpu[f"{kind} {getattr(job, 'fmt', '')}".strip()] += time.process_time() - started
 
 
-def rendering(config: Config, out: Path) -> dict[str, float]:
-    """CPU seconds of rendering every output, per kind; the copy keeps the store's own
-    record of what it published (the benchmarks after this one read it) as it was."""
+def rendering(config: Config, out: Path) -> tuple[dict[str, float], int]:
+    """CPU seconds of rendering every output, per kind, and how many outputs; the copy keeps
+    the store's own record of what it published (the benchmarks after this one read it)."""
     out.mkdir(parents=True)
     copy = out / "store.sqlite"
     with sqlite3.connect(config.paths.store) as source, sqlite3.connect(copy) as target:
@@ -80,7 +82,7 @@ def rendering(config: Config, out: Path) -> dict[str, float]:
         app.publish()
     finally:
         app.close()
-    return dict(timed.cpu)
+    return dict(timed.cpu), timed.rendered
 
 
 def tagging(config: Config) -> tuple[float, int]:
@@ -106,13 +108,14 @@ def tagging(config: Config) -> tuple[float, int]:
 
 def main() -> None:
     config = load(Path(sys.argv[1]))
-    by_kind = rendering(config, Path(sys.argv[2]))
+    by_kind, rendered = rendering(config, Path(sys.argv[2]))
     tag_s, tagged = tagging(config)
     print(
         json.dumps(
             {
                 "render_cpu_s": sum(by_kind.values()),
                 "render_by_kind_s": by_kind,
+                "rendered": rendered,
                 "tag_cpu_s": tag_s,
                 "tagged": tagged,
             }
