@@ -6,15 +6,18 @@ tests/test_accuracy.py; each case here is a sentence shape the rules must read r
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support import DATA, Project, base_config
 
-from digest.classify import Classifier, person_name
+from digest.classify import Classifier, _within, person_name
 from digest.config import Classification, Official, Tenure, default_taxonomy, load
 from digest.errors import ConfigError
 from digest.model import Entry
@@ -603,3 +606,18 @@ def test_seed_tag_expectations_were_written_by_reading() -> None:
     assert "by reading" in data["_note"]
     assert all(r["why"] for r in data["entries"])
     assert Path(DATA / "README.md").read_text(encoding="utf-8").count("seed_tags.json") >= 1
+
+
+# Letters with and without marks, word-joining and breaking marks, digits, a combining mark,
+# a character past the BMP: what the boundaries of a phrase may meet.
+_CHARS = st.sampled_from(list("ab yếĐ_-,.1\u0301😀"))
+
+
+@given(key=st.text(_CHARS, min_size=1, max_size=4), text=st.text(_CHARS, max_size=24))
+@settings(max_examples=2000)
+def test_phrase_found_where_the_bounded_expression_finds_it(key: str, text: str) -> None:
+    """Topic phrases are found with `str.find` and boundary checks: exactly where the
+    expression `(?<!\\w)phrase(?!\\w)` they replace matches, planted or not."""
+    bounded = re.compile(r"(?<!\w)" + re.escape(key) + r"(?!\w)")
+    for haystack in (text, text + key, key + text, f"{text} {key}.{text}"):
+        assert _within(key, haystack) == bool(bounded.search(haystack)), haystack
