@@ -110,12 +110,17 @@ def _place(
                 taken.add(row["doc"])
                 batch.append(row)
         if with_terms:  # PostgreSQL: the row holds the terms too
-            conn.execute(_PG_INSERT, batch)
+            result = conn.execute(_PG_INSERT, batch)
         else:
-            conn.execute(
+            result = conn.execute(
                 insert(conn, search_docs).on_conflict_do_nothing(),
                 [{"doc": r["doc"], "id": r["id"]} for r in batch],
             )
+        if (
+            len(batch) == len(pending) == result.rowcount
+            and conn.dialect.supports_sane_multi_rowcount
+        ):
+            return  # every row went in under its number: nothing to read back
         stored = _docs(conn, [r["id"] for r in pending])
         pending = [r for r in pending if stored.get(r["doc"]) != r["id"]]
         step += 1

@@ -4,6 +4,7 @@ exclusions, prefixes, filters, dates, ranking, paging, and the index kept with t
 from __future__ import annotations
 
 import unicodedata
+import zlib
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -169,6 +170,39 @@ def test_the_index_follows_changed_entries_and_rolled_back_ones_never_were(fille
         raise RuntimeError("the build failed after writing")
     assert find(filled, words("benh dai")) == set()
     assert filled.search.find(Search()).total == len(ALL)
+
+
+def _sharing_a_number(count: int) -> list[str]:
+    """Entry ids whose index numbers collide within one second (the low bits of their crc32)."""
+    by_bits: dict[int, list[str]] = {}
+    for n in range(1_000_000):
+        made = f"{n:08d}-cung-giay"
+        found = by_bits.setdefault(zlib.crc32(made.encode()) & ((1 << 20) - 1), [])
+        found.append(made)
+        if len(found) == count:
+            return found
+    raise AssertionError("no collision found")
+
+
+def test_entries_of_one_second_sharing_a_number_each_get_their_own(store: Store) -> None:
+    """Two entries of one second whose numbers collide in one transaction, and a third that
+    collides with both in the next: each takes the next free number and is found."""
+    first, second, third = (
+        replace(entry(title, 3), id=made)
+        for title, made in zip(
+            ("Tiêm chủng sởi", "Khám sức khỏe", "Hiến máu nhân đạo"),
+            _sharing_a_number(3),
+            strict=True,
+        )
+    )
+    with store.entries.transaction() as tx:
+        tx.upsert_entries([first, second], [])
+    with store.entries.transaction() as tx:
+        tx.upsert_entries([third], [])
+    assert find(store, words("tiem chung soi")) == ids(first)
+    assert find(store, words("kham suc khoe")) == ids(second)
+    assert find(store, words("hien mau")) == ids(third)
+    assert store.search.find(Search()).total == 3
 
 
 def test_a_store_from_before_search_is_indexed_when_upgraded(path: Path | str) -> None:
