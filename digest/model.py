@@ -188,6 +188,13 @@ def month_of(moment: datetime) -> str:
     return f"{local.year:04d}-{local.month:02d}"
 
 
+def month_span(month: str) -> tuple[datetime, datetime]:
+    """The instants of a `month_of` month: from its first (included) to the next month's."""
+    year, number = int(month[:4]), int(month[5:7])
+    after = (year + number // 12, number % 12 + 1)
+    return datetime(year, number, 1, tzinfo=VIETNAM), datetime(*after, 1, tzinfo=VIETNAM)
+
+
 def channels_of(officials: Sequence[str], topics: Sequence[str]) -> list[str]:
     """Keys of the channels an entry is listed in: `all`, then each official and topic."""
     return ["all", *(f"officials/{s}" for s in officials), *(f"topics/{s}" for s in topics)]

@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ..model import Entry, Listed, Mark, channels_of, month_of
+from ..model import Entry, Listed, Mark, channels_of, month_of, month_span
 from ..text import fold
 from .schema import (
     changed_entries,
@@ -194,7 +194,9 @@ class SqlIndex:
     ) -> list[Listed]:
         """A channel's entries (of one month), newest first, from the `offset`-th."""
         query = _listed_query(month is not None, limit is not None, offset > 0)
-        values = {"channel": channel, "month": month, "limit": limit, "offset": offset}
+        values = {"channel": channel, "limit": limit, "offset": offset}
+        if month is not None:
+            values["start"], values["end"] = map(ts, month_span(month))
         with self.engine.connect() as conn:
             return [
                 Listed(entry_id, dt(published), dt(updated), rev)
@@ -245,10 +247,11 @@ class SqlIndex:
 
     def count_before(self, channel: str, month: str, moment: datetime) -> int:
         """Entries of one channel and month published before `moment`."""
+        start, end = month_span(month)
         query = sa.select(sa.func.count()).where(
             listing.c.channel == channel,
-            listing.c.month == month,
-            listing.c.published < ts(moment),
+            listing.c.published >= ts(start),
+            listing.c.published < min(ts(moment), ts(end)),
         )
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
@@ -342,7 +345,10 @@ def _listed_query(by_month: bool, limited: bool, offset: bool) -> sa.Select[Any]
         .order_by(listing.c.published.desc(), listing.c.id.desc())
     )
     if by_month:
-        query = query.where(listing.c.month == sa.bindparam("month"))
+        query = query.where(
+            listing.c.published >= sa.bindparam("start", type_=sa.BigInteger),
+            listing.c.published < sa.bindparam("end", type_=sa.BigInteger),
+        )
     if limited:
         query = query.limit(sa.bindparam("limit", type_=sa.Integer))
     if offset:

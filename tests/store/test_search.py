@@ -17,6 +17,7 @@ from support import stored_entry
 from digest.errors import StoreError
 from digest.model import Entry, Phrase, Search
 from digest.store import Store, open_store
+from digest.store.schema import SCHEMA_VERSION
 from digest.text import search_words
 
 pytestmark = pytest.mark.both_engines
@@ -221,7 +222,7 @@ def test_a_store_from_before_search_is_indexed_when_upgraded(path: Path | str) -
     try:
         assert find(upgraded, words("bao hiem y te")) == ids(INSURANCE)
         assert upgraded.search.find(Search()).total == len(ALL)
-        assert upgraded.entries.meta("schema") == "7"
+        assert upgraded.entries.meta("schema") == SCHEMA_VERSION
     finally:
         upgraded.close()
 
