@@ -11,12 +11,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 from support import base_config, copy_seeds, stored_entry
 
 from digest.app import make_digest
 from digest.config import load
 from digest.model import Entry, Mark
 from digest.store import Store, open_store
+from digest.store.schema import SCHEMA_VERSION
 from digest.text import fold
 
 pytestmark = pytest.mark.both_engines  # every test on SQLite and PostgreSQL
@@ -112,6 +114,32 @@ def test_count_before_counts_strictly_earlier_entries_of_the_month(store: Store)
     assert store.index.count_before("officials/a", "2026-01", mid + timedelta(minutes=1)) == 2
     assert store.index.count_before("topics/t1", "2026-01", mid) == 0
     assert store.index.count_before("all", "2025-12", mid) == 1  # E1, of its own month only
+
+
+def test_a_schema_7_store_drops_its_month_index_and_reads_months_alike(path: Path | str) -> None:
+    """Schema 8 reads a month as a range of the listing's key: an upgraded store lists and
+    counts every channel's months as before, without the index by month."""
+    store = open_store(path)
+    write(store, [e for e, _ in WRITTEN])
+    store.close()
+    engine = sa.create_engine(path if isinstance(path, str) else f"sqlite:///{path}")
+    with engine.begin() as conn:  # as schema 7 was
+        conn.exec_driver_sql(
+            "CREATE INDEX listing_month ON listing (channel, month, published, id)"
+        )
+        conn.exec_driver_sql("UPDATE meta SET value = '7' WHERE key = 'schema'")
+    upgraded = open_store(path)
+    try:
+        with engine.connect() as conn:
+            assert "listing_month" not in {
+                i["name"] for i in sa.inspect(conn).get_indexes("listing")
+            }
+        assert upgraded.entries.meta("schema") == SCHEMA_VERSION == "8"
+        check_index(upgraded, WRITTEN)
+        assert upgraded.index.count_before("all", "2026-01", E3.published) == 1
+    finally:
+        upgraded.close()
+        engine.dispose()
 
 
 def test_retagging_moves_entries_between_channels(store: Store) -> None:
