@@ -7,16 +7,25 @@ import asyncio
 import gc
 import logging
 import multiprocessing
+import os
 import signal
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+# How much lower a helper's priority is than its parent's. The parent hands out the work and
+# does the part that cannot be shared (storing a build's batches in order, planning a
+# publish): with as many helpers as cores it shared a core with them, and they then waited
+# for the batches it had not handed out yet. Yielding to it, they still take every core it
+# leaves idle (10,000-capture cold ingest: 8-12% less wall time in two pairs run in turn).
+HELPER_NICENESS = 5
+
 
 def helpers(count: int, start: Callable[..., None], *args: Any) -> ProcessPoolExecutor:
     """`count` processes that take a share of a large build (tagging, rendering), each made
-    ready by `start(*args)`. Spawned, not forked: the daemon has threads, and a fork copies
-    their locks mid-use. Their log lines go to stderr, as the daemon's own do."""
+    ready by `start(*args)`, at a lower priority than their parent. Spawned, not forked: the
+    daemon has threads, and a fork copies their locks mid-use. Their log lines go to stderr,
+    as the daemon's own do."""
     return ProcessPoolExecutor(
         count,
         mp_context=multiprocessing.get_context("spawn"),
@@ -26,6 +35,7 @@ def helpers(count: int, start: Callable[..., None], *args: Any) -> ProcessPoolEx
 
 
 def _ready(start: Callable[..., None], *args: Any) -> None:
+    os.nice(HELPER_NICENESS)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     start(*args)
     collect_less()

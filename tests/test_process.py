@@ -1,8 +1,10 @@
-"""run_loop and stop_on_signals in a real child process: SIGTERM and SIGINT end it cleanly."""
+"""run_loop and stop_on_signals in a real child process: SIGTERM and SIGINT end it cleanly;
+helper processes run below their parent."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import time
@@ -12,14 +14,14 @@ from typing import Any
 import pytest
 from support import Talker
 
-from digest.process import run_loop, stop_on_signals
+from digest.process import HELPER_NICENESS, collect_less, helpers, run_loop, stop_on_signals
 
 Launch = Callable[..., subprocess.Popen[Any]]
 
 # Waits on the stop event `rounds` times (clearing it in between), then returns `code`.
 CHILD = """
 import asyncio, sys
-from digest.process import run_loop, stop_on_signals
+from digest.process import HELPER_NICENESS, collect_less, helpers, run_loop, stop_on_signals
 
 async def main(rounds: int, code: int) -> int:
     stop = stop_on_signals()
@@ -96,3 +98,13 @@ def test_run_loop_returns_what_main_returns_and_raises_what_it_raises() -> None:
     assert run_loop(answer()) == 3
     with pytest.raises(ValueError, match="hỏng"):
         run_loop(fail())
+
+
+def test_helpers_run_below_the_process_that_hands_out_their_work() -> None:
+    """The parent's serial part (storing batches in order, planning) never waits for a core
+    the helpers hold; the helpers take what it leaves."""
+    pool = helpers(1, collect_less)
+    try:
+        assert pool.submit(os.nice, 0).result(timeout=60) == min(os.nice(0) + HELPER_NICENESS, 19)
+    finally:
+        pool.shutdown()
