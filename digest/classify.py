@@ -144,6 +144,18 @@ class Tags:
     discovered: tuple[Discovered, ...]  # new leaders this entry names, active or not yet
 
 
+# What tagging reads of an entry: title, teaser, whether the teaser was cut, paragraphs, and
+# the Vietnam day (who held a role then). A plain tuple: a build hands every entry to helper
+# processes to be tagged, and pickling the whole Entry (its instants, its provenance, a
+# dataclass's state) cost five times as much, most of it in the process that stores.
+ForTags = tuple[str, str, bool, tuple[str, ...], date]
+
+
+def read_for_tags(entry: Entry) -> ForTags:
+    day = entry.published.astimezone(VIETNAM).date()
+    return entry.title, entry.summary, entry.summary_truncated, entry.content or (), day
+
+
 @dataclass(frozen=True, slots=True)
 class _Token:
     start: int
@@ -556,13 +568,12 @@ class Classifier:
     # -- both -----------------------------------------------------------------------------
 
     def tag(self, entry: Entry) -> Tags:
-        body = entry.content or ()
-        day = entry.published.astimezone(VIETNAM).date()
-        texts = [
-            _Text(entry.title, False),
-            _Text(entry.summary, entry.summary_truncated),
-            *(_Text(p, False) for p in body),
-        ]
+        return self.tag_read(read_for_tags(entry))
+
+    def tag_read(self, read: ForTags) -> Tags:
+        """Tags of what `read_for_tags` took of an entry."""
+        title, summary, truncated, body, day = read
+        texts = [_Text(title, False), _Text(summary, truncated), *(_Text(p, False) for p in body)]
         found, discovered = self._officials_in(texts, day)
         known = [o.slug for o in self._officials if o.slug in found]
         active = sorted(s for s in found if s in self.discovered and s not in known)

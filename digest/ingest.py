@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from . import sources
-from .classify import Classifier, Tags
+from .classify import Classifier, ForTags, Tags, read_for_tags
 from .config import Config
 from .merge import Merged, entry_id, merge
 from .model import Entry, Item, Problem, Progress, no_progress
@@ -465,7 +465,8 @@ class _Helpers:
         """Begin tagging `entries`; the result is had by calling what this returns. A large
         batch goes to the helpers, so the caller works meanwhile; a small one is tagged here
         when its result is asked for."""
-        shares = self._shares(entries, _PARALLEL_TAGS)
+        reads = [read_for_tags(e) for e in entries]
+        shares = self._shares(reads, _PARALLEL_TAGS)
         if shares:
             try:
                 assert self.pool is not None
@@ -473,8 +474,8 @@ class _Helpers:
             except Exception:
                 self._give_up()
             else:
-                return lambda: self._collect(futures, lambda: _tag_each(self.classifier, entries))
-        return lambda: _tag_each(self.classifier, entries)
+                return lambda: self._collect(futures, lambda: _tag_each(self.classifier, reads))
+        return lambda: _tag_each(self.classifier, reads)
 
     def _shares(self, work: Sequence[T], least: int) -> list[Sequence[T]]:
         """`work` in a few shares for each helper (so they end together), the helpers started
@@ -521,11 +522,11 @@ def _read_share(
     return [_read(f, now, old, gone) for f, old in share]
 
 
-def _tag_each(classifier: Classifier, entries: Sequence[Entry]) -> list[Tags | Exception]:
+def _tag_each(classifier: Classifier, reads: Sequence[ForTags]) -> list[Tags | Exception]:
     found: list[Tags | Exception] = []
-    for entry in entries:
+    for read in reads:
         try:
-            found.append(classifier.tag(entry))
+            found.append(classifier.tag_read(read))
         except Exception as exc:  # a bug meeting strange text: that article's problem
             found.append(exc)
     return found
@@ -539,9 +540,9 @@ def _start_tagger(classifier: Classifier) -> None:
     _tagger = classifier
 
 
-def _tag_share(entries: Sequence[Entry]) -> list[Tags | Exception]:
+def _tag_share(reads: Sequence[ForTags]) -> list[Tags | Exception]:
     assert _tagger is not None, "started by _Helpers"
-    return _tag_each(_tagger, entries)
+    return _tag_each(_tagger, reads)
 
 
 def _parse_one(f: sources.SourceFile, data: bytes, digest: str, now: datetime) -> _Parsed:
