@@ -28,6 +28,7 @@ from .schema import (
     dt,
     entries,
     guarded,
+    insert_rows,
     meta,
     problems,
     provenance,
@@ -284,8 +285,7 @@ class _Transaction:
 
     def upsert_entries(self, new: Sequence[Entry], changed: Sequence[Entry]) -> None:
         fresh = [_entry_row(e) for e in new]
-        for chunk in chunks(fresh):
-            self.c.execute(entries.insert(), list(chunk))
+        insert_rows(self.c, entries, fresh)
         stmt = (
             entries.update()
             .where(entries.c.id == sa.bindparam("_id"))
@@ -343,8 +343,7 @@ class _Transaction:
             self.forget_source(state.name)
         self.c.execute(sources.insert(), [self._state_row(state)])
         rows = [{"source": loc.file, "line": loc.line, "entry_id": eid} for loc, eid in found]
-        for chunk in chunks(rows):
-            self.c.execute(provenance.insert(), list(chunk))
+        insert_rows(self.c, provenance, rows)
         self.add_problems(bad)
 
     def add_problems(self, found: Iterable[Problem]) -> None:

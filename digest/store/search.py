@@ -32,9 +32,8 @@ COUNT_CAP = 10_000
 _SHIFT = 20
 _LOW = (1 << _SHIFT) - 1
 _PAGE = 1000  # entries read at a time when the whole index is written
-_FTS_INSERT = sa.text(
-    "INSERT INTO search_text (rowid, title, summary, body) VALUES (:doc, :title, :summary, :body)"
-)
+_FTS_INSERT = "INSERT INTO search_text (rowid, title, summary, body) VALUES (?, ?, ?, ?)"
+_FTS_ROW = itemgetter("doc", "title", "summary", "body")
 _PG_INSERT = sa.text(
     "INSERT INTO search_docs (doc, id, terms) VALUES (:doc, :id, "
     "setweight(to_tsvector('simple', :title), 'A') || "
@@ -83,7 +82,7 @@ def index_search(conn: Connection, changed: Sequence[Entry], *, fresh: bool) -> 
         # row before it: captures list the newest first, so rows go in ascending (3x faster).
         placed.sort(key=itemgetter("doc"))
         for chunk in chunks(placed):
-            conn.execute(_FTS_INSERT, chunk)
+            conn.exec_driver_sql(_FTS_INSERT, list(map(_FTS_ROW, chunk)))
 
 
 def _docs(conn: Connection, ids: Sequence[str]) -> dict[int, str]:

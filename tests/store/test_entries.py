@@ -11,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from support import stored_entry
 
 from digest.model import Entry, Location, Problem
 from digest.store import SourceState, Store, open_store
+from digest.store.schema import entries, insert_rows
 
 pytestmark = pytest.mark.both_engines  # every test on SQLite and PostgreSQL
 
@@ -303,3 +305,38 @@ def test_entries_are_stored_as_plain_rows(store: Store, path: Path) -> None:
         int(datetime(2026, 1, 8, 2, 0, tzinfo=UTC).timestamp()),
         int(NOW.timestamp()),
     )
+
+
+@pytest.mark.parametrize("content", [None, ('Đoạn một có "ngoặc kép" và \\', "Đoạn hai")])
+def test_rows_inserted_through_the_driver_are_stored_as_sqlalchemy_stores_them(
+    store: Store, content: tuple[str, ...] | None
+) -> None:
+    """insert_rows skips SQLAlchemy's executemany: lists, None and booleans must still reach
+    the database exactly as SQLAlchemy's own insert puts them there, on both engines."""
+    row = {
+        "title": "Bộ trưởng Đào Hồng Lan làm việc",
+        "title_from_article": True,
+        "published": 1_767_225_600,
+        "summary": "",
+        "summary_truncated": False,
+        "content": content,
+        "related": ["Tin liên quan"],
+        "officials": ["dao-hong-lan"],
+        "topics": [],
+        "seen_at": 1_767_225_660,
+        "changed_at": None,
+        "rev": "0123456789abcdef",
+    }
+    engine: sa.Engine = store.engine  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        conn.execute(entries.insert(), [{"id": "by-sqlalchemy", **row}])
+        insert_rows(conn, entries, [{"id": "by-driver", **row}])
+    raw = [sa.cast(c, sa.Text) for c in entries.c if c.name != "id"]
+    with engine.connect() as conn:
+        stored = {
+            r[0]: r[1:] for r in conn.execute(sa.select(entries.c.id, *raw).order_by(entries.c.id))
+        }
+        read = {r.id: r[1:] for r in conn.execute(sa.select(entries))}
+    assert stored["by-driver"] == stored["by-sqlalchemy"]
+    assert read["by-driver"] == read["by-sqlalchemy"]
+    assert read["by-driver"][5] == (list(content) if content else content)
