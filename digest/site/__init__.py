@@ -16,11 +16,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from ..config import Config
-from ..model import Entry, Progress, no_progress
+from ..model import Progress, no_progress
 from ..store import EntryStore, PublishIndex
 from .plan import Names, Output, Planner, Scope
 from .render import Renderer, page_templates
-from .workers import Done, Workers, render_and_write
+from .workers import Done, Workers, read_entries, render_and_write
 from .write import PublicDir
 
 log = logging.getLogger("digest.site")
@@ -134,18 +134,17 @@ class _Run:
             o for o in batch if known.get(o.path) != o.signature or not p.public.exists(o.path)
         ]
         wanted = sorted({i for o in stale for i in o.needs})
-        found = p.entries.entries(wanted, with_sources=False) if wanted else []
-        full = {e.id: e for e in found}
-        future = self._hand_over(stale, full)
+        future = self._hand_over(stale, wanted)
         if future is None:
+            full = read_entries(p.entries, wanted)
             done = render_and_write(p.renderer, p.public, stale, full, self.names)
             self._record(done, len(batch))
             return
-        self.in_flight.append(_Batch(future, stale, full, len(batch)))
+        self.in_flight.append(_Batch(future, stale, wanted, len(batch)))
         while len(self.in_flight) > 2 * p.config.build.workers:  # bounded: memory stays flat
             self._collect()
 
-    def _hand_over(self, outputs: list[Output], full: dict[str, Entry]) -> Future[Done] | None:
+    def _hand_over(self, outputs: list[Output], wanted: list[str]) -> Future[Done] | None:
         """The batch given to a worker; None to render it here: a small batch before the
         workers are started, one worker, or workers that cannot start (then none are tried
         again in this publish)."""
@@ -156,7 +155,7 @@ class _Run:
             if self.workers is None:
                 p = self.publisher
                 self.workers = Workers(p.config, count, empty=p.public.empty)
-            return self.workers.submit(outputs, full, self.names)
+            return self.workers.submit(outputs, wanted, self.names)
         except Exception:
             log.exception("publishing workers cannot start; this publish writes on one core")
             self.close()
@@ -170,7 +169,8 @@ class _Run:
         except Exception:  # a worker died (killed, out of memory): render here instead
             log.exception("a publishing worker failed; its files are written here instead")
             p = self.publisher
-            done = render_and_write(p.renderer, p.public, batch.outputs, batch.full, self.names)
+            full = read_entries(p.entries, batch.wanted)
+            done = render_and_write(p.renderer, p.public, batch.outputs, full, self.names)
         self._record(done, batch.size)
 
     def _record(self, done: Done, size: int) -> None:
@@ -199,7 +199,7 @@ class _Batch:
 
     future: Future[Done]
     outputs: list[Output]
-    full: dict[str, Entry]
+    wanted: list[str]  # ids of the entries they show
     size: int  # outputs in the batch, the unchanged ones included
 
 

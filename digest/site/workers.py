@@ -1,6 +1,9 @@
 """Rendering and writing on every core: a publish with many files to write hands its batches
-to worker processes, each with its own Renderer and PublicDir, while the planning process
-reads the store and records what was written.
+to worker processes, each with its own Renderer, PublicDir and connection to the store, while
+the planning process reads the publish index and records what was written. A worker reads the
+entries its batch shows itself: handed over, they were read, pickled and sent by the planning
+process and unpickled by the worker, which cost both more than reading them where they are
+rendered.
 
 Each output is in exactly one batch, so no file is written twice, and a worker renders with
 the same code, templates and entries as the planning process would: the same bytes. Workers
@@ -17,6 +20,7 @@ from concurrent.futures import Future
 from ..config import Config
 from ..model import Entry
 from ..process import helpers
+from ..store import EntryStore, open_store
 from .plan import Names, Output
 from .render import Renderer, Reuse
 from .write import PublicDir
@@ -49,17 +53,25 @@ def render_and_write(
     return done, written
 
 
-_worker: tuple[Renderer, PublicDir] | None = None  # in a worker process: made once
+def read_entries(store: EntryStore, ids: Sequence[str]) -> dict[str, Entry]:
+    """The entries of `ids` that a batch shows, by id."""
+    return {e.id: e for e in store.entries(ids, with_sources=False)} if ids else {}
+
+
+_worker: tuple[Renderer, PublicDir, EntryStore] | None = None  # in a worker process: made once
 
 
 def _start(config: Config, empty: bool) -> None:
     global _worker
-    _worker = (Renderer(config), PublicDir(config.paths.public, empty=empty))
+    # Its own connection, which ends with the process (it holds no lock or lease to give up).
+    store = open_store(config.store.url, node=config.store.node, password=config.store.password())
+    _worker = (Renderer(config), PublicDir(config.paths.public, empty=empty), store.entries)
 
 
-def _work(outputs: Sequence[Output], full: Mapping[str, Entry], names: Names) -> Done:
+def _work(outputs: Sequence[Output], ids: Sequence[str], names: Names) -> Done:
     assert _worker is not None, "started by Workers"
-    return render_and_write(*_worker, outputs, full, names)
+    renderer, public, store = _worker
+    return render_and_write(renderer, public, outputs, read_entries(store, ids), names)
 
 
 class Workers:
@@ -69,10 +81,9 @@ class Workers:
     def __init__(self, config: Config, count: int, *, empty: bool) -> None:
         self.pool = helpers(count, _start, config, empty)
 
-    def submit(
-        self, outputs: Sequence[Output], full: Mapping[str, Entry], names: Names
-    ) -> Future[Done]:
-        return self.pool.submit(_work, outputs, full, names)
+    def submit(self, outputs: Sequence[Output], ids: Sequence[str], names: Names) -> Future[Done]:
+        """Render and write `outputs`, which show the entries of `ids`."""
+        return self.pool.submit(_work, outputs, ids, names)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

@@ -14,6 +14,8 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,6 +109,35 @@ def test_helpers_that_cannot_start_leave_the_build_on_one_core(
     assert "this publish writes on one core" in caplog.text
     assert groups(two.public) == groups(one.public)
     assert one.entries() == two.entries()
+
+
+def test_a_batch_whose_helper_died_is_read_and_rendered_here(
+    make_project: Callable[..., Project],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A helper reads the entries of its batch itself; when it dies (killed, out of
+    memory), the planning process reads them from the store and renders the batch."""
+    one, two = make_project(toml("build", workers=1)), make_project(toml("build", workers=2))
+
+    def died(self: workers.Workers, *args: object) -> Future[workers.Done]:
+        future: Future[workers.Done] = Future()
+        future.set_exception(BrokenProcessPool("a helper was killed"))
+        return future
+
+    monkeypatch.setattr(workers.Workers, "submit", died)
+    monkeypatch.setattr(site, "_PARALLEL", 1)
+    for p in (one, two):
+        copy_seeds(p.seeds)
+        app = make_digest(load(p.config))
+        try:
+            app.build()
+            app.publish()
+        finally:
+            app.close()
+    assert "a publishing worker failed; its files are written here instead" in caplog.text
+    assert groups(two.public) == groups(one.public)
+    assert len(list(two.public.rglob("entries/*.html"))) == len(one.entries()) > 0
 
 
 def test_batches_tagged_while_the_next_merges_lose_nothing(
