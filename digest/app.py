@@ -15,6 +15,7 @@ from .classify import Subject, subjects
 from .config import Config
 from .ingest import BuildReport, Ingest
 from .model import Entry, Problem, Progress, no_progress
+from .process import Helpers
 from .site import Publisher, PublishReport
 from .store import Store, open_store
 
@@ -33,20 +34,31 @@ class Digest:
         self.config = config
         self.store = store
         self.clock = clock
-        self.ingest = Ingest(config, store.entries)
-        self.publisher = Publisher(config, store.entries, store.index)
+        # Helper processes for a large build, shared by the ingest and the publish after it.
+        self.helpers = Helpers(config)
+        self.ingest = Ingest(config, store.entries, self.helpers)
+        self.publisher = Publisher(config, store.entries, store.index, self.helpers)
 
     def build(
         self, progress: Progress = no_progress, *, only: Collection[str] | None = None
     ) -> BuildReport:
         """Ingest what changed in the seeds folder; writes nothing when nothing changed.
-        `only` names the files a watcher saw change (see Ingest.build)."""
-        return self.ingest.build(self.clock.now(), progress, only=only)
+        `only` names the files a watcher saw change (see Ingest.build). Helpers it starts
+        stay for the publish after it."""
+        try:
+            return self.ingest.build(self.clock.now(), progress, only=only)
+        except BaseException:
+            self.helpers.close()
+            raise
 
     def publish(self, progress: Progress = no_progress, *, verify: bool = True) -> PublishReport:
         """Bring the public folder up to date with the store; rewrites only what changed.
-        Without `verify`, files deleted by hand from the public folder are not noticed."""
-        return self.publisher.publish(progress, verify=verify)
+        Without `verify`, files deleted by hand from the public folder are not noticed. The
+        build's helpers stop when it ends."""
+        try:
+            return self.publisher.publish(progress, verify=verify)
+        finally:
+            self.helpers.close()
 
     def subjects(self) -> tuple[list[Subject], list[Subject]]:
         """(officials, topics) with their entry counts and latest entries."""
@@ -78,6 +90,7 @@ class Digest:
         return self.store.entries.problems()
 
     def close(self) -> None:
+        self.helpers.close()
         self.store.close()
 
 

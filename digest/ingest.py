@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TypeVar
@@ -22,7 +22,7 @@ from .config import Config
 from .merge import Merged, entry_id, merge
 from .model import Entry, Item, Problem, Progress, no_progress
 from .parse import ParseResult, parse_lines
-from .process import helpers
+from .process import Helpers, helper_config
 from .store import EntryStore, IngestTransaction, SourceState
 
 # Files read, parsed and merged per batch: bounds memory on large corpora while keeping
@@ -153,10 +153,12 @@ def _read(f: sources.SourceFile, now: datetime, old: str, gone: Collection[str])
 
 
 class Ingest:
-    def __init__(self, config: Config, store: EntryStore) -> None:
+    def __init__(self, config: Config, store: EntryStore, helpers: Helpers) -> None:
+        """`helpers`: the build's helper processes, which the publish after it uses too."""
         self.config = config
         self.store = store
-        self.helpers = _Helpers(self._classifier(), 1)
+        self.shared = helpers
+        self.helpers = _Helpers(self._classifier(), None)
 
     @property
     def classifier(self) -> Classifier:
@@ -164,8 +166,7 @@ class Ingest:
 
     def _use(self, classifier: Classifier) -> None:
         """Tag with `classifier` from now on (on every core for large batches)."""
-        self.helpers.close()
-        self.helpers = _Helpers(classifier, self.config.build.workers)
+        self.helpers = _Helpers(classifier, self.shared)
 
     def _classifier(self, tx: IngestTransaction | None = None) -> Classifier:
         """The registry, with the leaders enough captures have named (as the store, or this
@@ -215,10 +216,7 @@ class Ingest:
         started = time.perf_counter()
         plan = self._plan(only if only is None or len(only) <= _HINT_LIMIT else None)
         self._use(self._classifier())
-        try:
-            return self._build(plan, now, progress, started)
-        finally:
-            self.helpers.close()
+        return self._build(plan, now, progress, started)
 
     def _build(self, plan: _Plan, now: datetime, progress: Progress, started: float) -> BuildReport:
         retag = self.store.meta(_CLASSIFIER_KEY) != self.classifier.fingerprint
@@ -428,15 +426,14 @@ def _skipped(group: Sequence[Item], exc: Exception) -> list[Problem]:
 
 
 class _Helpers:
-    """Reading and tagging, on every core when a build has many files or entries: helper
-    processes, each with this build's classifier, started at the first large batch and
-    stopped with the build. Each entry's result is its Tags, or the exception its tagging
-    raised; each file's is its _Read."""
+    """Reading and tagging, on every core when a build has many files or entries: on the
+    build's helper processes (`shared`; None: here), which make this classifier from the
+    build's config the first time they tag with it. Each entry's result is its Tags, or the
+    exception its tagging raised; each file's is its _Read."""
 
-    def __init__(self, classifier: Classifier, workers: int) -> None:
+    def __init__(self, classifier: Classifier, shared: Helpers | None) -> None:
         self.classifier = classifier
-        self.workers = workers
-        self.pool: ProcessPoolExecutor | None = None
+        self.shared = shared
 
     def read(
         self,
@@ -451,9 +448,9 @@ class _Helpers:
         shares = self._shares(list(zip(files, olds, strict=True)), _PARALLEL_READS)
         if shares:
             try:
-                assert self.pool is not None
+                assert self.shared is not None
                 gone = frozenset(gone)  # as it is now: the files the helpers skip are read again
-                futures = [self.pool.submit(_read_share, share, gone, now) for share in shares]
+                futures = [self.shared.submit(_read_share, share, gone, now) for share in shares]
             except Exception:
                 self._give_up()
             else:
@@ -469,8 +466,9 @@ class _Helpers:
         shares = self._shares(reads, _PARALLEL_TAGS)
         if shares:
             try:
-                assert self.pool is not None
-                futures = [self.pool.submit(_tag_share, share) for share in shares]
+                assert self.shared is not None
+                rules = (self.classifier.fingerprint, self.classifier.discovered)
+                futures = [self.shared.submit(_tag_share, *rules, share) for share in shares]
             except Exception:
                 self._give_up()
             else:
@@ -478,17 +476,11 @@ class _Helpers:
         return lambda: _tag_each(self.classifier, reads)
 
     def _shares(self, work: Sequence[T], least: int) -> list[Sequence[T]]:
-        """`work` in a few shares for each helper (so they end together), the helpers started
-        if need be; none when it is too little to share, or they cannot start."""
-        if self.workers < 2 or len(work) < least:
+        """`work` in a few shares for each helper (so they end together); none when it is
+        too little to share, or there are no helpers."""
+        if self.shared is None or self.shared.count < 2 or len(work) < least:
             return []
-        if self.pool is None:
-            try:
-                self.pool = helpers(self.workers, _start_tagger, self.classifier)
-            except Exception:
-                self._give_up()
-                return []
-        size = -(-len(work) // (4 * self.workers))
+        size = -(-len(work) // (4 * self.shared.count))
         return [work[i : i + size] for i in range(0, len(work), size)]
 
     def _collect(self, futures: Sequence[Future[list[R]]], here: Callable[[], list[R]]) -> list[R]:
@@ -499,15 +491,12 @@ class _Helpers:
             return here()
 
     def _give_up(self) -> None:
-        """The helpers cannot start or died: this build reads and tags here from now on."""
+        """The helpers cannot start or died: this build reads and tags here from now on (the
+        publish after it starts helpers of its own)."""
         log.exception("build helpers failed; this build reads and tags on one core")
-        self.close()
-        self.workers = 1
-
-    def close(self) -> None:
-        if self.pool is not None:
-            pool, self.pool = self.pool, None
-            pool.shutdown(wait=True, cancel_futures=True)
+        if self.shared is not None:
+            self.shared.close()
+            self.shared = None
 
 
 def _read_here(
@@ -532,16 +521,19 @@ def _tag_each(classifier: Classifier, reads: Sequence[ForTags]) -> list[Tags | E
     return found
 
 
-_tagger: Classifier | None = None  # in a helper process
+_tagger: Classifier | None = None  # in a helper process: the one it last tagged with
 
 
-def _start_tagger(classifier: Classifier) -> None:
+def _tag_share(
+    fingerprint: str, discovered: dict[str, tuple[str, str]], reads: Sequence[ForTags]
+) -> list[Tags | Exception]:
+    """Tag on a helper with the build's rules and `discovered` leaders (the classifier whose
+    `fingerprint` that is): made here once, not pickled with every share."""
     global _tagger
-    _tagger = classifier
-
-
-def _tag_share(reads: Sequence[ForTags]) -> list[Tags | Exception]:
-    assert _tagger is not None, "started by _Helpers"
+    if _tagger is None or _tagger.fingerprint != fingerprint:
+        _tagger = Classifier(helper_config().classification, discovered)
+        if _tagger.fingerprint != fingerprint:
+            raise RuntimeError("a helper's rules are not the build's")  # the build tags here
     return _tag_each(_tagger, reads)
 
 

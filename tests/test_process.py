@@ -9,12 +9,22 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Talker
+from support import Talker, base_config, toml
 
-from digest.process import HELPER_NICENESS, collect_less, helpers, run_loop, stop_on_signals
+from digest.config import load
+from digest.process import (
+    HELPER_NICENESS,
+    Helpers,
+    collect_less,
+    helper_config,
+    helpers,
+    run_loop,
+    stop_on_signals,
+)
 
 Launch = Callable[..., subprocess.Popen[Any]]
 
@@ -108,3 +118,26 @@ def test_helpers_run_below_the_process_that_hands_out_their_work() -> None:
         assert pool.submit(os.nice, 0).result(timeout=60) == min(os.nice(0) + HELPER_NICENESS, 19)
     finally:
         pool.shutdown()
+
+
+def test_a_builds_helpers_start_once_serve_every_stage_and_stop_when_closed(
+    tmp_path: Path,
+) -> None:
+    """The ingest and the publish after it share one set of helpers: started at the first
+    task, the same processes for every task after it, each holding the build's config, and
+    gone once closed (the next task starts new ones)."""
+    path = tmp_path / "config.toml"
+    path.write_text(base_config(toml("build", workers=2)), encoding="utf-8")
+    config = load(path)
+    shared = Helpers(config)
+    try:
+        ingest = {shared.submit(os.getpid).result(timeout=60) for _ in range(12)}
+        assert shared.submit(helper_config).result(timeout=60) == config
+        publish = {shared.submit(os.getpid).result(timeout=60) for _ in range(12)}
+        assert os.getpid() not in ingest | publish
+        assert len(ingest | publish) <= 2
+        shared.close()
+        later = shared.submit(os.getpid).result(timeout=60)
+        assert later not in ingest | publish
+    finally:
+        shared.close()

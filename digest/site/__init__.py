@@ -10,6 +10,7 @@ removed from config) are deleted.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import deque
 from concurrent.futures import Future
@@ -17,10 +18,11 @@ from dataclasses import dataclass
 
 from ..config import Config
 from ..model import Progress, no_progress
+from ..process import Helpers
 from ..store import EntryStore, PublishIndex
 from .plan import Names, Output, Planner, Scope
 from .render import Renderer, page_templates
-from .workers import Done, Workers, read_entries, render_and_write
+from .workers import Done, Publish, read_entries, render_and_write, work
 from .write import PublicDir
 
 log = logging.getLogger("digest.site")
@@ -32,6 +34,7 @@ log = logging.getLogger("digest.site")
 _BATCH_OUTPUTS = 2500
 _BATCH_ENTRIES = 2000
 _PARALLEL = 400  # files to write in one batch that make a publish start its workers
+_PUBLISHES = itertools.count(1)  # numbers this process's publishes for the helpers
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +46,14 @@ class PublishReport:
 
 
 class Publisher:
-    def __init__(self, config: Config, entries: EntryStore, index: PublishIndex) -> None:
+    def __init__(
+        self, config: Config, entries: EntryStore, index: PublishIndex, helpers: Helpers
+    ) -> None:
+        """`helpers`: the build's helper processes (started by the ingest, or here)."""
         self.config = config
         self.entries = entries
         self.index = index
+        self.helpers = helpers
         self.public = PublicDir(config.paths.public)
         self.renderer = Renderer(config)
 
@@ -77,13 +84,10 @@ class Publisher:
                 scope = Scope(changes.months, changes.entries)
         names = planner.names()
         run = _Run(self, names, progress)
-        try:
-            for output in planner.plan(scope, names, context):
-                run.expected = planner.expected
-                run.add(output)
-            run.finish()
-        finally:
-            run.close()
+        for output in planner.plan(scope, names, context):
+            run.expected = planner.expected
+            run.add(output)
+        run.finish()
         removed = planner.removed
         if scope.everything:
             removed += [p for p in self.index.published_paths() if p not in run.produced]
@@ -104,8 +108,9 @@ class _Run:
         self.publisher = publisher
         self.names = names
         self.progress = progress
-        self.workers: Workers | None = None
-        self.refused = False  # the workers could not start: this publish is written here
+        self.publish = Publish(next(_PUBLISHES), publisher.public.empty)
+        self.handing = False  # batches go to the helpers (from the first large one on)
+        self.refused = False  # the helpers could not start: this publish is written here
         self.in_flight: deque[_Batch] = deque()
         self.pending: list[Output] = []
         self.needed: set[str] = set()  # ids of the entries the pending outputs show
@@ -145,22 +150,21 @@ class _Run:
             self._collect()
 
     def _hand_over(self, outputs: list[Output], wanted: list[str]) -> Future[Done] | None:
-        """The batch given to a worker; None to render it here: a small batch before the
-        workers are started, one worker, or workers that cannot start (then none are tried
-        again in this publish)."""
-        count = self.publisher.config.build.workers
-        if self.refused or count < 2 or (self.workers is None and len(outputs) < _PARALLEL):
+        """The batch given to a helper; None to render it here: a small batch before one was
+        large enough to hand over, one worker, or helpers that cannot start (then none are
+        tried again in this publish)."""
+        helpers = self.publisher.helpers
+        if self.refused or helpers.count < 2 or (not self.handing and len(outputs) < _PARALLEL):
             return None
         try:
-            if self.workers is None:
-                p = self.publisher
-                self.workers = Workers(p.config, count, empty=p.public.empty)
-            return self.workers.submit(outputs, wanted, self.names)
+            future = helpers.submit(work, self.publish, outputs, wanted, self.names)
         except Exception:
             log.exception("publishing workers cannot start; this publish writes on one core")
-            self.close()
+            helpers.close()
             self.refused = True
             return None
+        self.handing = True
+        return future
 
     def _collect(self) -> None:
         batch = self.in_flight.popleft()
@@ -186,11 +190,6 @@ class _Run:
         self.flush()
         while self.in_flight:
             self._collect()
-
-    def close(self) -> None:
-        if self.workers is not None:
-            workers, self.workers = self.workers, None
-            workers.close()
 
 
 @dataclass(frozen=True, slots=True)

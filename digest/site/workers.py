@@ -6,20 +6,19 @@ process and unpickled by the worker, which cost both more than reading them wher
 rendered.
 
 Each output is in exactly one batch, so no file is written twice, and a worker renders with
-the same code, templates and entries as the planning process would: the same bytes. Workers
-are spawned (not forked: the daemon has threads) once per large publish; a small publish (one
-change) never starts them.
+the same code, templates and entries as the planning process would: the same bytes. The
+workers are the build's helpers (process.Helpers), started by the ingest or by the first
+large batch; a small publish (one change) never starts them.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
+from dataclasses import dataclass
 
-from ..config import Config
 from ..model import Entry
-from ..process import helpers
+from ..process import helper_config
 from ..store import EntryStore, open_store
 from .plan import Names, Output
 from .render import Renderer, Reuse
@@ -58,32 +57,29 @@ def read_entries(store: EntryStore, ids: Sequence[str]) -> dict[str, Entry]:
     return {e.id: e for e in store.entries(ids, with_sources=False)} if ids else {}
 
 
-_worker: tuple[Renderer, PublicDir, EntryStore] | None = None  # in a worker process: made once
+_worker: tuple[Renderer, EntryStore] | None = None  # in a helper process: made once
+_public: tuple[Publish, PublicDir] | None = None  # the public folder of the publish at hand
 
 
-def _start(config: Config, empty: bool) -> None:
-    global _worker
-    # Its own connection, which ends with the process (it holds no lock or lease to give up).
-    store = open_store(config.store.url, node=config.store.node, password=config.store.password())
-    _worker = (Renderer(config), PublicDir(config.paths.public, empty=empty), store.entries)
+def work(publish: Publish, outputs: Sequence[Output], ids: Sequence[str], names: Names) -> Done:
+    """On a helper (process.Helpers): render and write `outputs` of `publish`, which show the
+    entries of `ids`, read here."""
+    global _worker, _public
+    config = helper_config()
+    if _worker is None:
+        # Its own connection, which ends with the process (it holds no lock or lease).
+        settings = config.store
+        opened = open_store(settings.url, node=settings.node, password=settings.password())
+        _worker = (Renderer(config), opened.entries)
+    if _public is None or _public[0] != publish:
+        _public = (publish, PublicDir(config.paths.public, empty=publish.empty))
+    renderer, entries = _worker
+    return render_and_write(renderer, _public[1], outputs, read_entries(entries, ids), names)
 
 
-def _work(outputs: Sequence[Output], ids: Sequence[str], names: Names) -> Done:
-    assert _worker is not None, "started by Workers"
-    renderer, public, store = _worker
-    return render_and_write(renderer, public, outputs, read_entries(store, ids), names)
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """Which publish a batch belongs to, and whether its folder was empty when it began."""
 
-
-class Workers:
-    """`count` worker processes for one publish; `empty`: the public folder held nothing
-    when it began."""
-
-    def __init__(self, config: Config, count: int, *, empty: bool) -> None:
-        self.pool = helpers(count, _start, config, empty)
-
-    def submit(self, outputs: Sequence[Output], ids: Sequence[str], names: Names) -> Future[Done]:
-        """Render and write `outputs`, which show the entries of `ids`."""
-        return self.pool.submit(_work, outputs, ids, names)
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    number: int
+    empty: bool

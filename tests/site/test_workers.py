@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from support import ROOT, Project, copy_seeds, toml
 
-from digest import ingest, site
+from digest import ingest, process, site
 from digest.app import make_digest
 from digest.config import load
 from digest.site import workers
@@ -85,8 +85,7 @@ def refusing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     def cannot(*args: object, **kwargs: object) -> object:
         raise OSError("no more processes")
 
-    for module in (workers, ingest):
-        monkeypatch.setattr(module, "helpers", cannot)
+    monkeypatch.setattr(process, "helpers", cannot)
     monkeypatch.setattr(site, "_PARALLEL", 1)
     monkeypatch.setattr(ingest, "_PARALLEL_TAGS", 1)
     monkeypatch.setattr(ingest, "_PARALLEL_READS", 1)
@@ -120,12 +119,12 @@ def test_a_batch_whose_helper_died_is_read_and_rendered_here(
     memory), the planning process reads them from the store and renders the batch."""
     one, two = make_project(toml("build", workers=1)), make_project(toml("build", workers=2))
 
-    def died(self: workers.Workers, *args: object) -> Future[workers.Done]:
+    def died(self: process.Helpers, *args: object) -> Future[workers.Done]:
         future: Future[workers.Done] = Future()
         future.set_exception(BrokenProcessPool("a helper was killed"))
         return future
 
-    monkeypatch.setattr(workers.Workers, "submit", died)
+    monkeypatch.setattr(process.Helpers, "submit", died)
     monkeypatch.setattr(site, "_PARALLEL", 1)
     for p in (one, two):
         copy_seeds(p.seeds)
