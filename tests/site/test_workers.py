@@ -92,9 +92,8 @@ def refusing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def test_helpers_that_cannot_start_leave_the_build_on_one_core(
-    make_project: Callable[..., Project], refusing: None, caplog: pytest.LogCaptureFixture
-) -> None:
+def built_on_one_and_two(make_project: Callable[..., Project]) -> tuple[Project, Project]:
+    """The seed captures built and published with one worker and with two."""
     one, two = make_project(toml("build", workers=1)), make_project(toml("build", workers=2))
     for p in (one, two):
         copy_seeds(p.seeds)
@@ -104,6 +103,13 @@ def test_helpers_that_cannot_start_leave_the_build_on_one_core(
             app.publish()
         finally:
             app.close()
+    return one, two
+
+
+def test_helpers_that_cannot_start_leave_the_build_on_one_core(
+    make_project: Callable[..., Project], refusing: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    one, two = built_on_one_and_two(make_project)
     assert "this build reads and tags on one core" in caplog.text
     assert "this publish writes on one core" in caplog.text
     assert groups(two.public) == groups(one.public)
@@ -117,7 +123,6 @@ def test_a_batch_whose_helper_died_is_read_and_rendered_here(
 ) -> None:
     """A helper reads the entries of its batch itself; when it dies (killed, out of
     memory), the planning process reads them from the store and renders the batch."""
-    one, two = make_project(toml("build", workers=1)), make_project(toml("build", workers=2))
 
     def died(self: process.Helpers, *args: object) -> Future[workers.Done]:
         future: Future[workers.Done] = Future()
@@ -126,14 +131,7 @@ def test_a_batch_whose_helper_died_is_read_and_rendered_here(
 
     monkeypatch.setattr(process.Helpers, "submit", died)
     monkeypatch.setattr(site, "_PARALLEL", 1)
-    for p in (one, two):
-        copy_seeds(p.seeds)
-        app = make_digest(load(p.config))
-        try:
-            app.build()
-            app.publish()
-        finally:
-            app.close()
+    one, two = built_on_one_and_two(make_project)
     assert "a publishing worker failed; its files are written here instead" in caplog.text
     assert groups(two.public) == groups(one.public)
     assert len(list(two.public.rglob("entries/*.html"))) == len(one.entries()) > 0
