@@ -321,17 +321,9 @@ def _driver_insert(
     marks = ", ".join([mark] * len(columns))
     sql = f"INSERT INTO {quote(table.name)} ({listed}) VALUES ({marks})"  # noqa: S608 - our names
     typed = [(c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in columns]
-    converted = [(n, convert) for n, convert in typed if convert is not None]
-    if not converted:
-        return sql, lambda row: tuple([row[n] for n in names])
-
-    def row_values(row: Mapping[str, Any]) -> tuple[Any, ...]:
-        values = dict(row)
-        for name, convert in converted:
-            values[name] = convert(values[name])
-        return tuple([values[n] for n in names])
-
-    return sql, row_values
+    return sql, lambda row: tuple(
+        [row[n] if convert is None else convert(row[n]) for n, convert in typed]
+    )
 
 
 def insert(conn: Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
