@@ -63,10 +63,11 @@ _SURNAMES = frozenset(
 # Words that stand between a role and a name: honorifics and academic titles
 # (GS.TS, GS.TS., PGS.TS.BSCKII, TS.BSCK II, ThS.BS …).
 _HONORIFICS = frozenset({"ông", "bà", "đồng chí", "đ/c", "đại biểu", "ngài", "tân"})
+_HONORIFIC_STARTS = frozenset(h.split(" ")[0] for h in _HONORIFICS)
 _ACADEMIC = re.compile(
     r"(?:(?:GS|PGS|TS|ThS|BS|BSCK|BSCKI|BSCKII|CKI|CKII|DS|NGND|TTND|TTƯT|NGƯT|II|I)\.?)+\Z"
 )
-_ROLE = re.compile(r"(?<!\w)(bộ trưởng|thứ trưởng(?: thường trực)?)(?!\w)")
+_ROLES = ("bộ trưởng", "thứ trưởng", "thứ trưởng thường trực")  # found with _find_all
 _OURS = re.compile(r" bộ y tế(?!\w)(?: nước cộng hòa xã hội chủ nghĩa việt nam| việt nam)?")
 # Before a mention, these make it a reference to someone, not someone taking part.
 _REFERENCE_ONE = frozenset(
@@ -110,10 +111,14 @@ _CLAUSE_END = re.compile(r"[.;:!?…(\n]")
 _WINDOW = 240  # characters around a mention that its reading may look at
 _NEAR = 100  # characters beside a mention where the words that qualify it stand
 _CAPITAL_AFTER = re.compile(r"\s+(?!Việt Nam\b)[A-ZĐ]")
-_ROLE_AFTER_NAME = re.compile(
-    r"(?:,\s*|\s+-\s+|\s+(?:giữ chức|làm|được bổ nhiệm(?: làm| giữ chức)?)\s+)"
-    r"(bộ trưởng|thứ trưởng(?: thường trực)?) bộ y tế(?!\w)"
+# A role of our Ministry written after a name: "<Name>, Thứ trưởng Bộ Y tế", "<Name> giữ chức
+# Thứ trưởng Bộ Y tế". The role is found first and what joins it to the name is read back
+# from it: an expression that starts with those words tries every position of a text.
+_OUR_ROLE = re.compile(r"(bộ trưởng|thứ trưởng(?: thường trực)?)" + _OURS.pattern)
+_JOINS_NAME = re.compile(
+    r"(?:,\s*|\s+-\s+|\s+(?:giữ chức|làm|được bổ nhiệm(?: làm| giữ chức)?)\s+)\Z"
 )
+_JOIN_REACH = 40  # characters: the longest join, " được bổ nhiệm giữ chức ", and room
 _COMPOSITE = re.compile(r",\s*[A-ZĐ][^,.;:]{0,40}?\svà\s+[A-ZĐ]")
 _HYPHEN = re.compile(r"\s*-\s*")
 # "Việt Nam - Ba Lan", "Pháp – Việt": two countries side by side.
@@ -176,8 +181,9 @@ def _match_key(text: str) -> str:
 
 
 def _match_key_of_folded(folded: str) -> str:
-    # "Việt Nam-Pháp", "Pháp – Việt" and "Pháp - Việt" are one phrase.
-    return _HYPHEN.sub("-", folded)
+    # "Việt Nam-Pháp", "Pháp – Việt" and "Pháp - Việt" are one phrase. Most text has no
+    # hyphen, and the expression tries every position of it.
+    return _HYPHEN.sub("-", folded) if "-" in folded else folded
 
 
 def _role_of(folded_role: str) -> str:
@@ -222,6 +228,8 @@ class _Text:
             self.signals.add("country-pair")
         self.key = _match_key_of_folded(self.folded)
         self._before: dict[int, list[str]] = {}
+        self.names_at: set[int] = set()  # where the known names that stand alone start
+        self.cues: dict[int, list[str]] = {}  # see _cues
         self._words: set[str] | None = None
 
     @property
@@ -285,16 +293,21 @@ class _Text:
 
 
 def _cues(text: _Text, position: int) -> list[str]:
-    """The folded words before the mention at token `index`, in its clause, without what
-    may stand between a cue and the person: honorifics, academic titles, and a role of our
-    Ministry ("nguyên Bộ trưởng Bộ Y tế Nguyễn …", "do Thứ trưởng Đỗ Xuân Tuyên ký")."""
+    """The folded words before the mention at `position`, in its clause, without what may
+    stand between a cue and the person: honorifics, academic titles, and a role of our
+    Ministry ("nguyên Bộ trưởng Bộ Y tế Nguyễn …", "do Thứ trưởng Đỗ Xuân Tuyên ký"). Kept
+    on the text: a name is read for a reference and then for a signer."""
+    words = text.cues.get(position)
+    if words is not None:
+        return words
     words = text.before(position, 12)
     while words and (words[-1] in _HONORIFICS or _ACADEMIC.match(words[-1])):
         words.pop()
     joined = " ".join(words)
-    role = _ROLE_BEFORE.search(joined)
+    role = _ROLE_BEFORE.search(joined) if "trưởng" in joined else None
     if role is not None:
         words = joined[: role.start()].split()
+    text.cues[position] = words
     return words
 
 
@@ -349,8 +362,18 @@ class Classifier:
                 self._by_name[fold(name)] = official.slug
         for slug, (name, _) in self.discovered.items():
             self._by_name.setdefault(fold(name), slug)
-        self._names = _phrase_pattern(self._by_name)
-        self._name_words = [frozenset(_TERM.findall(_match_key(n))) for n in self._by_name]
+        # Match key (as text is searched) -> slug; each key with its words.
+        self._names = {_match_key(key): slug for key, slug in self._by_name.items()}
+        self._name_words = [(key, frozenset(_TERM.findall(key))) for key in self._names]
+        # Names that `_Text.name_after` reads from their first word as they are (not a title
+        # or an honorific, two words at least): right after a role, such a name is known.
+        self._plain_names = {
+            key
+            for key in self._names
+            if " " in key
+            and key.split(" ")[0] not in _HONORIFIC_STARTS
+            and not re.match(_ACADEMIC.pattern, key.split(" ")[0], re.IGNORECASE)
+        }
         self._ignored = {fold(n) for n in rules.not_officials}
         self._topics = [
             _TopicRules.of(i, topic.slug, [r for r in rules.rules if r.topic == topic.slug])
@@ -363,6 +386,7 @@ class Classifier:
             for phrase in topic.phrases:
                 key = max(sorted(phrase.words), key=len, default="")
                 self._phrases_by_word.setdefault(key, []).append(phrase)
+        self._phrase_words = frozenset(self._phrases_by_word)
 
     # -- officials ------------------------------------------------------------------------
 
@@ -384,18 +408,22 @@ class Classifier:
         found: set[str] = set()
         discovered: list[Discovered] = []
         for text in texts:
-            if self._names is not None and any(w <= text.words for w in self._name_words):
-                for m in self._names.finditer(text.folded):
-                    if not (
-                        _reference(text, m.start())
-                        or _signed(text, m.start(), m.end())
-                        or self._former_after(text, m.end())
-                    ):
-                        found.add(self._by_name[m.group(0)])
+            # A name whose words are not all in the text is not in it.
+            named = [key for key, words in self._name_words if words <= text.words]
+            for start, end in _find_all(named, text.folded):
+                key = text.folded[start:end]
+                if key in self._plain_names:
+                    text.names_at.add(start)
+                if not (
+                    _reference(text, start)
+                    or _signed(text, start, end)
+                    or self._former_after(text, end)
+                ):
+                    found.add(self._names[key])
             if "trưởng" not in text.folded:
                 continue  # no role, and no leader of ours written name first
-            for m in _ROLE.finditer(text.folded):
-                self._role(text, m, day, found, discovered)
+            for start, end in _find_all(_ROLES, text.folded):
+                self._role(text, start, end, day, found, discovered)
             discovered.extend(self._named_before_role(text))
         return found, discovered
 
@@ -407,14 +435,14 @@ class Classifier:
     def _role(
         self,
         text: _Text,
-        m: re.Match[str],
+        start: int,
+        end: int,
         day: date,
         found: set[str],
         discovered: list[Discovered],
     ) -> None:
-        role = _role_of(m.group(1))
-        start = m.start()
-        end = m.end()
+        """Read the role at text.folded[start:end]."""
+        role = _role_of(text.folded[start:end])
         ours = _OURS.match(text.folded, end)
         if ours:
             end = ours.end()
@@ -424,7 +452,6 @@ class Classifier:
             return  # or the generic "Bộ trưởng Y tế ASEAN": nobody of ours
         elif text.folded.startswith(" bộ ", end):
             return  # another ministry: "Thứ trưởng Bộ Công an"
-        reference = _reference(text, start)
         after = text.folded[end : end + 40].lstrip()
         if after.startswith(("- ", "của ", "và ")) or (
             ours and after.startswith(_NOT_OURS_AFTER) and not after.startswith("của ông")
@@ -435,6 +462,8 @@ class Classifier:
         if ours and self._composite_ministry(text, end):
             text.signals.add("foreign-leader")  # "Bộ Y tế, Lao động và Phúc lợi Nhật Bản"
             return
+        if end + 1 in text.names_at and text.text[end].isspace() and text.text[end + 1].isupper():
+            return  # a known name (counted by the name pass): what name_after would read
         named = text.name_after(end)
         if named is not None:
             words, name_end, key = named
@@ -443,12 +472,12 @@ class Classifier:
             if ours and person_name(words) and len(words) >= 3:
                 name = " ".join(words)
                 partial = text.cut and not text.folded[name_end:].strip()
-                if not (reference or partial or fold(name) in self._ignored):
+                if not (_reference(text, start) or partial or fold(name) in self._ignored):
                     discovered.append(Discovered(slugify(name), name, role))
             elif ours:
                 text.signals.add("foreign-leader")  # "Bộ Y tế Lào", "Bộ Y tế Cộng hòa Séc"
             return  # a person after the role: someone else, or someone new
-        if reference or _signed(text, start, end) or _described(text, start):
+        if _reference(text, start) or _signed(text, start, end) or _described(text, start):
             return
         if not (ours or role == "Thứ trưởng Thường trực") or self._named_before(text, start):
             return
@@ -497,13 +526,13 @@ class Classifier:
         found: list[Discovered] = []
         if " bộ y tế" not in text.folded:
             return found
-        for m in _ROLE_AFTER_NAME.finditer(text.folded):
-            after = _OURS.match(text.folded, m.end(1))
-            if after is None:
+        for role in _OUR_ROLE.finditer(text.folded):
+            m = _JOINS_NAME.search(text.folded, max(0, role.start() - _JOIN_REACH), role.start())
+            if m is None:
                 continue
-            if _CAPITAL_AFTER.match(text.text, after.end()):
+            if _CAPITAL_AFTER.match(text.text, role.end()):
                 continue  # "…, Bộ trưởng Bộ Y tế Lào"
-            if self._composite_ministry(text, after.end()):
+            if self._composite_ministry(text, role.end()):
                 continue
             tokens = text.tokens(max(0, m.start() - _WINDOW), m.start())
             named: list[_Token] = []
@@ -518,7 +547,7 @@ class Classifier:
             name = " ".join(words)
             if fold(name) in self._by_name or fold(name) in self._ignored:
                 continue
-            found.append(Discovered(slugify(name), name, _role_of(m.group(1))))
+            found.append(Discovered(slugify(name), name, _role_of(role.group(1))))
         return found
 
     # -- topics ---------------------------------------------------------------------------
@@ -533,8 +562,8 @@ class Classifier:
         named: dict[int, list[_Phrase]] = {}
         for phrase in self._phrases_by_word.get("", ()):  # phrases without words
             named.setdefault(phrase.topic, []).append(phrase)
-        for word in words:
-            for phrase in self._phrases_by_word.get(word, ()):
+        for word in words & self._phrase_words:  # a set operation: most words are in none
+            for phrase in self._phrases_by_word[word]:
                 if phrase.words <= words:
                     named.setdefault(phrase.topic, []).append(phrase)
         return named
@@ -612,6 +641,29 @@ def _within(key: str, text: str) -> bool:
             return True
         start = text.find(key, start + 1)
     return False
+
+
+def _find_all(keys: Sequence[str], text: str) -> list[tuple[int, int]]:
+    """Spans of `keys` in `text` between word boundaries, one after another: what `finditer`
+    of `_phrase_pattern(keys)` finds, with `str.find` (an expression of alternatives tries
+    every position of the text, and most texts hold a key or two)."""
+    hits = []
+    for key in keys:
+        start = text.find(key)
+        while start >= 0:
+            end = start + len(key)
+            if (start == 0 or not _is_word_char(text[start - 1])) and (
+                end == len(text) or not _is_word_char(text[end])
+            ):
+                hits.append((start, -end))  # at one place, the longest key: the first tried
+            start = text.find(key, start + 1)
+    found = []
+    reach = 0
+    for start, end in sorted(hits):
+        if start >= reach:  # the expression goes on from where its last match ended
+            found.append((start, -end))
+            reach = -end
+    return found
 
 
 def _is_word_char(char: str) -> bool:

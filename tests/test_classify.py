@@ -13,11 +13,18 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from support import DATA, Project, base_config
 
-from digest.classify import Classifier, _within, person_name
+from digest.classify import (
+    Classifier,
+    _find_all,
+    _match_key,
+    _phrase_pattern,
+    _within,
+    person_name,
+)
 from digest.config import Classification, Official, Tenure, default_taxonomy, load
 from digest.errors import ConfigError
 from digest.model import Entry
@@ -621,3 +628,22 @@ def test_phrase_found_where_the_bounded_expression_finds_it(key: str, text: str)
     bounded = re.compile(r"(?<!\w)" + re.escape(key) + r"(?!\w)")
     for haystack in (text, text + key, key + text, f"{text} {key}.{text}"):
         assert _within(key, haystack) == bool(bounded.search(haystack)), haystack
+
+
+@given(
+    keys=st.lists(st.text(_CHARS, min_size=1, max_size=4), min_size=1, max_size=4),
+    text=st.text(_CHARS, max_size=24),
+)
+@settings(max_examples=2000)
+def test_names_and_roles_found_where_the_expression_of_alternatives_finds_them(
+    keys: list[str], text: str
+) -> None:
+    """Names and roles are found with `str.find`, one after another: the spans `finditer`
+    of the expression of alternatives they replace gives, keys inside keys included."""
+    keys = sorted({k for k in map(_match_key, keys) if k})  # as the classifier keeps them
+    pattern = _phrase_pattern(keys)
+    assume(pattern is not None)
+    assert pattern is not None
+    planted = [f"{text}{keys[0]} {text}", f"{' '.join(keys)}.{text}", "".join(keys), text]
+    for haystack in planted:
+        assert _find_all(keys, haystack) == [m.span() for m in pattern.finditer(haystack)]
