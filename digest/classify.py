@@ -239,11 +239,22 @@ class _Text:
             self._words = set(_TERM.findall(self.key))
         return self._words
 
-    def tokens(self, start: int, end: int) -> list[_Token]:
-        """The words wholly inside text[start:end]."""
+    def tokens(self, start: int, end: int, last: int = 0) -> list[_Token]:
+        """The words wholly inside text[start:end]; with `last`, at least the last `last` of
+        them (all when there are fewer)."""
+        start = max(0, start)
+        if last:
+            # A word never holds a space: the words after the last-th space back are the
+            # same as when read from `start`.
+            at = end
+            for _ in range(last):
+                at = self.text.rfind(" ", start, at)
+                if at < 0:
+                    break
+            start = max(start, at)
         return [
             _Token(m.start(), m.end(), m.group(0), self.folded[m.start() : m.end()])
-            for m in _WORD.finditer(self.text, max(0, start), end)
+            for m in _WORD.finditer(self.text, start, end)
         ]
 
     def clause_start(self, position: int, reach: int = 0) -> int:
@@ -534,7 +545,7 @@ class Classifier:
                 continue  # "…, Bộ trưởng Bộ Y tế Lào"
             if self._composite_ministry(text, role.end()):
                 continue
-            tokens = text.tokens(max(0, m.start() - _WINDOW), m.start())
+            tokens = text.tokens(m.start() - _WINDOW, m.start(), last=4)
             named: list[_Token] = []
             while tokens and _is_name_word(tokens[-1].word) and len(named) < 4:
                 named.insert(0, tokens.pop())
