@@ -292,10 +292,10 @@ class _Transaction:
             .values({c.name: sa.bindparam(c.name) for c in entries.c if c.name != "id"})
         )
         rows = [{**_entry_row(e), "_id": e.id} for e in changed]
+        index_entries(self.c, new, [r["rev"] for r in fresh], fresh=True)
+        index_entries(self.c, changed, [r["rev"] for r in rows], fresh=False)  # rows as stored
         for chunk in chunks(rows):
             self.c.execute(stmt, list(chunk))
-        index_entries(self.c, new, [r["rev"] for r in fresh], fresh=True)
-        index_entries(self.c, changed, [r["rev"] for r in rows], fresh=False)
         index_search(self.c, new, fresh=True)
         index_search(self.c, changed, fresh=False)
 
@@ -315,9 +315,9 @@ class _Transaction:
             {"_id": e.id, "officials": list(e.officials), "topics": list(e.topics), "rev": rev}
             for e, rev in zip(tags, revs, strict=True)
         ]
+        index_entries(self.c, tags, revs, fresh=False)  # reads the rows as they are stored
         for chunk in chunks(rows):
             self.c.execute(stmt, list(chunk))
-        index_entries(self.c, tags, revs, fresh=False)
 
     def _state_row(self, state: SourceState) -> dict[str, Any]:
         return {

@@ -27,6 +27,7 @@ from .schema import (
     changes,
     chunks,
     dt,
+    entries,
     guarded,
     insert,
     insert_rows,
@@ -43,6 +44,11 @@ from .schema import (
 )
 from .types import Changes, NodeState
 
+_UNLIST = listing.delete().where(
+    listing.c.channel == sa.bindparam("c"),
+    listing.c.published == sa.bindparam("p"),
+    listing.c.id == sa.bindparam("i"),
+)
 _PRUNED_KEY = "changes_pruned"  # the log holds no change at or below this number
 _FORGOTTEN = 7 * 86400  # a node silent this long no longer holds the log back
 
@@ -51,22 +57,31 @@ def index_entries(
     conn: Connection, changed: Sequence[Entry], revs: Sequence[str], *, fresh: bool
 ) -> None:
     """Keep the listing, month counts, title index and dirty marks in step with `changed`
-    (just inserted when `fresh`, else updated in place), whose revs are `revs`."""
+    (just inserted when `fresh`, else about to be updated: their stored rows are read for
+    where they are listed now), whose revs are `revs`."""
     if not changed:
         return
     ids = [e.id for e in changed]
     delta: Counter[tuple[str, str]] = Counter()
     touched: dict[tuple[str, str], list[int]] = {}  # published instants changed, per month
     if not fresh:
+        # An entry is listed in the channels of its stored officials and topics: their keys
+        # come from its row, so the listing needs no index by entry to keep up (a third of
+        # writing it).
+        gone: list[dict[str, Any]] = []
         for chunk in chunks(ids):
-            old = sa.select(listing.c.channel, listing.c.month, listing.c.published).where(
-                listing.c.id.in_(chunk)
-            )
-            for r in conn.execute(old):
-                delta[(r.channel, r.month)] -= 1
-                touched.setdefault((r.channel, r.month), []).append(r.published)
-            conn.execute(listing.delete().where(listing.c.id.in_(chunk)))
+            stored = sa.select(
+                entries.c.id, entries.c.published, entries.c.officials, entries.c.topics
+            ).where(entries.c.id.in_(chunk))
+            for r in conn.execute(stored):
+                month = month_of(dt(r.published))
+                for channel in channels_of(r.officials, r.topics):
+                    delta[(channel, month)] -= 1
+                    touched.setdefault((channel, month), []).append(r.published)
+                    gone.append({"c": channel, "p": r.published, "i": r.id})
             conn.execute(mentions.delete().where(mentions.c.id.in_(chunk)))
+        if gone:
+            conn.execute(_UNLIST, gone)
     rows: list[dict[str, Any]] = []
     mentioned: set[tuple[str, str]] = set()
     for e, rev in zip(changed, revs, strict=True):

@@ -68,7 +68,6 @@ listing = sa.Table(
     sa.Column("month", sa.String(7), nullable=False),
     sa.Column("updated", sa.BigInteger, nullable=False),
     sa.Column("rev", sa.String(16), nullable=False),
-    sa.Index("listing_entry", "id"),
 )
 
 # Entries per channel and month, kept with the listing: archive navigation and counts
@@ -278,7 +277,7 @@ form_hits = sa.Table(
     sa.Column("count", sa.Integer, nullable=False),
 )
 
-SCHEMA_VERSION = "8"
+SCHEMA_VERSION = "9"
 OUTBOX_STATES = ("pending", "sending", "sent", "empty", "failed", "dead", "unknown")
 CHUNK = 500  # bound IN lists and executemany batches well below SQLite's variable limit
 
@@ -520,8 +519,8 @@ def _check_schema(engine: Engine, where: str) -> None:
         if version in ("2", "3", "4", "5", "6"):
             _migrate(conn, version)
             return
-        if version == "7":
-            _month_ranges(conn)
+        if version in ("7", "8"):
+            _lean_listing(conn)
             return
         if has_meta:
             raise StoreError(
@@ -538,7 +537,8 @@ def _migrate(conn: Connection, version: str) -> None:
     discovery evidence, which the next build's re-tagging fills in; schema 5 subscribers in
     the store (those before were config's), notices and the forms' rate limit; schema 6 the
     change log that several daemons publish from, and outbox owners; schema 7 search;
-    schema 8 reads a channel's month as a range of the listing's key (`_month_ranges`)."""
+    schema 8 reads a channel's month as a range of the listing's key, and schema 9 where
+    an entry is listed from its row (`_lean_listing`)."""
     # The upgrade reads entries and writes the indexes: the modules built on these tables.
     from .entries import entry_from_row, entry_rev
     from .index import index_entries
@@ -562,13 +562,16 @@ def _migrate(conn: Connection, version: str) -> None:
     if before_6:
         _changes_from_marks(conn)
     index_all(conn)
-    _month_ranges(conn)
+    _lean_listing(conn)
 
 
-def _month_ranges(conn: Connection) -> None:
-    """Schema 8: a month of one channel is a range of instants in the listing's own key, so
-    its index by month, a fourth of the listing's writing, goes."""
+def _lean_listing(conn: Connection) -> None:
+    """The listing's indexes besides its key go, each a part of its writing: schema 8 reads
+    a month of one channel as a range of instants in the key (no index by month); schema 9
+    finds the rows of an entry that changes from the channels and instant in its stored row
+    (no index by entry)."""
     conn.execute(sa.text("DROP INDEX IF EXISTS listing_month"))
+    conn.execute(sa.text("DROP INDEX IF EXISTS listing_entry"))
     conn.execute(meta.update().where(meta.c.key == "schema").values(value=SCHEMA_VERSION))
 
 

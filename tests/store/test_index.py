@@ -116,27 +116,37 @@ def test_count_before_counts_strictly_earlier_entries_of_the_month(store: Store)
     assert store.index.count_before("all", "2025-12", mid) == 1  # E1, of its own month only
 
 
-def test_a_schema_7_store_drops_its_month_index_and_reads_months_alike(path: Path | str) -> None:
-    """Schema 8 reads a month as a range of the listing's key: an upgraded store lists and
-    counts every channel's months as before, without the index by month."""
+@pytest.mark.parametrize("version", ["7", "8"])
+def test_an_older_store_drops_the_listings_other_indexes_and_reads_alike(
+    path: Path | str, version: str
+) -> None:
+    """Schema 8 reads a month as a range of the listing's key, schema 9 finds an entry's rows
+    from the channels and instant in its stored row: an upgraded store lists and counts
+    every channel's months as before, without the index by month or by entry, and an entry
+    that changes channels leaves them all."""
     store = open_store(path)
     write(store, [e for e, _ in WRITTEN])
     store.close()
     engine = sa.create_engine(path if isinstance(path, str) else f"sqlite:///{path}")
-    with engine.begin() as conn:  # as schema 7 was
-        conn.exec_driver_sql(
-            "CREATE INDEX listing_month ON listing (channel, month, published, id)"
-        )
-        conn.exec_driver_sql("UPDATE meta SET value = '7' WHERE key = 'schema'")
+    with engine.begin() as conn:  # as schema 7 or 8 was
+        if version == "7":
+            conn.exec_driver_sql(
+                "CREATE INDEX listing_month ON listing (channel, month, published, id)"
+            )
+        conn.exec_driver_sql("CREATE INDEX listing_entry ON listing (id)")
+        conn.exec_driver_sql(f"UPDATE meta SET value = '{version}' WHERE key = 'schema'")
     upgraded = open_store(path)
     try:
         with engine.connect() as conn:
-            assert "listing_month" not in {
-                i["name"] for i in sa.inspect(conn).get_indexes("listing")
-            }
-        assert upgraded.entries.meta("schema") == SCHEMA_VERSION == "8"
+            assert sa.inspect(conn).get_indexes("listing") == []
+        assert upgraded.entries.meta("schema") == SCHEMA_VERSION == "9"
         check_index(upgraded, WRITTEN)
         assert upgraded.index.count_before("all", "2026-01", E3.published) == 1
+        moved = replace(E2, officials=("c",), topics=("t2",))
+        with upgraded.entries.transaction() as tx:
+            tx.upsert_entries([], [moved])
+        check_index(upgraded, [(moved if e.id == E2.id else e, m) for e, m in WRITTEN])
+        assert "officials/c" in upgraded.index.channel_stats()
     finally:
         upgraded.close()
         engine.dispose()

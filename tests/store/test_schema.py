@@ -52,7 +52,7 @@ def test_a_schema_2_store_is_upgraded_in_place_and_publishes_nothing_new(
     with sqlite3.connect(seeded.store) as db:
         assert sorted(db.execute("select * from listing")) == listed
         assert sorted(db.execute("select * from months")) == counted
-        assert db.execute("select value from meta where key = 'schema'").fetchone() == ("8",)
+        assert db.execute("select value from meta where key = 'schema'").fetchone() == ("9",)
 
 
 NOW = datetime(2026, 1, 20, 8, 0, tzinfo=UTC)
@@ -97,7 +97,7 @@ def test_a_new_store_has_every_table_and_the_current_schema(tmp_path: Path) -> N
     path = tmp_path / "var" / "deep" / "digest.sqlite"  # the folders are made too
     open_store(path).close()
     tables, version = schema_of(path)
-    assert version == SCHEMA_VERSION == "8"
+    assert version == SCHEMA_VERSION == "9"
     assert tables == TABLES
 
 
@@ -135,7 +135,7 @@ def test_a_store_folder_that_cannot_be_made_is_named(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "shown"),
     [
-        ("update meta set value = '9' where key = 'schema'", "schema 9"),
+        ("update meta set value = '10' where key = 'schema'", "schema 10"),
         ("delete from meta where key = 'schema'", "schema unknown"),
     ],
 )
@@ -151,7 +151,7 @@ def test_a_store_of_another_schema_is_refused_untouched(
     with pytest.raises(StoreError) as caught:
         open_store(path)
     message = str(caught.value)
-    assert message.startswith(f"{path}: the store has {shown}, this version needs 8")
+    assert message.startswith(f"{path}: the store has {shown}, this version needs 9")
     assert "move the file away" in message and "digest build" in message
     assert schema_of(path) == before
     assert rows(path, "select count(*) from outbox") == [(1,)]
@@ -167,7 +167,7 @@ def test_a_schema_3_store_gets_the_discovery_evidence_table(tmp_path: Path) -> N
     store = open_store(path)
     try:
         tables, version = schema_of(path)
-        assert version == "8"
+        assert version == "9"
         assert tables == TABLES
         assert rows(path, "select * from listing") == listed
         assert rows(path, "select id, rev from entries") == stored
@@ -178,7 +178,7 @@ def test_a_schema_3_store_gets_the_discovery_evidence_table(tmp_path: Path) -> N
     finally:
         store.close()
     open_store(path).close()  # already upgraded: opens as it is
-    assert schema_of(path)[1] == "8"
+    assert schema_of(path)[1] == "9"
 
 
 def test_a_schema_7_store_drops_its_month_index_and_lists_each_month_alike(
@@ -194,7 +194,7 @@ def test_a_schema_7_store_drops_its_month_index_and_lists_each_month_alike(
     )
     store = open_store(path)
     try:
-        assert schema_of(path)[1] == "8"
+        assert schema_of(path)[1] == "9"
         assert rows(path, "select name from sqlite_master where name = 'listing_month'") == []
         months = rows(path, "select channel, month from months")
         assert len({m for _, m in months}) > 1
@@ -383,7 +383,7 @@ def test_a_schema_4_store_gets_its_subscribers_into_the_store(tmp_path: Path) ->
     store = open_store(path)
     try:
         tables, version = schema_of(path)
-        assert version == SCHEMA_VERSION == "8"
+        assert version == SCHEMA_VERSION == "9"
         assert tables == TABLES
         found = store.subscribers.all()
         assert [
@@ -416,7 +416,7 @@ def test_a_schema_4_store_gets_its_subscribers_into_the_store(tmp_path: Path) ->
         store.close()
     upgraded = rows(path, "select * from subscribers")
     open_store(path).close()  # already upgraded: opens as it is
-    assert schema_of(path) == (TABLES, "8")
+    assert schema_of(path) == (TABLES, "9")
     assert rows(path, "select * from subscribers") == upgraded
 
 
@@ -440,7 +440,7 @@ def test_a_schema_4_upgrade_that_fails_leaves_the_store_as_it_was(tmp_path: Path
         ]
     finally:
         store.close()
-    assert schema_of(path) == (TABLES, "8")
+    assert schema_of(path) == (TABLES, "9")
 
 
 def schema_5_store(path: Path) -> None:
