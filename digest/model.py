@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -177,6 +178,9 @@ class Found:
     more: bool = False
 
 
+# A publish shows each instant on many pages and feeds (its entry's page, each archive and
+# channel page that lists it, related lists): the text of recent instants is kept.
+@functools.lru_cache(maxsize=16384)
 def vietnam_time(moment: datetime) -> str:
     local = moment.astimezone(VIETNAM)
     return f"{WEEKDAYS[local.weekday()]}, {local:%d/%m/%Y %H:%M}"
@@ -206,5 +210,6 @@ def utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+@functools.lru_cache(maxsize=16384)
 def rfc3339(moment: datetime) -> str:
     return utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
