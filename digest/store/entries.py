@@ -32,6 +32,7 @@ from .schema import (
     meta,
     problems,
     provenance,
+    rows_with,
     sources,
     ts,
 )
@@ -72,20 +73,26 @@ def _entry_row(entry: Entry) -> dict[str, Any]:
     }
 
 
-def entry_from_row(row: sa.Row[Any], locations: Sequence[Location] = ()) -> Entry:
+def entry_from_row(row: Sequence[Any], locations: Sequence[Location] = ()) -> Entry:
+    """The entry of a row of `entries`, its columns in the table's order (`sa.select(entries)`
+    or `rows_with`)."""
+    (
+        eid, title, from_article, published, summary, truncated, content, related, officials,
+        topics, seen_at, changed_at, _rev,
+    ) = row  # fmt: skip
     return Entry(
-        id=row.id,
-        title=row.title,
-        title_from_article=bool(row.title_from_article),
-        published=dt(row.published),
-        summary=row.summary,
-        summary_truncated=bool(row.summary_truncated),
-        content=tuple(row.content) if row.content is not None else None,
-        related=tuple(row.related),
-        officials=tuple(row.officials),
-        topics=tuple(row.topics),
-        seen_at=dt(row.seen_at),
-        changed_at=dt(row.changed_at) if row.changed_at is not None else None,
+        id=eid,
+        title=title,
+        title_from_article=bool(from_article),
+        published=dt(published),
+        summary=summary,
+        summary_truncated=bool(truncated),
+        content=tuple(content) if content is not None else None,
+        related=tuple(related),
+        officials=tuple(officials),
+        topics=tuple(topics),
+        seen_at=dt(seen_at),
+        changed_at=dt(changed_at) if changed_at is not None else None,
         sources=tuple(locations),
     )
 
@@ -225,12 +232,10 @@ def _entry_pages(conn: Connection, size: int) -> Iterator[list[Entry]]:
 def _load_entries(
     conn: Connection, ids: Sequence[str] | None, *, with_sources: bool
 ) -> list[Entry]:
-    rows: list[sa.Row[Any]] = []
     if ids is None:
-        rows = list(conn.execute(sa.select(entries)))
+        rows: Sequence[Sequence[Any]] = list(conn.execute(sa.select(entries)))
     else:
-        for chunk in chunks(list(ids)):
-            rows.extend(conn.execute(sa.select(entries).where(entries.c.id.in_(chunk))))
+        rows = list(rows_with(conn, entries.c.id, list(ids)))
     located: dict[str, list[Location]] = {}
     if with_sources:
         query = sa.select(provenance).order_by(provenance.c.source, provenance.c.line)
@@ -242,7 +247,7 @@ def _load_entries(
                 prov.extend(conn.execute(query.where(provenance.c.entry_id.in_(chunk))))
         for p in prov:
             located.setdefault(p.entry_id, []).append(Location(p.source, p.line))
-    return [entry_from_row(row, located.get(row.id, ())) for row in rows]
+    return [entry_from_row(row, located.get(row[0], ())) for row in rows]
 
 
 @guarded

@@ -16,7 +16,7 @@ from support import stored_entry
 
 from digest.model import Entry, Location, Problem
 from digest.store import SourceState, Store, open_store
-from digest.store.schema import entries, insert_rows
+from digest.store.schema import entries, insert_rows, rows_with
 
 pytestmark = pytest.mark.both_engines  # every test on SQLite and PostgreSQL
 
@@ -308,11 +308,12 @@ def test_entries_are_stored_as_plain_rows(store: Store, path: Path) -> None:
 
 
 @pytest.mark.parametrize("content", [None, ('Đoạn một có "ngoặc kép" và \\', "Đoạn hai")])
-def test_rows_inserted_through_the_driver_are_stored_as_sqlalchemy_stores_them(
+def test_rows_through_the_driver_are_stored_and_read_as_sqlalchemy_does(
     store: Store, content: tuple[str, ...] | None
 ) -> None:
-    """insert_rows skips SQLAlchemy's executemany: lists, None and booleans must still reach
-    the database exactly as SQLAlchemy's own insert puts them there, on both engines."""
+    """insert_rows and rows_with skip SQLAlchemy: lists, None and booleans must still reach
+    the database exactly as SQLAlchemy's own insert puts them there, and come back as its
+    select reads them, on both engines."""
     row = {
         "title": "Bộ trưởng Đào Hồng Lan làm việc",
         "title_from_article": True,
@@ -340,3 +341,7 @@ def test_rows_inserted_through_the_driver_are_stored_as_sqlalchemy_stores_them(
     assert stored["by-driver"] == stored["by-sqlalchemy"]
     assert read["by-driver"] == read["by-sqlalchemy"]
     assert read["by-driver"][5] == (list(content) if content else content)
+    with engine.connect() as conn:  # and read back through the driver as SQLAlchemy reads
+        by_driver = {r[0]: r[1:] for r in rows_with(conn, entries.c.id, ["by-driver", "none"])}
+    assert by_driver == {"by-driver": read["by-driver"]}
+    assert [type(v) for v in by_driver["by-driver"]] == [type(v) for v in read["by-driver"]]
