@@ -380,10 +380,10 @@ class Classifier:
         # or an honorific, two words at least): right after a role, such a name is known.
         self._plain_names = {
             key
-            for key in self._names
-            if " " in key
-            and key.split(" ")[0] not in _HONORIFIC_STARTS
-            and not re.match(_ACADEMIC.pattern, key.split(" ")[0], re.IGNORECASE)
+            for key, first in ((k, k.split(" ")[0]) for k in self._names)
+            if key != first
+            and first not in _HONORIFIC_STARTS
+            and not re.match(_ACADEMIC.pattern, first, re.IGNORECASE)
         }
         self._ignored = {fold(n) for n in rules.not_officials}
         self._topics = [
@@ -645,10 +645,7 @@ def _within(key: str, text: str) -> bool:
     `str.find`: several times faster than a regular expression of alternatives."""
     start = text.find(key)
     while start >= 0:
-        end = start + len(key)
-        if (start == 0 or not _is_word_char(text[start - 1])) and (
-            end == len(text) or not _is_word_char(text[end])
-        ):
+        if _bounded(text, start, start + len(key)):
             return True
         start = text.find(key, start + 1)
     return False
@@ -663,9 +660,7 @@ def _find_all(keys: Sequence[str], text: str) -> list[tuple[int, int]]:
         start = text.find(key)
         while start >= 0:
             end = start + len(key)
-            if (start == 0 or not _is_word_char(text[start - 1])) and (
-                end == len(text) or not _is_word_char(text[end])
-            ):
+            if _bounded(text, start, end):
                 hits.append((start, -end))  # at one place, the longest key: the first tried
             start = text.find(key, start + 1)
     found = []
@@ -675,6 +670,13 @@ def _find_all(keys: Sequence[str], text: str) -> list[tuple[int, int]]:
             found.append((start, -end))
             reach = -end
     return found
+
+
+def _bounded(text: str, start: int, end: int) -> bool:
+    r"""Does text[start:end] stand between word boundaries, as (?<!\w) and (?!\w) see them?"""
+    return (start == 0 or not _is_word_char(text[start - 1])) and (
+        end == len(text) or not _is_word_char(text[end])
+    )
 
 
 def _is_word_char(char: str) -> bool:

@@ -316,9 +316,8 @@ def _driver_insert(
     values for it."""
     columns = [table.c[n] for n in names]  # only the table's own columns reach the SQL
     quote = dialect.identifier_preparer.quote
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"  # sqlite3; psycopg's format
     listed = ", ".join(quote(c.name) for c in columns)
-    marks = ", ".join([mark] * len(columns))
+    marks = ", ".join([_mark(dialect)] * len(columns))
     sql = f"INSERT INTO {quote(table.name)} ({listed}) VALUES ({marks})"  # noqa: S608 - our names
     typed = [(c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in columns]
     if len(names) > 1 and all(convert is None for _, convert in typed):
@@ -352,7 +351,7 @@ def _driver_select(
     quote = dialect.identifier_preparer.quote
     listed = ", ".join(quote(c.name) for c in table.c)
     select = f"SELECT {listed} FROM {quote(table.name)} WHERE {quote(name)} IN"  # noqa: S608 - our names
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"  # sqlite3; psycopg's format
+    mark = _mark(dialect)
     typed = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in table.c]
     if all(convert is None for convert in typed):  # psycopg decodes JSON itself
         return select, mark, tuple
@@ -366,6 +365,11 @@ def _driver_select(
             ]
         ),
     )
+
+
+def _mark(dialect: sa.Dialect) -> str:
+    """The driver's own parameter mark: sqlite3's qmark, psycopg's format."""
+    return "?" if dialect.paramstyle == "qmark" else "%s"
 
 
 def insert(conn: Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
