@@ -36,6 +36,7 @@ import itertools
 import json
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
@@ -390,13 +391,15 @@ class Classifier:
             _TopicRules.of(i, topic.slug, [r for r in rules.rules if r.topic == topic.slug])
             for i, topic in enumerate(rules.topics)
         ]
-        # Each topic's phrases under one of their words, the longest (the rarest, most often):
-        # an entry's words find the few phrases that may be in it.
+        # Each topic's phrases under one of their words: an entry's words find the few phrases
+        # that may be in it. The word that fewest phrases hold, then the longest, is likely
+        # the rarest in text too ("bệnh" and "y tế" are in many phrases and most entries).
+        phrases = [phrase for topic in self._topics for phrase in topic.phrases]
+        holding = Counter(word for phrase in phrases for word in phrase.words)
         self._phrases_by_word: dict[str, list[_Phrase]] = {}
-        for topic in self._topics:
-            for phrase in topic.phrases:
-                key = max(sorted(phrase.words), key=len, default="")
-                self._phrases_by_word.setdefault(key, []).append(phrase)
+        for phrase in phrases:
+            key = min(sorted(phrase.words), key=lambda w: (holding[w], -len(w)), default="")
+            self._phrases_by_word.setdefault(key, []).append(phrase)
         self._phrase_words = frozenset(self._phrases_by_word)
 
     # -- officials ------------------------------------------------------------------------
