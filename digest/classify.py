@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 
 from .config import Classification, Official, Rule
-from .model import VIETNAM, Entry
+from .model import VIETNAM, Entry, pickled_as_fields
 from .text import clean, fold, fold_aligned, slugify
 
 TITLE_WEIGHT, SUMMARY_WEIGHT, TOPIC_THRESHOLD = 3, 2, 3
@@ -136,6 +136,7 @@ _SYLLABLE = re.compile(
 _TONE_MARKS = dict.fromkeys(map(ord, "\u0300\u0301\u0303\u0309\u0323"))
 
 
+@pickled_as_fields
 @dataclass(frozen=True, slots=True)
 class Discovered:
     slug: str
@@ -143,6 +144,7 @@ class Discovered:
     role: str
 
 
+@pickled_as_fields
 @dataclass(frozen=True, slots=True)
 class Tags:
     officials: tuple[str, ...]
