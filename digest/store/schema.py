@@ -336,7 +336,8 @@ def rows_with(
     table's order, each value as SQLAlchemy would read it (JSON decoded, booleans), straight
     from the driver. A publish reads every entry it renders: SQLAlchemy's compiling of each
     IN list and processing of each row cost twice what the database and JSON do."""
-    select, mark, convert = _driver_select(conn.dialect, column.table, column.name)
+    select, convert = _driver_select(conn.dialect, column.table, column.name)
+    mark = _mark(conn.dialect)
     for chunk in chunks(values):
         found = conn.exec_driver_sql(f"{select} ({', '.join([mark] * len(chunk))})", tuple(chunk))
         yield from map(convert, found)
@@ -345,19 +346,17 @@ def rows_with(
 @functools.cache
 def _driver_select(
     dialect: sa.Dialect, table: sa.Table, name: str
-) -> tuple[str, str, Callable[[Sequence[Any]], tuple[Any, ...]]]:
-    """`rows_with`'s SELECT up to its IN list, the driver's parameter mark, and what makes a
-    row's values as SQLAlchemy reads them."""
+) -> tuple[str, Callable[[Sequence[Any]], tuple[Any, ...]]]:
+    """`rows_with`'s SELECT up to its IN list, and what makes a row's values as SQLAlchemy
+    reads them."""
     quote = dialect.identifier_preparer.quote
     listed = ", ".join(quote(c.name) for c in table.c)
     select = f"SELECT {listed} FROM {quote(table.name)} WHERE {quote(name)} IN"  # noqa: S608 - our names
-    mark = _mark(dialect)
     typed = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in table.c]
     if all(convert is None for convert in typed):  # psycopg decodes JSON itself
-        return select, mark, tuple
+        return select, tuple
     return (
         select,
-        mark,
         lambda row: tuple(
             [
                 value if convert is None else convert(value)
