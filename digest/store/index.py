@@ -49,6 +49,14 @@ _UNLIST = listing.delete().where(
     listing.c.published == sa.bindparam("p"),
     listing.c.id == sa.bindparam("i"),
 )
+_UNTITLE = titles.delete().where(
+    titles.c.key == sa.bindparam("k"),
+    titles.c.published == sa.bindparam("p"),
+    titles.c.id == sa.bindparam("i"),
+)
+_UNMENTION = mentions.delete().where(
+    mentions.c.key == sa.bindparam("k"), mentions.c.id == sa.bindparam("i")
+)
 _PRUNED_KEY = "changes_pruned"  # the log holds no change at or below this number
 _FORGOTTEN = 7 * 86400  # a node silent this long no longer holds the log back
 
@@ -64,14 +72,21 @@ def index_entries(
     ids = [e.id for e in changed]
     delta: Counter[tuple[str, str]] = Counter()
     touched: dict[tuple[str, str], list[int]] = {}  # published instants changed, per month
+    old_titles: list[dict[str, Any]] = []
     if not fresh:
-        # An entry is listed in the channels of its stored officials and topics: their keys
-        # come from its row, so the listing needs no index by entry to keep up (a third of
-        # writing it).
+        # An entry's rows in the listing, titles and mentions are keyed by what its stored
+        # row holds (channels, folded title, related titles), so they are found by their
+        # primary keys: no index by entry to keep up (a third of writing each), and no scan.
         gone: list[dict[str, Any]] = []
+        old_mentions: list[dict[str, Any]] = []
         for chunk in chunks(ids):
             stored = sa.select(
-                entries.c.id, entries.c.published, entries.c.officials, entries.c.topics
+                entries.c.id,
+                entries.c.published,
+                entries.c.officials,
+                entries.c.topics,
+                entries.c.title,
+                entries.c.related,
             ).where(entries.c.id.in_(chunk))
             for r in conn.execute(stored):
                 month = month_of(dt(r.published))
@@ -79,9 +94,15 @@ def index_entries(
                     delta[(channel, month)] -= 1
                     touched.setdefault((channel, month), []).append(r.published)
                     gone.append({"c": channel, "p": r.published, "i": r.id})
-            conn.execute(mentions.delete().where(mentions.c.id.in_(chunk)))
-        if gone:
-            conn.execute(_UNLIST, gone)
+                old_titles.append({"k": fold(r.title), "p": r.published, "i": r.id})
+                old_mentions.extend({"k": k, "i": r.id} for k in {fold(t) for t in r.related})
+        for statement, stale in (
+            (_UNLIST, gone),
+            (_UNTITLE, old_titles),
+            (_UNMENTION, old_mentions),
+        ):
+            if stale:
+                conn.execute(statement, stale)
     rows: list[dict[str, Any]] = []
     mentioned: set[tuple[str, str]] = set()
     for e, rev in zip(changed, revs, strict=True):
@@ -107,12 +128,7 @@ def index_entries(
     keys = {fold(e.title) for e in changed}
     relinked = set(keys)  # titles whose newest entry may now be another
     if not fresh:
-        old_keys: set[str] = set()
-        for chunk in chunks(ids):
-            old = sa.select(titles.c.key).where(titles.c.id.in_(chunk))
-            old_keys.update(conn.execute(old).scalars())
-            conn.execute(titles.delete().where(titles.c.id.in_(chunk)))
-        relinked = keys ^ old_keys  # a title that changed: both the old and the new
+        relinked = keys ^ {r["k"] for r in old_titles}  # a changed title: the old and the new
     # Every entry has its row: of two with one title, the newest is found at read time.
     insert_rows(
         conn,
@@ -314,12 +330,13 @@ class SqlIndex:
                 found.update((r.path, r.signature) for r in conn.execute(query))
         return found
 
-    def published_paths(self, prefix: str = "") -> list[str]:
-        """Every published path (starting with `prefix`), in order."""
+    def published_paths(self, prefix: str = "", *, limit: int | None = None) -> list[str]:
+        """Every published path (starting with `prefix`), in order; the first `limit`."""
         query = (
             sa.select(published.c.path)
             .where(published.c.node == self.node)
             .order_by(published.c.path)
+            .limit(limit)
         )
         if prefix:
             # A range on the primary key: the paths under one folder without a scan.

@@ -261,6 +261,26 @@ def test_a_new_entry_marks_the_pages_that_name_it_as_related(store: Store) -> No
     assert sorted(ids) == sorted([linking.id, target.id])
 
 
+def test_an_updated_entry_leaves_nothing_of_its_old_title_and_related_titles(
+    store: Store,
+) -> None:
+    before = make_entry(
+        "Tin cũ", datetime(2026, 1, 5, 1, 0, tzinfo=UTC), related=("Khánh thành bệnh viện",)
+    )
+    write(store, [before])
+    after = replace(before, title="Tin mới", related=("Hội nghị y tế",))
+    write(store, [], [after])
+    index = store.index
+    assert index.entries_titled([fold("Tin cũ"), fold("Tin mới")]) == {fold("Tin mới"): after.id}
+    finish(store, "s")
+    # Only the related title it names now marks it when an entry of that title comes.
+    write(store, [make_entry("Khánh thành bệnh viện", datetime(2026, 1, 8, tzinfo=UTC))])
+    assert after.id not in pending(store)[1]
+    finish(store, "s")
+    write(store, [make_entry("Hội nghị y tế", datetime(2026, 1, 9, tzinfo=UTC))])
+    assert after.id in pending(store)[1]
+
+
 def test_entries_titled_finds_the_newest_entry_of_each_title(store: Store) -> None:
     title = "Giao ban công tác y tế"
     old = make_entry(title, datetime(2025, 11, 3, 2, 0, tzinfo=UTC))
