@@ -436,18 +436,29 @@ class _ChannelPlan:
         units = self.units
         if self.scope.everything:
             return set(range(len(units)))
-        had = set(self.index.published_paths(f"feeds/archive/{self.key}/"))
-        had |= set(self.index.published_paths(f"archive/{self.key}/"))
-        produced = {p for u in units for p in self.unit_paths(u)}
+        marks = self.scope.months[self.key]
+        # The last publish wrote every archive it planned, so only the marked months can have
+        # parts that appear or go: their files are compared, not the channel's thousands.
+        # Archives that appear or go as a whole (the channel crosses a feed's size) are the
+        # exception: then all its files are.
+        roots = (f"feeds/archive/{self.key}/", f"archive/{self.key}/")
+        if units and self.index.published_paths(roots[1], limit=1):
+            looked = set(marks)
+            prefixes = [root + month for month in sorted(looked) for root in roots]
+        else:
+            looked = {u.month for u in units}
+            prefixes = list(roots)
+        had = {path for prefix in prefixes for path in self.index.published_paths(prefix)}
+        compared = [u for u in units if u.month in looked]
+        produced = {p for u in compared for p in self.unit_paths(u)}
         gone = sorted(had - produced)
         self.planner.removed.extend(gone)
         by_month: dict[str, list[int]] = {}
         for i, u in enumerate(units):
             by_month.setdefault(u.month, []).append(i)
-        unpublished = {u for u in units if not set(self.unit_paths(u)) <= had}
+        unpublished = {u for u in compared if not set(self.unit_paths(u)) <= had}
         # A month that gained or lost a part: every part's page lists the parts.
         whole = {u.month for u in unpublished} | {unit_month(p) for p in gone}
-        marks = self.scope.months[self.key]
         chosen: set[int] = set()
         for month in set(marks) | whole:
             block = by_month.get(month, [])

@@ -204,6 +204,12 @@ def test_publishing_only_what_changed_gives_the_files_a_full_publish_gives(
     p.digest("build")
     visit = "Thứ trưởng Bộ Y tế Lê Đức Luận thăm Bệnh viện E"
     new_name = "Thứ trưởng Bộ Y tế Phạm Văn Mới thăm trạm y tế xã {}"
+    led = "Thứ trưởng Bộ Y tế Phạm Văn Mới dẫn đầu đoàn"
+    inspections = [
+        (f"Đoàn kiểm tra trạm y tế xã {i}", f"0{i}/10/2026 01:00", led) for i in (1, 2, 3, 4)
+    ]
+    second_part = p.public / "feeds/archive/officials/pham-van-moi/2026-10-2.atom"
+    had_second_part = []
     steps = [
         # a new month for `all` and an official, after the newest entry
         ("a.txt", _capture((visit, "07/12/2026 02:00", "Sáng nay"))),
@@ -222,6 +228,10 @@ def test_publishing_only_what_changed_gives_the_files_a_full_publish_gives(
         ("e.txt", _capture(("Thứ trưởng Đỗ Xuân Tuyên đến Cà Mau", "15/06/2023 02:00", "Sáng"))),
         # into the oldest part of a month in parts: every later part of it moves
         ("f.txt", _capture(("Thứ trưởng Bộ Y tế Lê Đức Luận họp giao ban", _amid(p), "Sáng nay"))),
+        # four entries naming the new official in their teasers: a month of two parts for them
+        ("g.txt", _capture(*inspections)),
+        # the article behind one of them does not name them: that month is one part again
+        ("h.txt", "Đoàn kiểm tra trạm y tế xã 1\n01/10/2026 | 08:00 AM\nĐoàn của Bộ đến xã.\n"),
     ]
     for i, (name, text) in enumerate(steps):
         p.write_seed(name, text)
@@ -238,8 +248,10 @@ def test_publishing_only_what_changed_gives_the_files_a_full_publish_gives(
         full = {k: v[1] for k, v in snapshot(reference.public).items()}
         assert sorted(ours) == sorted(full), i
         assert [k for k in ours if ours[k] != full[k]] == [], i
+        had_second_part.append(second_part.is_file())
     assert (p.public / "feeds/officials/pham-van-moi.atom").is_file()
     assert list((p.public / "feeds/archive/officials/pham-van-moi").glob("*.atom"))
+    assert had_second_part[-2:] == [True, False]
 
 
 def test_temporaries_a_killed_writer_left_are_removed_by_the_next_publish(site: Project) -> None:
