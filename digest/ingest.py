@@ -173,7 +173,11 @@ class Ingest:
         build's transaction, knows them)."""
         evidence = self.config.classification.discover_after
         source = tx if tx is not None else self.store
-        return Classifier(self.config.classification, source.active_discovered(evidence))
+        discovered = source.active_discovered(evidence)
+        known: _Helpers | None = getattr(self, "helpers", None)  # None while being made
+        if known is not None and known.classifier.discovered == discovered:
+            return known.classifier  # compiling the rules again costs more than a small build
+        return Classifier(self.config.classification, discovered)
 
     def _plan(self, only: Collection[str] | None) -> _Plan:
         folder = self.config.paths.seeds
