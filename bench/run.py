@@ -244,13 +244,16 @@ class Daemon:
         self.process.wait(timeout=120)
 
 
-def bench_incremental(root: Path, daemon: Daemon) -> dict[str, Any]:
+def bench_incremental(root: Path, daemon: Daemon, edited: dict[Path, bytes]) -> dict[str, Any]:
+    """One change at a time through the daemon; the captures it edits are kept in `edited`
+    as they were, to be put back (each run then starts from the generated corpus)."""
     seeds = sorted((root / "seeds").iterdir())
     latencies = []
     for i in range(CHANGES):
         before = len(daemon.builds())
         if i % 2 == 0:  # change one existing capture: a longer teaser for its first item
             path = seeds[(i * 7919) % len(seeds)]
+            edited.setdefault(path, path.read_bytes())
             text = path.read_text(encoding="utf-8")
             text = text.replace("...\n", f" (cập nhật {i})...\n", 1)
         else:  # add one new capture of the newest items
@@ -696,13 +699,16 @@ def bench_size(size: int) -> dict[str, Any]:
     print(f"[{size} files] incremental and HTTP through the daemon …", flush=True)
     os.sync()  # the build's files on disk first: the daemon's changes are timed alone
     daemon = Daemon(root, port)
+    edited: dict[Path, bytes] = {}
     try:
-        result |= bench_incremental(root, daemon)
+        result |= bench_incremental(root, daemon, edited)
         result |= bench_http(root, port)
         print(f"[{size} files] search …", flush=True)
         result |= bench_search(root / "var" / "digest.sqlite", port)
     finally:
         daemon.stop()
+        for path, data in edited.items():
+            path.write_bytes(data)
     print(f"[{size} files] digests …", flush=True)
     result |= bench_digests(root, port)
     print(json.dumps(result), flush=True)
