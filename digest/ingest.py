@@ -168,15 +168,17 @@ class Ingest:
         """Tag with `classifier` from now on (on every core for large batches)."""
         self.helpers = _Helpers(classifier, self.shared)
 
-    def _classifier(self, tx: IngestTransaction | None = None) -> Classifier:
+    def _classifier(
+        self, tx: IngestTransaction | None = None, known: Classifier | None = None
+    ) -> Classifier:
         """The registry, with the leaders enough captures have named (as the store, or this
-        build's transaction, knows them)."""
+        build's transaction, knows them): `known` when it has the same ones (compiling the
+        rules again costs more than a small build)."""
         evidence = self.config.classification.discover_after
         source = tx if tx is not None else self.store
         discovered = source.active_discovered(evidence)
-        known: _Helpers | None = getattr(self, "helpers", None)  # None while being made
-        if known is not None and known.classifier.discovered == discovered:
-            return known.classifier  # compiling the rules again costs more than a small build
+        if known is not None and known.discovered == discovered:
+            return known
         return Classifier(self.config.classification, discovered)
 
     def _plan(self, only: Collection[str] | None) -> _Plan:
@@ -219,7 +221,7 @@ class Ingest:
         goes wrong with one file or one article is that file's problem, and the rest goes on."""
         started = time.perf_counter()
         plan = self._plan(only if only is None or len(only) <= _HINT_LIMIT else None)
-        self._use(self._classifier())
+        self._use(self._classifier(known=self.classifier))
         return self._build(plan, now, progress, started)
 
     def _build(self, plan: _Plan, now: datetime, progress: Progress, started: float) -> BuildReport:
@@ -270,7 +272,7 @@ class Ingest:
             # Enough captures now name a new leader (or no longer do): every entry is tagged
             # again with the registry they make, so the leader is found in every form.
             for _ in range(3):
-                classifier = self._classifier(tx)
+                classifier = self._classifier(tx, self.classifier)
                 if classifier.fingerprint == self.classifier.fingerprint:
                     break
                 self._use(classifier)

@@ -110,6 +110,30 @@ def test_new_file_is_merged_and_changed_file_reparsed(seeded: Project, app: Dige
     assert by_id(app)[eid].summary == entry.summary
 
 
+def test_a_build_keeps_its_tagger_until_the_discovered_leaders_change(
+    seeded: Project, app: Digest
+) -> None:
+    app.build()
+    tagger = app.ingest.classifier
+    seeded.write_seed("005_new.txt", NEW_FILE)  # a known leader: nothing to discover
+    app.build()
+    assert app.ingest.classifier is tagger
+    # Two entries name a leader the registry does not know (discover_after = 2).
+    seeded.write_seed(
+        "006_new.txt",
+        "HOẠT ĐỘNG CỦA LÃNH ĐẠO BỘ\n"
+        + "".join(
+            f"Thứ trưởng Bộ Y tế Phạm Văn Mới thăm trạm y tế xã {i}\n"
+            f"Thứ Hai, ngày 1{i}/11/2026 02:00Sáng nay...\n"
+            for i in (6, 7)
+        ),
+    )
+    report = app.build()
+    assert app.ingest.classifier is not tagger
+    assert "pham-van-moi" in app.ingest.classifier.discovered
+    assert report.entries_new == 2
+
+
 def test_deleted_file_leaves_entries_published(seeded: Project, app: Digest) -> None:
     app.build()
     ids = set(by_id(app))
